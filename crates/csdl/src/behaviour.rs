@@ -1,0 +1,163 @@
+//! `schema/behaviour.json`: what the server does that CSDL cannot say (computed
+//! properties, id formats, priorities, action semantics). Data, not code per type.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::CsdlError;
+
+/// Per-type facts (see the `_why` notes in the file).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeBehaviour {
+    /// Created entities get `<guid>_<suffix>` ids.
+    pub id_suffix: Option<String>,
+    /// A template for server-made ids (`{parentId}`, `{targetGroupId}`).
+    pub id_template: Option<String>,
+    /// Property values the server sets whatever the client sends.
+    #[serde(default)]
+    pub fixed: Map<String, Value>,
+    /// Property values the server sets when the client leaves them null (templates allowed).
+    #[serde(default)]
+    pub fill: Map<String, Value>,
+    /// Priorities are unique and contiguous within this group.
+    pub priority_group: Option<String>,
+}
+
+/// What a bound action does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ActionKind {
+    /// Replace the contained collection `navigation` with the entities in `parameter`.
+    ReplaceContained {
+        /// The contained navigation to replace.
+        navigation: String,
+        /// The parameter holding the new set.
+        parameter: String,
+    },
+    /// Move the entity to the priority in `parameter`, shifting its group.
+    SetPriority {
+        /// The parameter holding the priority.
+        parameter: String,
+    },
+    /// Point `navigation` of each device in `parameter` at the bound entity.
+    BindDevices {
+        /// The parameter with the device ids.
+        parameter: String,
+        /// The single-valued navigation on the device.
+        navigation: String,
+    },
+    /// Copy each parameter onto the same-named property.
+    SetProperties,
+    /// Set the listed properties to null.
+    ClearProperties {
+        /// The properties to clear.
+        properties: Vec<String>,
+    },
+}
+
+/// Where the server stamps times and versions.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stamps {
+    /// Set once, on create.
+    pub created: String,
+    /// Set on every write.
+    pub modified: String,
+    /// Incremented on every update.
+    pub version: String,
+}
+
+/// The whole behaviour file.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    computed: HashMap<String, Vec<String>>,
+    /// Timestamps and version counters.
+    pub stamps: Stamps,
+    types: HashMap<String, TypeBehaviour>,
+    virtual_groups: HashMap<String, String>,
+    actions: HashMap<String, ActionKind>,
+    reverse: HashMap<String, String>,
+}
+
+/// Drops the `_why`/`_doc` notes that every section carries.
+fn entries<T: serde::de::DeserializeOwned>(v: &Value, section: &str) -> Result<HashMap<String, T>, CsdlError> {
+    let mut out = HashMap::new();
+    if let Some(obj) = v.get(section).and_then(Value::as_object) {
+        for (k, val) in obj.iter().filter(|(k, _)| !k.starts_with('_')) {
+            let parsed = serde_json::from_value(val.clone())
+                .map_err(|e| CsdlError::Model("behaviour", format!("{section}/{k}: {e}")))?;
+            out.insert(k.clone(), parsed);
+        }
+    }
+    Ok(out)
+}
+
+impl Behaviour {
+    /// Parses the behaviour file.
+    ///
+    /// # Errors
+    /// When the committed file is malformed.
+    pub fn parse(json: &str) -> Result<Self, CsdlError> {
+        let v: Value = serde_json::from_str(json).map_err(|e| CsdlError::Model("behaviour", e.to_string()))?;
+        let stamps = v
+            .get("stamps")
+            .cloned()
+            .ok_or_else(|| CsdlError::Model("behaviour", "missing stamps".into()))
+            .and_then(|s| serde_json::from_value(s).map_err(|e| CsdlError::Model("behaviour", e.to_string())))?;
+        Ok(Behaviour {
+            computed: entries(&v, "computed")?,
+            stamps,
+            types: entries(&v, "types")?,
+            virtual_groups: entries(&v, "virtualGroups")?,
+            actions: entries(&v, "actions")?,
+            reverse: entries(&v, "reverseNavigations")?,
+        })
+    }
+
+    /// True when `prop`, declared on one of `lineage`'s types, is server-owned.
+    #[must_use]
+    pub fn is_computed(&self, lineage: &[&str], prop: &str) -> bool {
+        lineage.iter().any(|t| self.computed.get(*t).is_some_and(|ps| ps.iter().any(|p| p == prop)))
+    }
+
+    /// The behaviour of the most derived type in `lineage` that has one, merged
+    /// with its bases' (derived wins).
+    #[must_use]
+    pub fn for_type(&self, lineage: &[&str]) -> TypeBehaviour {
+        let mut out = TypeBehaviour::default();
+        for t in lineage {
+            if let Some(b) = self.types.get(*t) {
+                out.id_suffix = b.id_suffix.clone().or(out.id_suffix);
+                out.id_template = b.id_template.clone().or(out.id_template);
+                out.priority_group = b.priority_group.clone().or(out.priority_group);
+                out.fixed.extend(b.fixed.clone());
+                out.fill.extend(b.fill.clone());
+            }
+        }
+        out
+    }
+
+    /// The id of the virtual group that a target type stands for.
+    #[must_use]
+    pub fn virtual_group(&self, target_type: &str) -> Option<&str> {
+        self.virtual_groups.get(target_type).map(String::as_str)
+    }
+
+    /// What the action `name` bound to one of `lineage`'s types does.
+    #[must_use]
+    pub fn action(&self, lineage: &[&str], name: &str) -> Option<&ActionKind> {
+        lineage
+            .iter()
+            .rev()
+            .find_map(|t| self.actions.iter().find(|(k, _)| k.eq_ignore_ascii_case(&format!("{t}/{name}"))))
+            .map(|(_, v)| v)
+    }
+
+    /// For a navigation that is the reverse of a link, the link's name on the target.
+    #[must_use]
+    pub fn reverse_navigation(&self, lineage: &[&str], nav: &str) -> Option<&str> {
+        lineage.iter().find_map(|t| self.reverse.get(&format!("{t}/{nav}"))).map(String::as_str)
+    }
+}

@@ -1,0 +1,362 @@
+//! The Microsoft Graph entity data model that enrollgraph serves, read once at start
+//! from the CSDL documents committed under `schema/` (OData CSDL XML v4.01) and the
+//! behaviour annotations in `schema/behaviour.json`.
+//!
+//! One code path validates and shapes every type: adding a resource is adding schema.
+
+mod behaviour;
+mod load;
+mod payload;
+mod shape;
+
+use std::collections::HashMap;
+
+pub use behaviour::{ActionKind, Behaviour, TypeBehaviour};
+pub use enrollgraph_odata::{Primitive, PropertyInfo, TypeRef};
+pub use payload::{
+    Payload, ValidationError, WriteMode, complete, default_value, is_guid, validate_action_parameters,
+    validate_entity,
+};
+pub use shape::{Selection, shape_entity};
+
+/// A Graph API version; each has its own CSDL document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiVersion {
+    /// `/beta`
+    Beta,
+    /// `/v1.0`
+    V1,
+}
+
+impl ApiVersion {
+    /// The URL segment (`beta`, `v1.0`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::Beta => "beta",
+            ApiVersion::V1 => "v1.0",
+        }
+    }
+
+    /// Parses a URL segment; Graph matches versions case-insensitively.
+    #[must_use]
+    pub fn parse(segment: &str) -> Option<Self> {
+        if segment.eq_ignore_ascii_case("beta") {
+            Some(ApiVersion::Beta)
+        } else if segment.eq_ignore_ascii_case("v1.0") {
+            Some(ApiVersion::V1)
+        } else {
+            None
+        }
+    }
+}
+
+/// Errors found while reading the embedded schema (a build defect, never a client's).
+#[derive(Debug, thiserror::Error)]
+pub enum CsdlError {
+    /// The XML could not be parsed.
+    #[error("CSDL {0}: {1}")]
+    Xml(&'static str, String),
+    /// The document is well-formed but refers to something it does not define.
+    #[error("CSDL {0}: {1}")]
+    Model(&'static str, String),
+}
+
+/// Whether a structured type is an entity type (CSDL §8) or a complex type (CSDL §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeKind {
+    /// `EntityType`
+    Entity,
+    /// `ComplexType`
+    Complex,
+}
+
+/// A structural property (CSDL §6).
+#[derive(Debug, Clone)]
+pub struct Property {
+    /// The property name, verbatim.
+    pub name: String,
+    /// The element type.
+    pub type_ref: TypeRef,
+    /// `Collection(...)`.
+    pub collection: bool,
+    /// CSDL `Nullable` (default true).
+    pub nullable: bool,
+}
+
+/// A navigation property (CSDL §7).
+#[derive(Debug, Clone)]
+pub struct Navigation {
+    /// The property name, verbatim.
+    pub name: String,
+    /// The target entity type, qualified.
+    pub target: String,
+    /// `Collection(...)`.
+    pub collection: bool,
+    /// CSDL `ContainsTarget` (§7.1.5): the targets live inside the source entity.
+    pub contains_target: bool,
+}
+
+/// An entity or complex type (CSDL §8, §9).
+#[derive(Debug, Clone)]
+pub struct StructuredType {
+    /// Qualified name (`microsoft.graph.groupAssignmentTarget`).
+    pub name: String,
+    /// Entity or complex.
+    pub kind: TypeKind,
+    /// Qualified base type name.
+    pub base: Option<String>,
+    /// CSDL `Abstract`.
+    pub is_abstract: bool,
+    /// Structural properties declared on this type (not inherited), in document order.
+    pub properties: Vec<Property>,
+    /// Navigation properties declared on this type.
+    pub navigations: Vec<Navigation>,
+}
+
+/// An enumeration type (CSDL §10).
+#[derive(Debug, Clone)]
+pub struct EnumType {
+    /// Qualified name.
+    pub name: String,
+    /// Member names in declaration order.
+    pub members: Vec<String>,
+    /// CSDL `IsFlags`: values are comma-separated member lists.
+    pub is_flags: bool,
+}
+
+/// An action parameter (CSDL §12.5).
+#[derive(Debug, Clone)]
+pub struct Parameter {
+    /// The parameter name.
+    pub name: String,
+    /// The element type.
+    pub type_ref: TypeRef,
+    /// `Collection(...)`.
+    pub collection: bool,
+    /// CSDL `Nullable`.
+    pub nullable: bool,
+}
+
+/// A bound action (CSDL §12).
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// The action name.
+    pub name: String,
+    /// The binding parameter's type (qualified).
+    pub binding_type: String,
+    /// True when bound to a collection of the binding type.
+    pub binding_collection: bool,
+    /// The other parameters, in order.
+    pub parameters: Vec<Parameter>,
+}
+
+/// One version's model: the CSDL document as data, with lookups.
+#[derive(Debug)]
+pub struct Schema {
+    /// The version this document describes.
+    pub version: ApiVersion,
+    /// The CSDL XML itself, served as `$metadata`.
+    pub xml: &'static str,
+    types: HashMap<String, StructuredType>,
+    enums: HashMap<String, EnumType>,
+    actions: Vec<Action>,
+    singletons: Vec<(String, String)>,
+    derived: HashMap<String, Vec<String>>,
+}
+
+/// Both versions' schemas plus the behaviour that CSDL cannot express.
+#[derive(Debug)]
+pub struct Model {
+    /// `/beta`
+    pub beta: Schema,
+    /// `/v1.0`
+    pub v1: Schema,
+    /// Server-side behaviour annotations (`schema/behaviour.json`).
+    pub behaviour: Behaviour,
+}
+
+impl Model {
+    /// Loads the schemas embedded in the binary at build time.
+    ///
+    /// # Errors
+    /// Only if the committed schema files are defective; tests guard against that.
+    pub fn load() -> Result<Self, CsdlError> {
+        Ok(Model {
+            beta: Schema::parse(ApiVersion::Beta, include_str!("../../../schema/beta.csdl.xml"))?,
+            v1: Schema::parse(ApiVersion::V1, include_str!("../../../schema/v1.0.csdl.xml"))?,
+            behaviour: Behaviour::parse(include_str!("../../../schema/behaviour.json"))?,
+        })
+    }
+
+    /// The schema of one version.
+    #[must_use]
+    pub fn schema(&self, version: ApiVersion) -> &Schema {
+        match version {
+            ApiVersion::Beta => &self.beta,
+            ApiVersion::V1 => &self.v1,
+        }
+    }
+}
+
+impl Schema {
+    /// A structured type by qualified name (alias `graph.` and a leading `#` accepted).
+    #[must_use]
+    pub fn structured(&self, name: &str) -> Option<&StructuredType> {
+        self.types.get(&qualify(name))
+    }
+
+    /// An enumeration type by qualified name.
+    #[must_use]
+    pub fn enum_type(&self, name: &str) -> Option<&EnumType> {
+        self.enums.get(&qualify(name))
+    }
+
+    /// The entity-container singletons as (name, qualified type).
+    #[must_use]
+    pub fn singletons(&self) -> &[(String, String)] {
+        &self.singletons
+    }
+
+    /// The chain from the root base type down to `name` (inclusive).
+    #[must_use]
+    pub fn lineage(&self, name: &str) -> Vec<&StructuredType> {
+        let mut chain = Vec::new();
+        let mut cur = self.structured(name);
+        while let Some(t) = cur {
+            chain.push(t);
+            cur = t.base.as_deref().and_then(|b| self.types.get(b));
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Every structural property of `name`, inherited ones first, in document order.
+    #[must_use]
+    pub fn all_properties(&self, name: &str) -> Vec<&Property> {
+        self.lineage(name).into_iter().flat_map(|t| t.properties.iter()).collect()
+    }
+
+    /// A structural property of `name` or its bases.
+    #[must_use]
+    pub fn find_property(&self, type_name: &str, prop: &str) -> Option<&Property> {
+        self.lineage(type_name)
+            .into_iter()
+            .flat_map(|t| t.properties.iter())
+            .find(|p| p.name == prop)
+    }
+
+    /// A navigation property of `name` or its bases; Graph matches these case-insensitively
+    /// (reference/clients.md §0: IntuneCD sends lower-case segments).
+    #[must_use]
+    pub fn find_navigation(&self, type_name: &str, nav: &str) -> Option<&Navigation> {
+        self.lineage(type_name)
+            .into_iter()
+            .flat_map(|t| t.navigations.iter())
+            .find(|n| n.name.eq_ignore_ascii_case(nav))
+    }
+
+    /// True when `derived` is `base` or (transitively) derives from it.
+    #[must_use]
+    pub fn derives_from(&self, derived: &str, base: &str) -> bool {
+        let base = qualify(base);
+        self.lineage(derived).iter().any(|t| t.name == base)
+    }
+
+    /// `name` and every type derived from it.
+    #[must_use]
+    pub fn self_and_derived(&self, name: &str) -> Vec<String> {
+        let mut out = vec![qualify(name)];
+        let mut i = 0;
+        while i < out.len() {
+            if let Some(children) = self.derived.get(&out[i]) {
+                out.extend(children.iter().cloned());
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Bound actions named `name` (case-insensitive, clients.md §0) that bind to `type_name`
+    /// or one of its bases, on an entity (`collection == false`) or a collection.
+    #[must_use]
+    pub fn find_action(&self, type_name: &str, name: &str, collection: bool) -> Option<&Action> {
+        // The most derived binding wins (OData CSDL §12.1 overload resolution).
+        self.lineage(type_name).into_iter().rev().find_map(|t| {
+            self.actions.iter().find(|a| {
+                a.binding_type == t.name
+                    && a.binding_collection == collection
+                    && a.name.eq_ignore_ascii_case(name)
+            })
+        })
+    }
+
+    /// The entity sets reachable by containment from a singleton, as
+    /// (singleton, navigation, element type): used to find where a non-contained
+    /// navigation's targets live (the schema has no NavigationPropertyBinding).
+    #[must_use]
+    pub fn contained_collections(&self) -> Vec<(&str, &Navigation)> {
+        self.singletons
+            .iter()
+            .flat_map(|(name, ty)| {
+                self.lineage(ty)
+                    .into_iter()
+                    .flat_map(|t| t.navigations.iter())
+                    .filter(|n| n.contains_target && n.collection)
+                    .map(move |n| (name.as_str(), n))
+            })
+            .collect()
+    }
+}
+
+/// Expands the `graph.` alias and strips a leading `#`.
+#[must_use]
+pub fn qualify(name: &str) -> String {
+    let name = name.strip_prefix('#').unwrap_or(name);
+    match name.strip_prefix("graph.") {
+        Some(rest) => format!("microsoft.graph.{rest}"),
+        None => name.to_owned(),
+    }
+}
+
+impl enrollgraph_odata::Model for Schema {
+    fn property(&self, type_name: &str, name: &str) -> Option<PropertyInfo> {
+        if let Some(p) = self.find_property(type_name, name) {
+            return Some(PropertyInfo {
+                type_ref: p.type_ref.clone(),
+                is_collection: p.collection,
+                is_navigation: false,
+                nullable: p.nullable,
+            });
+        }
+        self.lineage(type_name)
+            .into_iter()
+            .flat_map(|t| t.navigations.iter())
+            .find(|n| n.name == name)
+            .map(|n| PropertyInfo {
+                type_ref: TypeRef::Entity(n.target.clone()),
+                is_collection: n.collection,
+                is_navigation: true,
+                nullable: true,
+            })
+    }
+
+    fn is_structured_type(&self, type_name: &str) -> bool {
+        self.structured(type_name).is_some()
+    }
+
+    fn derives_from(&self, derived: &str, base: &str) -> bool {
+        Schema::derives_from(self, derived, base)
+    }
+
+    fn self_and_derived(&self, type_name: &str) -> Vec<String> {
+        Schema::self_and_derived(self, type_name)
+    }
+
+    fn enum_members(&self, enum_type: &str) -> Option<Vec<String>> {
+        self.enum_type(enum_type).map(|e| e.members.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests;

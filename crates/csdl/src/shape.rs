@@ -1,0 +1,78 @@
+//! Shaping a stored entity into its wire form for one version (OData JSON Format §4.5.3,
+//! minimal metadata): `@odata.type` with `#` on every entity, on a nested value only where
+//! its type is not exactly the declared one (rulings.md 4); every property of the type
+//! present, unset ones null (graph-behaviours.md "Shapes"); properties the version does not
+//! know left out (rulings.md 6).
+
+use serde_json::{Map, Value};
+
+use crate::payload::default_value;
+use crate::{Schema, TypeRef, qualify};
+
+/// Which properties a response carries (`$select`, OData URL Conventions §5.1.3).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `None` selects every structural property.
+    pub properties: Option<Vec<String>>,
+}
+
+impl Selection {
+    fn wants(&self, name: &str) -> bool {
+        self.properties.as_ref().is_none_or(|ps| ps.iter().any(|p| p == "*" || p == name))
+    }
+}
+
+/// The wire form of a stored entity, or `None` when this version has no such type.
+#[must_use]
+pub fn shape_entity(schema: &Schema, type_name: &str, body: &Map<String, Value>, select: &Selection) -> Option<Map<String, Value>> {
+    schema.structured(type_name)?;
+    let mut out = Map::new();
+    out.insert("@odata.type".into(), Value::String(format!("#{type_name}")));
+    let props = schema.all_properties(type_name);
+    // `id` first, as Graph writes it; then the rest in schema order, base types first.
+    for prop in props.iter().filter(|p| p.name == "id").chain(props.iter().filter(|p| p.name != "id")) {
+        if !select.wants(&prop.name) {
+            continue;
+        }
+        let value = match body.get(&prop.name) {
+            Some(v) => shape_value(schema, &prop.type_ref, v),
+            None => default_value(schema, &prop.type_ref, prop.collection, prop.nullable),
+        };
+        out.insert(prop.name.clone(), value);
+    }
+    Some(out)
+}
+
+fn shape_value(schema: &Schema, type_ref: &TypeRef, value: &Value) -> Value {
+    match (type_ref, value) {
+        (TypeRef::Complex(declared), Value::Object(obj)) => Value::Object(shape_complex(schema, declared, obj)),
+        (TypeRef::Complex(_), Value::Array(items)) => {
+            Value::Array(items.iter().map(|v| shape_value(schema, type_ref, v)).collect())
+        }
+        _ => value.clone(),
+    }
+}
+
+fn shape_complex(schema: &Schema, declared: &str, obj: &Map<String, Value>) -> Map<String, Value> {
+    let stored = obj.get("@odata.type").and_then(Value::as_str).map(qualify);
+    // A type this version lacks (beta-only scopeTagGroupAssignmentTarget in v1.0) is shown
+    // through its nearest base that the version has.
+    let mut actual = stored.unwrap_or_else(|| declared.to_owned());
+    let beta_lineage_fallback = schema.structured(&actual).is_none();
+    if beta_lineage_fallback {
+        actual = declared.to_owned();
+    }
+    let mut out = Map::new();
+    let declared_is_abstract = schema.structured(declared).is_some_and(|t| t.is_abstract);
+    if actual != declared || declared_is_abstract {
+        out.insert("@odata.type".into(), Value::String(format!("#{actual}")));
+    }
+    for prop in schema.all_properties(&actual) {
+        let value = match obj.get(&prop.name) {
+            Some(v) => shape_value(schema, &prop.type_ref, v),
+            None => default_value(schema, &prop.type_ref, prop.collection, prop.nullable),
+        };
+        out.insert(prop.name.clone(), value);
+    }
+    out
+}

@@ -1,0 +1,70 @@
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+
+use crate::{ApiVersion, Model, Selection, TypeRef, WriteMode, shape_entity, validate_entity};
+
+fn model() -> Model {
+    Model::load().unwrap()
+}
+
+#[test]
+fn both_schemas_load_with_their_inheritance() {
+    let m = model();
+    assert!(m.beta.structured("microsoft.graph.deviceEnrollmentConfiguration").unwrap().is_abstract);
+    assert!(m.beta.derives_from("microsoft.graph.exclusionGroupAssignmentTarget", "graph.deviceAndAppManagementAssignmentTarget"));
+    let derived = m.v1.self_and_derived("microsoft.graph.deviceEnrollmentConfiguration");
+    assert_eq!(derived.len(), 5, "{derived:?}");
+    assert_eq!(m.beta.self_and_derived("microsoft.graph.deviceEnrollmentConfiguration").len(), 9);
+    assert!(m.v1.structured("microsoft.graph.scopeTagGroupAssignmentTarget").is_none());
+    assert!(m.beta.find_action("microsoft.graph.deviceEnrollmentLimitConfiguration", "setpriority", false).is_some());
+    assert_eq!(ApiVersion::parse("V1.0"), Some(ApiVersion::V1));
+}
+
+#[test]
+fn target_filter_properties_exist_only_in_beta() {
+    let m = model();
+    let t = "microsoft.graph.groupAssignmentTarget";
+    assert!(m.beta.find_property(t, "deviceAndAppManagementAssignmentFilterType").is_some());
+    assert!(m.v1.find_property(t, "deviceAndAppManagementAssignmentFilterType").is_none());
+    assert!(matches!(m.beta.find_property(t, "groupId").unwrap().type_ref, TypeRef::Primitive(_)));
+}
+
+#[test]
+fn validation_rejects_what_graph_rejects() {
+    let m = model();
+    let a = "microsoft.graph.enrollmentConfigurationAssignment";
+    let check = |body| validate_entity(&m.beta, &m.behaviour, a, None, &body, WriteMode::Create);
+    assert!(check(json!({"target": {"@odata.type": "microsoft.graph.groupAssignmentTarget", "groupId": "g"}})).is_ok());
+    assert!(check(json!({"target": {"@odata.type": "#microsoft.graph.deviceAndAppManagementAssignmentTarget"}})).is_ok());
+    let unknown = check(json!({"bogus": 1})).unwrap_err();
+    assert!(unknown.0.contains("'bogus' does not exist on type 'microsoft.graph.enrollmentConfigurationAssignment'"));
+    assert!(check(json!({"target": {"@odata.type": "microsoft.graph.nope"}})).is_err());
+    assert!(check(json!({"target": {"@odata.type": "microsoft.graph.deviceEnrollmentPlatformRestriction"}})).is_err());
+    assert!(check(json!({"target": {"@odata.type": "microsoft.graph.groupAssignmentTarget", "deviceAndAppManagementAssignmentFilterType": "sometimes"}})).is_err());
+    assert!(check(json!({"source": null})).is_err());
+    assert!(check(json!({"sourceId": 5})).is_err());
+    assert!(check(json!([1])).is_err());
+    // server-owned `id` is accepted and ignored (rulings.md 3)
+    assert!(check(json!({"id": "client"})).unwrap().body.get("id").is_none());
+    let abstract_config = validate_entity(&m.beta, &m.behaviour, "microsoft.graph.deviceEnrollmentConfiguration", None, &json!({"displayName": "x"}), WriteMode::Create);
+    assert!(abstract_config.unwrap_err().0.contains("abstract"));
+}
+
+#[test]
+fn shaping_follows_minimal_metadata_and_the_version() {
+    let m = model();
+    let a = "microsoft.graph.enrollmentConfigurationAssignment";
+    let body = json!({"id": "1", "source": "direct", "target": {"@odata.type": "microsoft.graph.groupAssignmentTarget", "groupId": "g"}});
+    let beta = shape_entity(&m.beta, a, body.as_object().unwrap(), &Selection::default()).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(beta),
+        json!({"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": "1", "source": "direct", "sourceId": null,
+               "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "deviceAndAppManagementAssignmentFilterId": null,
+                          "deviceAndAppManagementAssignmentFilterType": "none", "groupId": "g"}})
+    );
+    let v1 = shape_entity(&m.v1, a, body.as_object().unwrap(), &Selection::default()).unwrap();
+    assert_eq!(serde_json::Value::Object(v1), json!({"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": "1",
+        "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "g"}}));
+    assert!(shape_entity(&m.v1, "microsoft.graph.windowsRestoreDeviceEnrollmentConfiguration", body.as_object().unwrap(), &Selection::default()).is_none());
+}

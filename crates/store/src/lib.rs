@@ -1,0 +1,252 @@
+//! Durable storage of Graph entities: one trait, [`Store`], whose every read and write is
+//! scoped to one tenant, and an embedded SQLite implementation, [`SqliteStore`].
+//!
+//! The model is generic: an entity is a row (tenant, containing entity, containing
+//! navigation, id, type, JSON body), so a new resource needs no new table. Business
+//! rules (priorities, assignment sets) live in the service crate and run inside one
+//! transaction through [`Tx`], so a PostgreSQL backend only implements these primitives.
+
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::{Map, Value};
+
+pub use sqlite::SqliteStore;
+
+/// The key of a stored row, unique per database; also the insertion order that keyset
+/// paging follows.
+pub type Seq = i64;
+
+/// The containing entity of the tenant's root singleton (`deviceManagement`).
+pub const ROOT: Seq = 0;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An entity with that id already exists in that collection.
+    #[error("an entity with id '{0}' already exists in this collection")]
+    Conflict(String),
+    /// The database failed (I/O, corruption, a bug); logged, sent out as a 500.
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// The write closure failed; its own error is returned to the caller.
+    #[error("write rolled back")]
+    RolledBack,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// One stored entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Database key.
+    pub seq: Seq,
+    /// The containing entity ([`ROOT`] for top-level collections).
+    pub parent: Seq,
+    /// The containing navigation property.
+    pub nav: String,
+    /// The entity's Graph id.
+    pub id: String,
+    /// The entity's qualified type name.
+    pub type_name: String,
+    /// Structural properties, stored form (see enrollgraph-csdl).
+    pub body: Map<String, Value>,
+}
+
+/// A parameter bound into pushed-down SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlParam {
+    /// NULL
+    Null,
+    /// INTEGER / BOOLEAN
+    Int(i64),
+    /// REAL
+    Double(f64),
+    /// TEXT
+    Text(String),
+    /// BOOLEAN
+    Bool(bool),
+}
+
+/// A SQL predicate or expression over the `entity` row (columns `id`, `type`, `body`),
+/// with its parameters numbered from the index the caller gave the translator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlFragment {
+    /// The SQL text.
+    pub text: String,
+    /// Parameter values in order.
+    pub params: Vec<SqlParam>,
+}
+
+/// Which rows of one collection to read, in which order.
+#[derive(Debug, Clone, Default)]
+pub struct ListSpec {
+    /// Only rows of these types (`None` = all).
+    pub types: Option<Vec<String>>,
+    /// A pushed-down predicate (parameters numbered from [`ListSpec::FIRST_PARAM`]).
+    pub filter: Option<SqlFragment>,
+    /// Only rows after this one in `seq` order (keyset paging).
+    pub after: Option<Seq>,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+}
+
+impl ListSpec {
+    /// The first parameter index a pushed-down predicate may use; lower ones are the store's.
+    pub const FIRST_PARAM: usize = 10;
+}
+
+/// Reads within one tenant.
+pub trait ReadTx {
+    /// The entity `id` in collection (`parent`, `nav`); ids match case-insensitively.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn get(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError>;
+    /// An entity by its key, if it belongs to this tenant.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn get_seq(&self, seq: Seq) -> Result<Option<Row>, StoreError>;
+    /// Rows of collection (`parent`, `nav`) in insertion order.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn list(&self, parent: Seq, nav: &str, spec: &ListSpec) -> Result<Vec<Row>, StoreError>;
+    /// The number of rows [`ReadTx::list`] would return without `after`/`limit`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn count(&self, parent: Seq, nav: &str, spec: &ListSpec) -> Result<u64, StoreError>;
+    /// The target of the single-valued link `nav` of `source`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn link(&self, source: Seq, nav: &str) -> Result<Option<Seq>, StoreError>;
+    /// The sources whose link `nav` points at `target`, in source order.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn linked_from(&self, target: Seq, nav: &str) -> Result<Vec<Seq>, StoreError>;
+    /// True when the tenant has been provisioned.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn tenant_exists(&self) -> Result<bool, StoreError>;
+}
+
+/// Writes within one tenant, all in one transaction.
+pub trait Tx: ReadTx {
+    /// Inserts an entity and returns its key.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the id exists in that collection.
+    fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, body: &Map<String, Value>) -> Result<Seq, StoreError>;
+    /// Replaces an entity's type and body.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn update(&mut self, seq: Seq, type_name: &str, body: &Map<String, Value>) -> Result<(), StoreError>;
+    /// Deletes an entity, everything it contains, and links from or to them.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete(&mut self, seq: Seq) -> Result<(), StoreError>;
+    /// Sets or clears the single-valued link `nav` of `source`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn set_link(&mut self, source: Seq, nav: &str, target: Option<Seq>) -> Result<(), StoreError>;
+    /// Records the tenant as provisioned.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn create_tenant(&mut self) -> Result<(), StoreError>;
+}
+
+/// A unit of work run inside a write transaction.
+pub type WriteJob = Box<dyn FnOnce(&mut dyn Tx) -> Result<(), StoreError> + Send>;
+
+/// A boxed future, for the object-safe trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Durable, tenant-scoped storage. Object-safe; the server holds an `Arc<dyn Store>`.
+pub trait Store: Send + Sync + 'static {
+    /// Runs `job` in a transaction of `tenant`; resolves after the commit is durable.
+    /// A job that fails is rolled back alone (writes of other requests batched into the
+    /// same commit are unaffected).
+    fn write_job(&self, tenant: &str, job: WriteJob) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Runs `job` against a consistent snapshot of `tenant`, on the calling thread.
+    ///
+    /// # Errors
+    /// Backend failures, or whatever `job` returns.
+    fn read_job(&self, tenant: &str, job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
+}
+
+/// Typed helpers over [`Store`] for any result and error type.
+pub trait StoreExt {
+    /// Runs `f` in one durable write transaction of `tenant`; `Err` rolls it back.
+    fn write<T, E, F>(&self, tenant: &str, f: F) -> impl Future<Output = Result<T, E>> + Send
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static;
+    /// Runs `f` against `tenant`'s data.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or backend failures.
+    fn read<T, E, F>(&self, tenant: &str, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&dyn ReadTx) -> Result<T, E>;
+}
+
+impl StoreExt for dyn Store {
+    async fn write<T, E, F>(&self, tenant: &str, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        let job: WriteJob = Box::new(move |t| {
+            let out = f(t);
+            let failed = out.is_err();
+            let _ = tx.send(out);
+            if failed { Err(StoreError::RolledBack) } else { Ok(()) }
+        });
+        let committed = self.write_job(tenant, job).await;
+        let outcome = rx.try_recv().ok();
+        match (committed, outcome) {
+            (Ok(()), Some(out)) | (Err(StoreError::RolledBack), Some(out @ Err(_))) => out,
+            (Err(e), _) => Err(E::from(e)),
+            (Ok(()), None) => Err(E::from(StoreError::Backend("write job produced no result".into()))),
+        }
+    }
+
+    fn read<T, E, F>(&self, tenant: &str, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&dyn ReadTx) -> Result<T, E>,
+    {
+        let mut f = Some(f);
+        let mut out = None;
+        let r = self.read_job(tenant, &mut |tx| {
+            if let Some(f) = f.take() {
+                out = Some(f(tx));
+            }
+            Ok(())
+        });
+        match (r, out) {
+            (_, Some(out)) => out,
+            (Err(e), None) => Err(E::from(e)),
+            (Ok(()), None) => Err(E::from(StoreError::Backend("read job did not run".into()))),
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The embedded SQLite store: WAL, `synchronous=FULL`, one writer thread that commits
+//! every queued write in one transaction (group commit: one fsync for many requests,
+//! each answered only after the commit), and reads on the calling thread through a
+//! per-thread connection with cached statements (design.md "Dependencies": reads inline
+//! reach ~3× the throughput of a blocking pool).
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use crate::{BoxFuture, ListSpec, ReadTx, Row, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
+
+/// Forward-only migrations; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE tenant (id TEXT PRIMARY KEY, created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
+    CREATE TABLE entity (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT    NOT NULL,
+        parent INTEGER NOT NULL,
+        nav    TEXT    NOT NULL,
+        id     TEXT    NOT NULL COLLATE NOCASE,
+        type   TEXT    NOT NULL,
+        body   TEXT    NOT NULL
+    );
+    CREATE UNIQUE INDEX entity_key ON entity (tenant, parent, nav, id);
+    CREATE INDEX entity_list ON entity (tenant, parent, nav, seq);
+    CREATE TABLE link (
+        tenant TEXT    NOT NULL,
+        source INTEGER NOT NULL,
+        nav    TEXT    NOT NULL,
+        target INTEGER NOT NULL,
+        PRIMARY KEY (source, nav)
+    );
+    CREATE INDEX link_target ON link (target, nav);
+"];
+
+/// The most writes committed together.
+const MAX_BATCH: usize = 512;
+
+static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's read connections, one per open store.
+    static READERS: RefCell<Vec<(u64, Connection)>> = const { RefCell::new(Vec::new()) };
+}
+
+struct WriteRequest {
+    tenant: String,
+    job: WriteJob,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// SQLite behind [`Store`].
+pub struct SqliteStore {
+    id: u64,
+    path: PathBuf,
+    writer: mpsc::Sender<WriteRequest>,
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    if !read_only {
+        // WAL + FULL: an acknowledged commit is on disk and survives kill -9 (issue 2).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?.try_into().unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {version}, newer than this binary knows ({}); refusing to start",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database file at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or migrated.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = open_connection(path, false)?;
+        migrate(&mut conn)?;
+        let (writer, queue) = mpsc::channel::<WriteRequest>();
+        std::thread::Builder::new()
+            .name("enrollgraph-sqlite-writer".into())
+            .spawn(move || write_loop(&conn, &queue))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(SqliteStore { id: NEXT_STORE.fetch_add(1, Ordering::Relaxed), path: path.to_owned(), writer })
+    }
+}
+
+/// Group commit: take every queued request, run each in its own savepoint inside one
+/// transaction, commit once, then answer them all.
+fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let begun = conn.execute_batch("BEGIN IMMEDIATE");
+        let mut dones = Vec::with_capacity(batch.len());
+        for req in batch {
+            dones.push(req.done);
+            if let Err(e) = &begun {
+                results.push(Err(StoreError::Backend(e.to_string())));
+                continue;
+            }
+            results.push(run_job(conn, &req.tenant, req.job));
+        }
+        if begun.is_ok() {
+            if let Err(e) = conn.execute_batch("COMMIT") {
+                tracing::error!(error = %e, "commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                for r in &mut results {
+                    *r = Err(StoreError::Backend(format!("commit failed: {e}")));
+                }
+            }
+        }
+        for (done, result) in dones.into_iter().zip(results) {
+            let _ = done.send(result);
+        }
+    }
+}
+
+fn run_job(conn: &Connection, tenant: &str, job: WriteJob) -> Result<(), StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    let mut tx = SqliteTx { conn, tenant };
+    let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)))
+        .unwrap_or_else(|_| Err(StoreError::Backend("a write job panicked".into())));
+    if outcome.is_err() {
+        conn.execute_batch("ROLLBACK TO job")?;
+    }
+    conn.execute_batch("RELEASE job")?;
+    outcome
+}
+
+impl Store for SqliteStore {
+    fn write_job(&self, tenant: &str, job: WriteJob) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (done, wait) = oneshot::channel();
+        let sent = self.writer.send(WriteRequest { tenant: tenant.to_owned(), job, done });
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+            wait.await.map_err(|_| StoreError::Backend("the writer thread dropped a request".into()))?
+        })
+    }
+
+    fn read_job(&self, tenant: &str, job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        // Take this thread's connection out while the job runs, so a nested read opens its own.
+        let taken = READERS.with(|r| {
+            let mut r = r.borrow_mut();
+            r.iter().position(|(id, _)| *id == self.id).map(|i| r.swap_remove(i).1)
+        });
+        let conn = match taken {
+            Some(c) => c,
+            None => open_connection(&self.path, true)?,
+        };
+        conn.execute_batch("BEGIN")?;
+        let result = job(&SqliteTx { conn: &conn, tenant });
+        let ended = conn.execute_batch("COMMIT");
+        READERS.with(|r| r.borrow_mut().push((self.id, conn)));
+        ended?;
+        result
+    }
+}
+
+struct SqliteTx<'a> {
+    conn: &'a Connection,
+    tenant: &'a str,
+}
+
+const COLUMNS: &str = "seq, parent, nav, id, type, body";
+
+fn to_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let body: String = r.get(5)?;
+    let body = match serde_json::from_str::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    Ok(Row { seq: r.get(0)?, parent: r.get(1)?, nav: r.get(2)?, id: r.get(3)?, type_name: r.get(4)?, body })
+}
+
+fn bind_param(p: &SqlParam) -> &dyn ToSql {
+    match p {
+        SqlParam::Null => &rusqlite::types::Null,
+        SqlParam::Int(i) => i,
+        SqlParam::Double(d) => d,
+        SqlParam::Text(s) => s,
+        SqlParam::Bool(b) => b,
+    }
+}
+
+impl SqliteTx<'_> {
+    /// `WHERE` text and bound parameters shared by list and count.
+    fn list_query(&self, select: &str, parent: Seq, nav: &str, spec: &ListSpec, paged: bool) -> Result<Vec<Row>, StoreError> {
+        let mut sql = format!("SELECT {select} FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3");
+        if paged && spec.after.is_some() {
+            sql.push_str(" AND seq > ?4");
+        }
+        if spec.types.is_some() {
+            sql.push_str(" AND type IN (SELECT value FROM json_each(?5))");
+        }
+        if let Some(f) = &spec.filter {
+            sql.push_str(" AND (");
+            sql.push_str(&f.text);
+            sql.push(')');
+        }
+        if select == COLUMNS {
+            sql.push_str(" ORDER BY seq");
+            if paged && spec.limit.is_some() {
+                sql.push_str(" LIMIT ?6");
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        stmt.raw_bind_parameter(1, self.tenant)?;
+        stmt.raw_bind_parameter(2, parent)?;
+        stmt.raw_bind_parameter(3, nav)?;
+        if let (true, Some(after)) = (paged, spec.after) {
+            stmt.raw_bind_parameter(4, after)?;
+        }
+        if let Some(types) = &spec.types {
+            stmt.raw_bind_parameter(5, serde_json::to_string(types).unwrap_or_default())?;
+        }
+        if let (true, Some(limit)) = (paged, spec.limit) {
+            stmt.raw_bind_parameter(6, i64::try_from(limit).unwrap_or(i64::MAX))?;
+        }
+        if let Some(f) = &spec.filter {
+            for (i, p) in f.params.iter().enumerate() {
+                stmt.raw_bind_parameter(ListSpec::FIRST_PARAM + i, bind_param(p))?;
+            }
+        }
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        if select == COLUMNS {
+            while let Some(r) = rows.next()? {
+                out.push(to_row(r)?);
+            }
+        } else if let Some(r) = rows.next()? {
+            // count(*): smuggled through `seq` to share the binding code.
+            out.push(Row { seq: r.get(0)?, parent: 0, nav: String::new(), id: String::new(), type_name: String::new(), body: Map::new() });
+        }
+        Ok(out)
+    }
+}
+
+impl ReadTx for SqliteTx<'_> {
+    fn get(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3 AND id = ?4"
+        ))?;
+        Ok(stmt.query_row(params![self.tenant, parent, nav, id], to_row).optional()?)
+    }
+
+    fn get_seq(&self, seq: Seq) -> Result<Option<Row>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entity WHERE seq = ?1 AND tenant = ?2"))?;
+        Ok(stmt.query_row(params![seq, self.tenant], to_row).optional()?)
+    }
+
+    fn list(&self, parent: Seq, nav: &str, spec: &ListSpec) -> Result<Vec<Row>, StoreError> {
+        self.list_query(COLUMNS, parent, nav, spec, true)
+    }
+
+    fn count(&self, parent: Seq, nav: &str, spec: &ListSpec) -> Result<u64, StoreError> {
+        let rows = self.list_query("count(*)", parent, nav, spec, false)?;
+        Ok(rows.first().map_or(0, |r| u64::try_from(r.seq).unwrap_or(0)))
+    }
+
+    fn link(&self, source: Seq, nav: &str) -> Result<Option<Seq>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT target FROM link WHERE source = ?1 AND nav = ?2 AND tenant = ?3")?;
+        Ok(stmt.query_row(params![source, nav, self.tenant], |r| r.get(0)).optional()?)
+    }
+
+    fn linked_from(&self, target: Seq, nav: &str) -> Result<Vec<Seq>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT source FROM link WHERE target = ?1 AND nav = ?2 AND tenant = ?3 ORDER BY source")?;
+        let rows = stmt.query_map(params![target, nav, self.tenant], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn tenant_exists(&self) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM tenant WHERE id = ?1")?;
+        Ok(stmt.exists(params![self.tenant])?)
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, body: &Map<String, Value>) -> Result<Seq, StoreError> {
+        let body = serde_json::to_string(body).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        match stmt.execute(params![self.tenant, parent, nav, id, type_name, body]) {
+            Ok(_) => Ok(self.conn.last_insert_rowid()),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(StoreError::Conflict(id.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn update(&mut self, seq: Seq, type_name: &str, body: &Map<String, Value>) -> Result<(), StoreError> {
+        let body = serde_json::to_string(body).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut stmt = self.conn.prepare_cached("UPDATE entity SET type = ?1, body = ?2 WHERE seq = ?3 AND tenant = ?4")?;
+        stmt.execute(params![type_name, body, seq, self.tenant])?;
+        Ok(())
+    }
+
+    fn delete(&mut self, seq: Seq) -> Result<(), StoreError> {
+        let doomed: Vec<Seq> = {
+            let mut stmt = self.conn.prepare_cached(
+                "WITH RECURSIVE d(s) AS (SELECT seq FROM entity WHERE seq = ?1 AND tenant = ?2 \
+                 UNION ALL SELECT e.seq FROM entity e JOIN d ON e.parent = d.s WHERE e.tenant = ?2) SELECT s FROM d",
+            )?;
+            stmt.query_map(params![seq, self.tenant], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        let list = serde_json::to_string(&doomed).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.conn.prepare_cached(
+            "DELETE FROM link WHERE tenant = ?2 AND (source IN (SELECT value FROM json_each(?1)) OR target IN (SELECT value FROM json_each(?1)))",
+        )?
+        .execute(params![list, self.tenant])?;
+        self.conn
+            .prepare_cached("DELETE FROM entity WHERE tenant = ?2 AND seq IN (SELECT value FROM json_each(?1))")?
+            .execute(params![list, self.tenant])?;
+        Ok(())
+    }
+
+    fn set_link(&mut self, source: Seq, nav: &str, target: Option<Seq>) -> Result<(), StoreError> {
+        match target {
+            Some(t) => self
+                .conn
+                .prepare_cached("INSERT OR REPLACE INTO link (tenant, source, nav, target) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![self.tenant, source, nav, t])?,
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM link WHERE tenant = ?1 AND source = ?2 AND nav = ?3")?
+                .execute(params![self.tenant, source, nav])?,
+        };
+        Ok(())
+    }
+
+    fn create_tenant(&mut self) -> Result<(), StoreError> {
+        self.conn.prepare_cached("INSERT OR IGNORE INTO tenant (id) VALUES (?1)")?.execute(params![self.tenant])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
