@@ -48,6 +48,9 @@ pub enum ActionKind {
         parameter: String,
         /// The single-valued navigation on the device.
         navigation: String,
+        /// Properties set on each bound device (`{now}` is the current time).
+        #[serde(default)]
+        set: Map<String, Value>,
     },
     /// Copy each parameter onto the same-named property.
     SetProperties,

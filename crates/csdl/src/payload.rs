@@ -158,7 +158,14 @@ pub fn validate_action_parameters(
         let Some(p) = params.iter().find(|p| p.name == *key) else {
             return err(format!("The parameter '{key}' in the request payload is not a valid parameter for the operation '{action}'."));
         };
-        out.insert(p.name.clone(), validate_value(schema, key, &p.type_ref, p.collection, p.nullable, value)?);
+        let checked = match (&p.type_ref, value) {
+            // Entity-typed parameters are validated by the caller against the target
+            // collection (as a create would), so here they only need the right shape.
+            (TypeRef::Entity(_), Value::Array(_) | Value::Null) if p.collection => value.clone(),
+            (TypeRef::Entity(_), Value::Object(_)) if !p.collection => value.clone(),
+            _ => validate_value(schema, key, &p.type_ref, p.collection, p.nullable, value)?,
+        };
+        out.insert(p.name.clone(), checked);
     }
     for p in params {
         if !out.contains_key(&p.name) && !p.nullable {

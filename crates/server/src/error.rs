@@ -1,0 +1,123 @@
+//! The one place an error becomes a status code and a Graph error body (rulings.md 8):
+//! `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use enrollgraph_service::ServiceError;
+use serde_json::json;
+
+use crate::RequestIds;
+
+/// Errors the HTTP layer itself finds, before the service runs.
+#[derive(Debug)]
+pub enum HttpError {
+    /// From the service.
+    Service(ServiceError),
+    /// Malformed JSON body.
+    MalformedJson(String),
+    /// A body that is not JSON (rulings.md 13).
+    UnsupportedMediaType(String),
+    /// Above the 4 MiB limit (rulings.md 12).
+    TooLarge,
+    /// A version segment that is neither `beta` nor `v1.0`.
+    BadVersion(String),
+    /// Nothing is served here.
+    NoRoute(String),
+}
+
+impl From<ServiceError> for HttpError {
+    fn from(e: ServiceError) -> Self {
+        HttpError::Service(e)
+    }
+}
+
+/// Intune's own errors carry a JSON document in `message` (graph-behaviours.md "Responses");
+/// we put the problem in front so that the message still names it.
+fn intune_message(problem: &str, ids: &RequestIds) -> String {
+    let inner = format!(
+        "{problem} - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: {} - Url: {}",
+        ids.request_id, ids.url
+    );
+    json!({
+        "_version": 3,
+        "Message": inner,
+        "CustomApiErrorPhrase": "",
+        "RetryAfter": null,
+        "ErrorSourceService": "",
+        "HttpHeaders": "{}",
+    })
+    .to_string()
+}
+
+impl HttpError {
+    /// Status, Graph error code, message, and `Allow` methods: the mapping table.
+    fn parts(&self, ids: &RequestIds) -> (StatusCode, &'static str, String, Option<String>) {
+        match self {
+            HttpError::Service(e) => match e {
+                ServiceError::BadRequest(m) => (StatusCode::BAD_REQUEST, "BadRequest", intune_message(m, ids), None),
+                ServiceError::BadQuery(m) => (StatusCode::BAD_REQUEST, "BadRequest", m.clone(), None),
+                ServiceError::SegmentNotFound(_) => (StatusCode::BAD_REQUEST, "BadRequest", e.to_string(), None),
+                ServiceError::ResourceNotFound(m) => {
+                    (StatusCode::NOT_FOUND, "ResourceNotFound", intune_message(m, ids), None)
+                }
+                ServiceError::MethodNotAllowed { allow, .. } => {
+                    (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", e.to_string(), Some(allow.join(", ")))
+                }
+                ServiceError::Conflict(m) => (StatusCode::CONFLICT, "Conflict", intune_message(m, ids), None),
+                ServiceError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplemented", e.to_string(), None),
+                ServiceError::Internal(detail) => {
+                    tracing::error!(request_id = %ids.request_id, %detail, "internal error");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalServerError",
+                        "An internal server error occurred.".to_owned(),
+                        None,
+                    )
+                }
+            },
+            HttpError::MalformedJson(m) => {
+                (StatusCode::BAD_REQUEST, "BadRequest", format!("Unable to read JSON request payload: {m}"), None)
+            }
+            HttpError::UnsupportedMediaType(ct) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!("The content type '{ct}' is not supported; send application/json."),
+                None,
+            ),
+            HttpError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                "The request body exceeds the maximum size of 4 MiB.".to_owned(),
+                None,
+            ),
+            HttpError::BadVersion(v) => (StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {v}"), None),
+            HttpError::NoRoute(p) => (
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("The resource '{p}' does not exist; Graph resources live under /beta and /v1.0."),
+                None,
+            ),
+        }
+    }
+
+    /// The Graph-shaped response.
+    pub fn into_graph_response(self, ids: &RequestIds) -> Response {
+        let (status, code, message, allow) = self.parts(ids);
+        let body = json!({
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": ids.date(),
+                    "request-id": ids.request_id,
+                    "client-request-id": ids.client_request_id,
+                }
+            }
+        });
+        let mut resp = (status, crate::json_body(&body)).into_response();
+        if let Some(allow) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
+        resp
+    }
+}

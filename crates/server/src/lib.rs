@@ -1,0 +1,209 @@
+//! The HTTP face of enrollgraph: a thin axum layer that turns requests into
+//! `enrollgraph_service::Request`s and writes Graph's headers and bodies. No Graph
+//! semantics live here; see `ARCHITECTURE.md`.
+
+mod error;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use enrollgraph_csdl::ApiVersion;
+use enrollgraph_service::{Body as ServiceBody, Method as ServiceMethod, Service};
+use serde_json::Value;
+
+pub use error::HttpError;
+
+/// The request body limit (rulings.md 12).
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Graph's JSON content type (graph-behaviours.md "Headers").
+const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The Graph service.
+    pub service: Service,
+    /// The tenant requests are served in until authentication decides it per token.
+    pub default_tenant: Arc<str>,
+    /// A fixed public origin (`https://graph.example`); else taken from each request.
+    pub public_url: Option<Arc<str>>,
+}
+
+/// The ids a response and its error body carry.
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    /// A new GUID per request.
+    pub request_id: String,
+    /// The client's, echoed, or a new GUID.
+    pub client_request_id: String,
+    /// The request URL, for Intune's error message.
+    pub url: String,
+    at: time::OffsetDateTime,
+}
+
+impl RequestIds {
+    fn new(headers: &HeaderMap, url: String) -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let client_request_id = headers
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .map_or_else(|| request_id.clone(), str::to_owned);
+        RequestIds { request_id, client_request_id, url, at: time::OffsetDateTime::now_utc() }
+    }
+
+    /// UTC without offset, as Graph writes `innerError.date` (`2021-12-20T19:37:09`).
+    #[must_use]
+    pub fn date(&self) -> String {
+        let t = self.at;
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+}
+
+/// The router. Tests drive it with `oneshot`; the CLI serves it.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/{version}/$metadata", get(metadata))
+        .route("/{version}", any(graph))
+        .route("/{version}/", any(graph))
+        .route("/{version}/{*path}", any(graph))
+        .fallback(no_route)
+        .with_state(state)
+}
+
+pub(crate) fn json_body(v: &Value) -> ([(HeaderName, HeaderValue); 1], String) {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(GRAPH_JSON))], v.to_string())
+}
+
+/// Headers Graph puts on every response (graph-behaviours.md "Headers").
+fn finish(mut resp: Response, ids: &RequestIds) -> Response {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
+        h.insert("request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ids.client_request_id) {
+        h.insert("client-request-id", v);
+    }
+    h.insert("odata-version", HeaderValue::from_static("4.0"));
+    h.insert(
+        "x-ms-ags-diagnostic",
+        HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"enrollgraph","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"enrollgraph"}}"#),
+    );
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The origin the client used: a configured public URL, else `X-Forwarded-Proto/-Host`,
+/// else `Host` (nextLinks must point back where the client came from: clients.md §0).
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
+    let scheme = get("x-forwarded-proto").unwrap_or("http");
+    let host = get("x-forwarded-host").or_else(|| get("host")).unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+async fn metadata(State(state): State<AppState>, axum::extract::Path(version): axum::extract::Path<String>, headers: HeaderMap) -> Response {
+    let ids = RequestIds::new(&headers, format!("/{version}/$metadata"));
+    let resp = match ApiVersion::parse(&version) {
+        Some(v) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"))],
+            state.service.model().schema(v).xml,
+        )
+            .into_response(),
+        None => HttpError::BadVersion(version).into_graph_response(&ids),
+    };
+    finish(resp, &ids)
+}
+
+async fn no_route(req: Request) -> Response {
+    let ids = RequestIds::new(req.headers(), req.uri().to_string());
+    finish(HttpError::NoRoute(req.uri().path().to_owned()).into_graph_response(&ids), &ids)
+}
+
+async fn graph(State(state): State<AppState>, req: Request) -> Response {
+    let ids = RequestIds::new(req.headers(), req.uri().to_string());
+    let resp = match serve_graph(&state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_graph_response(&ids),
+    };
+    finish(resp, &ids)
+}
+
+async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpError> {
+    let (parts, body) = req.into_parts();
+    let full = parts.uri.path().trim_start_matches('/');
+    let (version_text, path) = full.split_once('/').unwrap_or((full, ""));
+    let version = ApiVersion::parse(version_text).ok_or_else(|| HttpError::BadVersion(version_text.to_owned()))?;
+    let method = match parts.method {
+        Method::GET | Method::HEAD => ServiceMethod::Get,
+        Method::POST => ServiceMethod::Post,
+        Method::PATCH => ServiceMethod::Patch,
+        Method::PUT => ServiceMethod::Put,
+        Method::DELETE => ServiceMethod::Delete,
+        ref other => ServiceMethod::Other(other.as_str().to_owned()),
+    };
+    let body = read_json(&parts.headers, body, &method).await?;
+    let request = enrollgraph_service::Request {
+        method,
+        version,
+        path: path.to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        body,
+        tenant: state.default_tenant.to_string(),
+        base_url: base_url(state, &parts.headers),
+    };
+    let out = state.service.handle(request).await?;
+    let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::OK);
+    let mut resp = match out.body {
+        ServiceBody::Empty => (status, Body::empty()).into_response(),
+        ServiceBody::Json(v) => (status, json_body(&v)).into_response(),
+        ServiceBody::Text(t) => (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=utf-8"))], t).into_response(),
+    };
+    if let Some(loc) = out.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+/// Reads and parses a JSON body: 413 above the limit, 415 for another media type,
+/// 400 for malformed JSON. GETs may carry `Content-Type: application/json` and no body
+/// (IntuneCD does: clients.md §0).
+async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> Result<Option<Value>, HttpError> {
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+        if len > BODY_LIMIT {
+            return Err(HttpError::TooLarge);
+        }
+    }
+    let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| HttpError::TooLarge)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if matches!(method, ServiceMethod::Get) {
+        return Ok(None);
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
+        return Err(HttpError::UnsupportedMediaType(if content_type.is_empty() { "(none)".into() } else { content_type.to_owned() }));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| HttpError::MalformedJson(e.to_string()))
+}

@@ -1,0 +1,57 @@
+//! The service's one error type. The server maps each variant to a status and a Graph
+//! error code in one place (server/src/error.rs).
+
+use enrollgraph_csdl::ValidationError;
+use enrollgraph_store::StoreError;
+
+/// What went wrong, in Graph's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// 400 `BadRequest` from the Intune workload (body validation, rules).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400 `BadRequest` from the Graph gateway (query options, malformed URL).
+    #[error("{0}")]
+    BadQuery(String),
+    /// 400 `BadRequest` "Resource not found for the segment 'x'." (rulings.md 8).
+    #[error("Resource not found for the segment '{0}'.")]
+    SegmentNotFound(String),
+    /// 404 `ResourceNotFound`: an id that does not exist (in this tenant).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// 405 `MethodNotAllowed`, with the methods the resource has.
+    #[error("The HTTP method '{method}' is not allowed on this resource.")]
+    MethodNotAllowed {
+        /// The method the client used.
+        method: String,
+        /// The methods that would work, for the `Allow` header.
+        allow: Vec<&'static str>,
+    },
+    /// 409 `Conflict`.
+    #[error("{0}")]
+    Conflict(String),
+    /// 501 `NotImplemented`: the schema has the operation, enrollgraph does not yet.
+    #[error("The operation '{0}' is not implemented by enrollgraph.")]
+    NotImplemented(String),
+    /// 500: a defect or a storage failure; the detail is logged, not sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ValidationError> for ServiceError {
+    fn from(e: ValidationError) -> Self {
+        ServiceError::BadRequest(e.0)
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(id) => ServiceError::Conflict(format!("An entity with id '{id}' already exists.")),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Shorthand for service results.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

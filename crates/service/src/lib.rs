@@ -1,0 +1,148 @@
+//! Graph semantics without HTTP. The server turns an HTTP request into a [`Request`],
+//! calls [`Service::handle`], and writes the [`Response`] or maps the [`ServiceError`].
+//!
+//! Every resource is served by the same code: the path is resolved against the CSDL
+//! model ([`resolve`]), bodies are validated and shaped by `enrollgraph-csdl`, and rows
+//! are read and written through one tenant-scoped `enrollgraph-store` transaction.
+
+pub mod error;
+mod ops;
+pub mod path;
+mod query;
+pub mod resolve;
+mod tenant;
+
+use std::sync::Arc;
+
+use enrollgraph_csdl::{ApiVersion, Model};
+use enrollgraph_store::Store;
+use serde_json::Value;
+
+pub use error::{Result, ServiceError};
+pub use tenant::DEFAULTS_JSON;
+
+/// An HTTP method as the service sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// GET (and HEAD)
+    Get,
+    /// POST
+    Post,
+    /// PATCH
+    Patch,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// Anything else.
+    Other(String),
+}
+
+impl Method {
+    /// The method's name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Other(m) => m,
+        }
+    }
+}
+
+/// A Graph request, already authenticated and with its body parsed.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The API version of the URL.
+    pub version: ApiVersion,
+    /// The path after the version segment, still percent-encoded.
+    pub path: String,
+    /// The raw query string (after `?`), still percent-encoded.
+    pub query: String,
+    /// The parsed JSON body, if any.
+    pub body: Option<Value>,
+    /// The tenant every read and write is scoped to.
+    pub tenant: String,
+    /// The origin the client used (`http://127.0.0.1:5080`), for `@odata.context`,
+    /// `@odata.nextLink` and `Location` (graph-behaviours.md "Paging").
+    pub base_url: String,
+}
+
+/// The body of a response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// No content.
+    Empty,
+    /// A JSON document.
+    Json(Value),
+    /// `text/plain` (`/$count`).
+    Text(String),
+}
+
+/// A Graph response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: Body,
+    /// `Location` header (201 Created).
+    pub location: Option<String>,
+}
+
+/// Tunables of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server-driven page size (OData URL §11.2.6.7 `odata.maxpagesize`).
+    pub page_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { page_size: 100 }
+    }
+}
+
+/// The Graph service over one model and one store.
+#[derive(Clone)]
+pub struct Service {
+    model: Arc<Model>,
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+}
+
+impl Service {
+    /// Builds the service.
+    #[must_use]
+    pub fn new(model: Arc<Model>, store: Arc<dyn Store>, config: Config) -> Self {
+        Service { model, store, config: Arc::new(config) }
+    }
+
+    /// The model.
+    #[must_use]
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Serves one request.
+    ///
+    /// # Errors
+    /// Any [`ServiceError`]; the server maps it to a Graph error body.
+    pub async fn handle(&self, req: Request) -> Result<Response> {
+        ops::handle(self, req).await
+    }
+
+    /// Creates `tenant` with what a new Intune tenant holds (reference/defaults.md),
+    /// unless it exists. Returns true when it was created.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn provision_tenant(&self, tenant: &str) -> Result<bool> {
+        tenant::provision(self, tenant).await
+    }
+}

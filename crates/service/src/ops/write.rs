@@ -1,0 +1,256 @@
+//! Create (POST, 201), update (PATCH, 200 with the entity: seed 004), delete (DELETE, 204),
+//! and `$ref` writes, for any entity type of the schema.
+
+use enrollgraph_csdl::{WriteMode, complete, validate_entity};
+use enrollgraph_store::{ListSpec, Row, Tx};
+use serde_json::{Map, Value};
+
+use super::{WriteCtx, context_url, empty, with_context};
+use crate::error::{Result, ServiceError};
+use crate::resolve::{CollectionRef, EntityRef, Target, View, home_collection, resolve_reference};
+use crate::{Body, Method, Response};
+
+/// `YYYY-MM-DDTHH:MM:SS.fffffffZ`, the precision Graph writes timestamps in.
+pub(crate) fn now_stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.nanosecond() / 100
+    )
+}
+
+/// Fills what the server owns on a new or changed entity: fixed values, `fill`
+/// templates, stamps, and every property either version declares (stored whole).
+fn server_fields(view: View<'_>, type_name: &str, body: &mut Map<String, Value>, parent_id: Option<&str>, created: bool) {
+    let lineage = view.lineage(type_name);
+    let behaviour = view.model.behaviour.for_type(&lineage);
+    for (k, v) in &behaviour.fixed {
+        body.insert(k.clone(), v.clone());
+    }
+    for (k, v) in &behaviour.fill {
+        if body.get(k).is_none_or(Value::is_null) {
+            let filled = match (v.as_str(), parent_id) {
+                (Some("{parentId}"), Some(p)) => Value::String(p.to_owned()),
+                _ => v.clone(),
+            };
+            body.insert(k.clone(), filled);
+        }
+    }
+    let stamps = &view.model.behaviour.stamps;
+    let now = Value::String(now_stamp());
+    let has = |p: &str| view.model.beta.find_property(type_name, p).is_some();
+    if has(&stamps.modified) {
+        body.insert(stamps.modified.clone(), now.clone());
+    }
+    if created && has(&stamps.created) {
+        body.insert(stamps.created.clone(), now);
+    }
+    if has(&stamps.version) {
+        let next = if created { 0 } else { body.get(&stamps.version).and_then(Value::as_i64).unwrap_or(0) + 1 };
+        body.insert(stamps.version.clone(), Value::from(next));
+    }
+    complete(&view.model.beta, type_name, body);
+    complete(&view.model.v1, type_name, body);
+}
+
+/// A server-made id: `<guid>_<suffix>`, a template, or a GUID (graph-behaviours.md "Ids").
+fn new_id(view: View<'_>, type_name: &str, body: &Map<String, Value>, parent_id: Option<&str>) -> String {
+    let guid = uuid::Uuid::new_v4().to_string();
+    let behaviour = view.model.behaviour.for_type(&view.lineage(type_name));
+    if let Some(suffix) = behaviour.id_suffix {
+        return format!("{guid}_{suffix}");
+    }
+    if let Some(template) = behaviour.id_template {
+        let target = body.get("target").and_then(Value::as_object);
+        let group = target
+            .and_then(|t| t.get("groupId").and_then(Value::as_str).map(str::to_owned))
+            .or_else(|| {
+                let t = target?.get("@odata.type")?.as_str()?;
+                view.model.behaviour.virtual_group(&enrollgraph_csdl::qualify(t)).map(str::to_owned)
+            })
+            .unwrap_or_else(|| guid.clone());
+        return template.replace("{parentId}", parent_id.unwrap_or_default()).replace("{targetGroupId}", &group);
+    }
+    guid
+}
+
+/// The priority group of a stored row, if its type keeps priorities.
+pub(crate) fn priority_group(view: View<'_>, type_name: &str) -> Option<String> {
+    view.model.behaviour.for_type(&view.lineage(type_name)).priority_group
+}
+
+/// The rows of `coll` in the same priority group as `group`, by priority (defaults excluded).
+pub(crate) fn group_members(view: View<'_>, tx: &dyn Tx, parent: i64, nav: &str, group: &str) -> Result<Vec<Row>> {
+    let mut rows: Vec<Row> = tx
+        .list(parent, nav, &ListSpec::default())?
+        .into_iter()
+        .filter(|r| priority_group(view, &r.type_name).as_deref() == Some(group) && priority(r) > 0)
+        .collect();
+    rows.sort_by_key(|r| (priority(r), r.seq));
+    Ok(rows)
+}
+
+pub(crate) fn priority(row: &Row) -> i64 {
+    row.body.get("priority").and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// Renumbers `rows` 1..n in their order, writing only the rows that changed.
+pub(crate) fn renumber(tx: &mut dyn Tx, rows: &mut [Row]) -> Result<()> {
+    for (i, row) in rows.iter_mut().enumerate() {
+        let want = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        if priority(row) != want {
+            row.body.insert("priority".into(), Value::from(want));
+            tx.update(row.seq, &row.type_name, &row.body)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates one entity (and any deep-inserted children) in `coll`.
+pub(crate) fn create_entity(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRef, json: &Value) -> Result<EntityRef> {
+    let payload = validate_entity(view.schema, &view.model.behaviour, coll.effective_type(), None, json, WriteMode::Create)?;
+    let parent_id = if coll.parent == enrollgraph_store::ROOT {
+        None
+    } else {
+        tx.get_seq(coll.parent)?.map(|r| r.id)
+    };
+    let type_name = payload.type_name.clone();
+    let mut body = payload.body;
+    let id = new_id(view, &type_name, &body, parent_id.as_deref());
+    body.insert("id".into(), Value::String(id.clone()));
+    server_fields(view, &type_name, &mut body, parent_id.as_deref(), true);
+    if let Some(group) = priority_group(view, &type_name) {
+        // The next free priority within the group (rulings.md 7).
+        let next = group_members(view, tx, coll.parent, &coll.nav, &group)?.last().map_or(1, |r| priority(r) + 1);
+        body.insert("priority".into(), Value::from(next));
+    }
+    let seq = tx.insert(coll.parent, &coll.nav, &id, &type_name, &body)?;
+    let row = Row { seq, parent: coll.parent, nav: coll.nav.clone(), id, type_name, body };
+    let entity = EntityRef { row, declared: coll.element.clone(), collection_path: coll.path.clone() };
+    for (nav, reference) in &payload.binds {
+        bind(view, tx, &entity, nav, reference)?;
+    }
+    for (nav, children) in &payload.deep {
+        let child_coll = CollectionRef {
+            parent: seq,
+            nav: nav.clone(),
+            element: view
+                .schema
+                .find_navigation(&entity.row.type_name, nav)
+                .map(|n| n.target.clone())
+                .unwrap_or_default(),
+            cast: None,
+            path: format!("{}/{nav}", entity.path()),
+        };
+        for child in children {
+            create_entity(view, tx, &child_coll, child)?;
+        }
+    }
+    Ok(entity)
+}
+
+/// Points the single-valued link `nav` of `source` at the entity `reference` names.
+fn bind(view: View<'_>, tx: &mut dyn Tx, source: &EntityRef, nav: &str, reference: &str) -> Result<()> {
+    let Some(n) = view.schema.find_navigation(&source.row.type_name, nav).cloned() else {
+        return Err(ServiceError::BadRequest(format!("The navigation property '{nav}' does not exist.")));
+    };
+    if n.collection || n.contains_target {
+        return Err(ServiceError::BadRequest(format!("The navigation property '{nav}' cannot be bound by reference.")));
+    }
+    let target = resolve_reference(view, &*tx, reference)?;
+    if !view.schema.derives_from(&target.row.type_name, &n.target) {
+        return Err(ServiceError::BadRequest(format!(
+            "The entity '{reference}' is not a '{}' and cannot be bound to '{nav}'.",
+            n.target
+        )));
+    }
+    tx.set_link(source.row.seq, &n.name, Some(target.row.seq))?;
+    Ok(())
+}
+
+pub(super) fn create(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRef, json: &Value, ctx: &WriteCtx) -> Result<Response> {
+    let entity = create_entity(view, tx, coll, json)?;
+    let location = format!("{}/{}/{}", ctx.base_url, ctx.version.as_str(), entity.path());
+    let body = entity_body(view, &entity, ctx)?;
+    Ok(Response { status: 201, body: Body::Json(body), location: Some(location) })
+}
+
+/// The wire form of an entity with its `@odata.context` (`.../{collection}/$entity`).
+pub(super) fn entity_body(view: View<'_>, entity: &EntityRef, ctx: &WriteCtx) -> Result<Value> {
+    let shaped = enrollgraph_csdl::shape_entity(view.schema, &entity.row.type_name, &entity.row.body, &Default::default())
+        .ok_or_else(|| ServiceError::Internal(format!("type {} missing from the schema", entity.row.type_name)))?;
+    let context = context_url(&ctx.base_url, ctx.version, &format!("{}/$entity", entity.collection_path));
+    Ok(with_context(context, shaped))
+}
+
+pub(super) fn update(view: View<'_>, tx: &mut dyn Tx, mut entity: EntityRef, json: &Value, ctx: &WriteCtx) -> Result<Response> {
+    let row = &mut entity.row;
+    let payload = validate_entity(view.schema, &view.model.behaviour, &entity.declared, Some(&row.type_name), json, WriteMode::Update)?;
+    if !payload.deep.is_empty() {
+        return Err(ServiceError::BadRequest("Navigation properties cannot be updated inline.".into()));
+    }
+    // Top-level properties replace (complex values whole); beta-only properties not in a
+    // v1.0 body stay as they were (rulings.md 6).
+    row.body.extend(payload.body);
+    let parent_id = tx.get_seq(row.parent)?.map(|r| r.id);
+    server_fields(view, &row.type_name.clone(), &mut row.body, parent_id.as_deref(), false);
+    tx.update(row.seq, &row.type_name, &row.body)?;
+    for (nav, reference) in &payload.binds {
+        bind(view, tx, &entity, nav, reference)?;
+    }
+    let body = entity_body(view, &entity, ctx)?;
+    Ok(Response { status: 200, body: Body::Json(body), location: None })
+}
+
+pub(super) fn delete(view: View<'_>, tx: &mut dyn Tx, entity: &EntityRef) -> Result<Response> {
+    let row = &entity.row;
+    if let Some(group) = priority_group(view, &row.type_name) {
+        if priority(row) == 0 {
+            // Tenant defaults cannot be deleted (defaults.md: Microsoft365DSC refuses; 400 BadRequest).
+            return Err(ServiceError::BadRequest(format!("The default configuration '{}' cannot be deleted.", row.id)));
+        }
+        tx.delete(row.seq)?;
+        let mut rest = group_members(view, tx, row.parent, &row.nav, &group)?;
+        renumber(tx, &mut rest)?;
+    } else {
+        tx.delete(row.seq)?;
+    }
+    Ok(empty(204))
+}
+
+/// `PUT .../{nav}/$ref`, `DELETE .../{nav}/$ref`, `POST .../{reverse}/$ref` (rulings.md 5).
+pub(super) fn set_ref(view: View<'_>, tx: &mut dyn Tx, method: &Method, target: Target, json: &Value) -> Result<Response> {
+    let reference = || {
+        json.get("@odata.id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ServiceError::BadRequest("The request body must carry '@odata.id'.".into()))
+    };
+    match (method, target) {
+        (Method::Put, Target::SingleNav { source, nav, .. }) => {
+            bind(view, tx, &source, &nav.name, &reference()?)?;
+            Ok(empty(204))
+        }
+        (Method::Delete, Target::SingleNav { source, nav, .. }) => {
+            tx.set_link(source.row.seq, &nav.name, None)?;
+            Ok(empty(204))
+        }
+        (Method::Post, Target::Reverse { target, link, element, .. }) => {
+            let source = resolve_reference(view, &*tx, &reference()?)?;
+            let home = home_collection(view, &element)?;
+            if !view.schema.derives_from(&source.row.type_name, &element) || source.collection_path != home.path {
+                return Err(ServiceError::BadRequest(format!("The reference does not address a '{element}'.")));
+            }
+            tx.set_link(source.row.seq, &link, Some(target.row.seq))?;
+            Ok(empty(204))
+        }
+        (m, t) => Err(super::method_not_allowed(m, &Target::Ref(Box::new(t)))),
+    }
+}
+

@@ -1,0 +1,321 @@
+//! Resolving a resource path against the model and the tenant's data (OData URL
+//! Conventions §4): singleton → contained collections → keys → navigations, casts,
+//! bound actions, `$count` and `$ref`. One walk serves every resource in the schema.
+
+use enrollgraph_csdl::{Action, Model, Navigation, Schema, qualify};
+use enrollgraph_store::{ROOT, ReadTx, Row, Seq};
+
+use crate::error::{Result, ServiceError};
+use crate::path::{Segment, key_predicate};
+
+/// A collection of entities contained in `parent` under navigation `nav`.
+#[derive(Debug, Clone)]
+pub struct CollectionRef {
+    /// The containing row ([`ROOT`] for the singleton).
+    pub parent: Seq,
+    /// The containing navigation, as the schema spells it.
+    pub nav: String,
+    /// The declared element type.
+    pub element: String,
+    /// A type-cast segment narrowing the element type.
+    pub cast: Option<String>,
+    /// Canonical path, e.g. `deviceManagement/deviceEnrollmentConfigurations('x')/assignments`.
+    pub path: String,
+}
+
+impl CollectionRef {
+    /// The element type after any cast.
+    #[must_use]
+    pub fn effective_type(&self) -> &str {
+        self.cast.as_deref().unwrap_or(&self.element)
+    }
+}
+
+/// One stored entity as addressed.
+#[derive(Debug, Clone)]
+pub struct EntityRef {
+    /// The stored row.
+    pub row: Row,
+    /// The declared type of its collection.
+    pub declared: String,
+    /// The canonical path of its collection.
+    pub collection_path: String,
+}
+
+impl EntityRef {
+    /// Canonical path of the entity itself.
+    #[must_use]
+    pub fn path(&self) -> String {
+        format!("{}{}", self.collection_path, key_predicate(&self.row.id))
+    }
+}
+
+/// What a path addresses.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A singleton of the entity container (`deviceManagement`).
+    Singleton {
+        /// Its name.
+        name: String,
+        /// Its type.
+        type_name: String,
+    },
+    /// A contained collection.
+    Collection(CollectionRef),
+    /// One entity.
+    Entity(EntityRef),
+    /// A single-valued, non-contained navigation (`deploymentProfile`), possibly unset.
+    SingleNav {
+        /// The entity the navigation starts from.
+        source: EntityRef,
+        /// The navigation.
+        nav: Navigation,
+        /// Its current target.
+        target: Option<EntityRef>,
+    },
+    /// The entities whose link `link` points at `target` (`assignedDevices`).
+    Reverse {
+        /// The entity linked to.
+        target: EntityRef,
+        /// The link's name on the sources.
+        link: String,
+        /// The navigation name used in the path.
+        nav: String,
+        /// The sources' declared type.
+        element: String,
+    },
+    /// A bound action.
+    Action {
+        /// What the action is bound to.
+        binding: Box<Target>,
+        /// The action.
+        action: Action,
+    },
+    /// `/$count` of a collection.
+    Count(Box<Target>),
+    /// `/$ref` of a navigation.
+    Ref(Box<Target>),
+}
+
+/// The model and version a request is resolved in.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    /// Both schemas and behaviour.
+    pub model: &'a Model,
+    /// The schema of the request's version.
+    pub schema: &'a Schema,
+}
+
+impl View<'_> {
+    /// The type chain of `t`, root first, as names (for behaviour lookups).
+    #[must_use]
+    pub fn lineage(&self, t: &str) -> Vec<&str> {
+        self.model.beta.lineage(t).into_iter().map(|s| s.name.as_str()).collect()
+    }
+}
+
+/// Resolves `segments` (after the version) in one tenant.
+///
+/// # Errors
+/// `SegmentNotFound` for names the schema does not have, `ResourceNotFound` for ids
+/// that do not exist, `BadQuery` for misplaced `$count`/`$ref`.
+pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Target> {
+    let Some((first, rest)) = segments.split_first() else {
+        return Err(ServiceError::SegmentNotFound(String::new()));
+    };
+    let Some((name, type_name)) =
+        view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name))
+    else {
+        return Err(ServiceError::SegmentNotFound(first.name.clone()));
+    };
+    let mut target = Target::Singleton { name: name.clone(), type_name: type_name.clone() };
+    if first.key.is_some() {
+        return Err(ServiceError::SegmentNotFound(format!("{}({})", first.name, first.key.clone().unwrap_or_default())));
+    }
+    for seg in rest {
+        target = step(view, tx, target, seg)?;
+    }
+    Ok(target)
+}
+
+fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment) -> Result<Target> {
+    let name = seg.name.as_str();
+    let next = match target {
+        Target::Action { .. } | Target::Count(_) | Target::Ref(_) => return Err(ServiceError::SegmentNotFound(name.to_owned())),
+        Target::Collection(c) => collection_step(view, tx, c, name)?,
+        Target::Reverse { target, link, nav, element } => {
+            if name == "$ref" {
+                Target::Ref(Box::new(Target::Reverse { target, link, nav, element }))
+            } else if name == "$count" {
+                Target::Count(Box::new(Target::Reverse { target, link, nav, element }))
+            } else {
+                let home = home_collection(view, &element)?;
+                let sources = tx.linked_from(target.row.seq, &link)?;
+                let row = tx.get(ROOT, &home.nav, name)?.filter(|r| sources.contains(&r.seq));
+                match row {
+                    Some(row) => Target::Entity(EntityRef { row, declared: element, collection_path: home.path }),
+                    None => return Err(not_found(name)),
+                }
+            }
+        }
+        Target::SingleNav { source, nav, target } => {
+            if name == "$ref" {
+                Target::Ref(Box::new(Target::SingleNav { source, nav, target }))
+            } else {
+                // Navigating through an unset link answers 404 (rulings.md 5).
+                let Some(entity) = target else { return Err(not_found(&nav.name)) };
+                entity_step(view, tx, Target::Entity(entity), name)?
+            }
+        }
+        t @ (Target::Singleton { .. } | Target::Entity(_)) => entity_step(view, tx, t, name)?,
+    };
+    match (&seg.key, next) {
+        (None, t) => Ok(t),
+        (Some(key), Target::Collection(c)) => collection_step(view, tx, c, key),
+        (Some(_), _) => Err(ServiceError::SegmentNotFound(format!("{name}({})", seg.key.clone().unwrap_or_default()))),
+    }
+}
+
+fn not_found(what: &str) -> ServiceError {
+    ServiceError::ResourceNotFound(format!("The requested resource '{what}' does not exist."))
+}
+
+fn collection_step(view: View<'_>, tx: &dyn ReadTx, c: CollectionRef, name: &str) -> Result<Target> {
+    if name == "$count" {
+        return Ok(Target::Count(Box::new(Target::Collection(c))));
+    }
+    if let Some(action) = view.schema.find_action(c.effective_type(), name, true) {
+        return Ok(Target::Action { binding: Box::new(Target::Collection(c)), action: action.clone() });
+    }
+    if name.contains('.') {
+        if let Some(t) = view.schema.structured(name) {
+            if view.schema.derives_from(&t.name, c.effective_type()) {
+                let cast = t.name.clone();
+                return Ok(Target::Collection(CollectionRef { path: format!("{}/{cast}", c.path), cast: Some(cast), ..c }));
+            }
+        }
+    }
+    let Some(row) = tx.get(c.parent, &c.nav, name)? else {
+        return Err(not_found(name));
+    };
+    // A type this version does not know, or outside a cast, does not exist here (rulings.md 6).
+    if view.schema.structured(&row.type_name).is_none() || !view.schema.derives_from(&row.type_name, c.effective_type()) {
+        return Err(not_found(name));
+    }
+    Ok(Target::Entity(EntityRef { row, declared: c.element, collection_path: c.path }))
+}
+
+fn entity_step(view: View<'_>, tx: &dyn ReadTx, target: Target, name: &str) -> Result<Target> {
+    let (type_name, seq, path) = match &target {
+        Target::Singleton { name, type_name } => (type_name.clone(), ROOT, name.clone()),
+        Target::Entity(e) => (e.row.type_name.clone(), e.row.seq, e.path()),
+        _ => return Err(ServiceError::SegmentNotFound(name.to_owned())),
+    };
+    if let Some(nav) = view.schema.find_navigation(&type_name, name).cloned() {
+        let lineage = view.lineage(&type_name);
+        if let Some(link) = view.model.behaviour.reverse_navigation(&lineage, &nav.name) {
+            let Target::Entity(entity) = target else { return Err(ServiceError::SegmentNotFound(name.to_owned())) };
+            return Ok(Target::Reverse { target: entity, link: link.to_owned(), nav: nav.name, element: nav.target });
+        }
+        if nav.contains_target && nav.collection {
+            return Ok(Target::Collection(CollectionRef {
+                parent: seq,
+                path: format!("{path}/{}", nav.name),
+                nav: nav.name,
+                element: nav.target,
+                cast: None,
+            }));
+        }
+        if !nav.collection && !nav.contains_target {
+            let Target::Entity(source) = target else { return Err(ServiceError::SegmentNotFound(name.to_owned())) };
+            let linked = match tx.link(source.row.seq, &nav.name)? {
+                Some(s) => tx.get_seq(s)?,
+                None => None,
+            };
+            let linked = match linked {
+                Some(row) => Some(entity_for_row(view, tx, row)?),
+                None => None,
+            };
+            return Ok(Target::SingleNav { source, nav, target: linked });
+        }
+        return Err(ServiceError::NotImplemented(format!("navigation {type_name}/{}", nav.name)));
+    }
+    if let Some(action) = view.schema.find_action(&type_name, name, false) {
+        return Ok(Target::Action { binding: Box::new(target), action: action.clone() });
+    }
+    if name.contains('.') {
+        let cast = qualify(name);
+        if view.schema.structured(&cast).is_some() {
+            // A cast to a type the entity is not of addresses nothing (OData URL §4.11).
+            return if view.schema.derives_from(&type_name, &cast) { Ok(target) } else { Err(not_found(name)) };
+        }
+    }
+    Err(ServiceError::SegmentNotFound(name.to_owned()))
+}
+
+/// Where entities of `element` type live: the singleton's contained collection of that
+/// type (the schema has no NavigationPropertyBinding; each type has one home).
+///
+/// # Errors
+/// When the schema has no such collection.
+pub fn home_collection(view: View<'_>, element: &str) -> Result<CollectionRef> {
+    view.schema
+        .contained_collections()
+        .into_iter()
+        .find(|(_, n)| view.schema.derives_from(element, &n.target))
+        .map(|(singleton, n)| CollectionRef {
+            parent: ROOT,
+            nav: n.name.clone(),
+            element: n.target.clone(),
+            cast: None,
+            path: format!("{singleton}/{}", n.name),
+        })
+        .ok_or_else(|| ServiceError::NotImplemented(format!("no collection holds {element}")))
+}
+
+/// The addressable form of any stored row, found by walking up its containers.
+///
+/// # Errors
+/// When a container is missing (a defect) or the version lacks the type.
+pub fn entity_for_row(view: View<'_>, tx: &dyn ReadTx, row: Row) -> Result<EntityRef> {
+    let parent_type;
+    let parent_path;
+    if row.parent == ROOT {
+        let Some((name, ty)) = view
+            .schema
+            .singletons()
+            .iter()
+            .find(|(_, ty)| view.schema.find_navigation(ty, &row.nav).is_some())
+        else {
+            return Err(not_found(&row.id));
+        };
+        parent_type = ty.clone();
+        parent_path = name.clone();
+    } else {
+        let Some(parent) = tx.get_seq(row.parent)? else { return Err(not_found(&row.id)) };
+        parent_type = parent.type_name.clone();
+        parent_path = entity_for_row(view, tx, parent)?.path();
+    }
+    let Some(nav) = view.schema.find_navigation(&parent_type, &row.nav) else { return Err(not_found(&row.id)) };
+    if view.schema.structured(&row.type_name).is_none() {
+        return Err(not_found(&row.id));
+    }
+    Ok(EntityRef { declared: nav.target.clone(), collection_path: format!("{parent_path}/{}", nav.name), row })
+}
+
+/// Resolves an absolute or relative entity URL (`@odata.id`, `@odata.bind`) to a row.
+///
+/// # Errors
+/// `BadRequest` when the URL does not address an entity of this tenant.
+pub fn resolve_reference(view: View<'_>, tx: &dyn ReadTx, url: &str) -> Result<EntityRef> {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let path = path.split_once("://").map_or(path, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    let path = path.trim_start_matches('/');
+    let path = ["beta/", "v1.0/"].iter().find_map(|v| path.strip_prefix(v)).unwrap_or(path);
+    let segments = crate::path::parse_path(path)?;
+    match resolve(view, tx, &segments) {
+        Ok(Target::Entity(e)) => Ok(e),
+        Err(ServiceError::ResourceNotFound(m)) => Err(ServiceError::ResourceNotFound(m)),
+        _ => Err(ServiceError::BadRequest(format!("The reference '{url}' does not address an entity."))),
+    }
+}
