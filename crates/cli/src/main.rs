@@ -95,10 +95,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         public_url: args.public_url.map(Into::into),
     };
     // The first line is machine-readable: tests and scripts wait for it.
-    println!("enrollgraph listening on http://{local}");
-    println!("  tenant:   {}", args.tenant);
-    println!("  data:     {}", db.display());
-    println!("  try:      curl http://{local}/beta/deviceManagement/deviceEnrollmentConfigurations");
+    // Written without println!, which panics when stdout has been closed.
+    let banner = format!(
+        "enrollgraph listening on http://{local}\n  tenant:   {}\n  data:     {}\n  try:      curl http://{local}/beta/deviceManagement/deviceEnrollmentConfigurations\n",
+        args.tenant,
+        db.display()
+    );
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown())
         .await
