@@ -188,7 +188,7 @@ impl<'v> Cx<'v> {
         }
     }
 
-    fn value(&mut self, e: &'v BoundExpr, kind: &Kind) -> V<'v> {
+    fn value(&mut self, e: &'v BoundExpr, _kind: &Kind) -> V<'v> {
         match e {
             BoundExpr::Null => V::Null,
             BoundExpr::Const(c) => match c {
@@ -249,8 +249,7 @@ impl<'v> Cx<'v> {
                     Function::StartsWith | Function::EndsWith | Function::Contains => V::Bool(self.pred(e)),
                 }
             }
-            _ if *kind == Kind::Bool || !matches!(e, BoundExpr::Value { .. }) => V::Bool(self.pred(e)),
-            _ => V::Null,
+            _ => V::Bool(self.pred(e)),
         }
     }
 

@@ -35,8 +35,10 @@ impl From<ServiceError> for HttpError {
 /// we put the problem in front so that the message still names it.
 fn intune_message(problem: &str, ids: &RequestIds) -> String {
     let inner = format!(
-        "{problem} - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: {} - Url: {}",
-        ids.request_id, ids.url
+        "{problem} - Operation ID (for customer support): {} - Activity ID: {} - Url: {}",
+        uuid::Uuid::new_v4(),
+        ids.request_id,
+        ids.url
     );
     json!({
         "_version": 3,

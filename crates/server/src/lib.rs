@@ -140,7 +140,8 @@ async fn no_route(req: Request) -> Response {
 }
 
 async fn graph(State(state): State<AppState>, req: Request) -> Response {
-    let ids = RequestIds::new(req.headers(), req.uri().to_string());
+    let url = format!("{}{}", base_url(&state, req.headers()), req.uri());
+    let ids = RequestIds::new(req.headers(), url);
     let resp = match serve_graph(&state, req).await {
         Ok(r) => r,
         Err(e) => e.into_graph_response(&ids),
@@ -188,10 +189,9 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
 /// 400 for malformed JSON. GETs may carry `Content-Type: application/json` and no body
 /// (IntuneCD does: clients.md §0).
 async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> Result<Option<Value>, HttpError> {
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > BODY_LIMIT {
-            return Err(HttpError::TooLarge);
-        }
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > BODY_LIMIT) {
+        return Err(HttpError::TooLarge);
     }
     let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| HttpError::TooLarge)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -187,13 +187,12 @@ fn collection_step(view: View<'_>, tx: &dyn ReadTx, c: CollectionRef, name: &str
     if let Some(action) = view.schema.find_action(c.effective_type(), name, true) {
         return Ok(Target::Action { binding: Box::new(Target::Collection(c)), action: action.clone() });
     }
-    if name.contains('.') {
-        if let Some(t) = view.schema.structured(name) {
-            if view.schema.derives_from(&t.name, c.effective_type()) {
-                let cast = t.name.clone();
-                return Ok(Target::Collection(CollectionRef { path: format!("{}/{cast}", c.path), cast: Some(cast), ..c }));
-            }
-        }
+    if name.contains('.')
+        && let Some(t) = view.schema.structured(name)
+        && view.schema.derives_from(&t.name, c.effective_type())
+    {
+        let cast = t.name.clone();
+        return Ok(Target::Collection(CollectionRef { path: format!("{}/{cast}", c.path), cast: Some(cast), ..c }));
     }
     let Some(row) = tx.get(c.parent, &c.nav, name)? else {
         return Err(not_found(name));

@@ -136,13 +136,13 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>) {
             }
             results.push(run_job(conn, &req.tenant, req.job));
         }
-        if begun.is_ok() {
-            if let Err(e) = conn.execute_batch("COMMIT") {
-                tracing::error!(error = %e, "commit failed");
-                let _ = conn.execute_batch("ROLLBACK");
-                for r in &mut results {
-                    *r = Err(StoreError::Backend(format!("commit failed: {e}")));
-                }
+        if begun.is_ok()
+            && let Err(e) = conn.execute_batch("COMMIT")
+        {
+            tracing::error!(error = %e, "commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+            for r in &mut results {
+                *r = Err(StoreError::Backend(format!("commit failed: {e}")));
             }
         }
         for (done, result) in dones.into_iter().zip(results) {
