@@ -121,17 +121,17 @@ impl Behaviour {
 
     /// True when `prop`, declared on one of `lineage`'s types, is server-owned.
     #[must_use]
-    pub fn is_computed(&self, lineage: &[&str], prop: &str) -> bool {
-        lineage.iter().any(|t| self.computed.get(*t).is_some_and(|ps| ps.iter().any(|p| p == prop)))
+    pub fn is_computed(&self, lineage: &[String], prop: &str) -> bool {
+        lineage.iter().any(|t| self.computed.get(t).is_some_and(|ps| ps.iter().any(|p| p == prop)))
     }
 
     /// The behaviour of the most derived type in `lineage` that has one, merged
     /// with its bases' (derived wins).
     #[must_use]
-    pub fn for_type(&self, lineage: &[&str]) -> TypeBehaviour {
+    pub fn for_type(&self, lineage: &[String]) -> TypeBehaviour {
         let mut out = TypeBehaviour::default();
         for t in lineage {
-            if let Some(b) = self.types.get(*t) {
+            if let Some(b) = self.types.get(t) {
                 out.id_suffix = b.id_suffix.clone().or(out.id_suffix);
                 out.id_template = b.id_template.clone().or(out.id_template);
                 out.priority_group = b.priority_group.clone().or(out.priority_group);
@@ -150,7 +150,7 @@ impl Behaviour {
 
     /// What the action `name` bound to one of `lineage`'s types does.
     #[must_use]
-    pub fn action(&self, lineage: &[&str], name: &str) -> Option<&ActionKind> {
+    pub fn action(&self, lineage: &[String], name: &str) -> Option<&ActionKind> {
         lineage
             .iter()
             .rev()
@@ -160,7 +160,10 @@ impl Behaviour {
 
     /// For a navigation that is the reverse of a link, the link's name on the target.
     #[must_use]
-    pub fn reverse_navigation(&self, lineage: &[&str], nav: &str) -> Option<&str> {
-        lineage.iter().find_map(|t| self.reverse.get(&format!("{t}/{nav}"))).map(String::as_str)
+    pub fn reverse_navigation(&self, lineage: &[String], nav: &str) -> Option<&str> {
+        lineage
+            .iter()
+            .find_map(|t| self.reverse.iter().find(|(k, _)| k.strip_prefix(t.as_str()).and_then(|r| r.strip_prefix('/')) == Some(nav)))
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -163,6 +163,9 @@ pub struct Schema {
     actions: Vec<Action>,
     singletons: Vec<(String, String)>,
     derived: HashMap<String, Vec<String>>,
+    /// Per type, precomputed at load (these lookups are on every request's path):
+    /// its lineage names (root first) and all its properties, inherited first.
+    flat: HashMap<String, (Vec<String>, Vec<Property>)>,
 }
 
 /// Both versions' schemas plus the behaviour that CSDL cannot express.
@@ -203,13 +206,20 @@ impl Schema {
     /// A structured type by qualified name (alias `graph.` and a leading `#` accepted).
     #[must_use]
     pub fn structured(&self, name: &str) -> Option<&StructuredType> {
-        self.types.get(&qualify(name))
+        match self.types.get(name) {
+            Some(t) => Some(t),
+            None if name.starts_with('#') || name.starts_with("graph.") => self.types.get(&qualify(name)),
+            None => None,
+        }
     }
 
     /// An enumeration type by qualified name.
     #[must_use]
     pub fn enum_type(&self, name: &str) -> Option<&EnumType> {
-        self.enums.get(&qualify(name))
+        match self.enums.get(name) {
+            Some(e) => Some(e),
+            None => self.enums.get(&qualify(name)),
+        }
     }
 
     /// The entity-container singletons as (name, qualified type).
@@ -233,17 +243,15 @@ impl Schema {
 
     /// Every structural property of `name`, inherited ones first, in document order.
     #[must_use]
-    pub fn all_properties(&self, name: &str) -> Vec<&Property> {
-        self.lineage(name).into_iter().flat_map(|t| t.properties.iter()).collect()
+    pub fn all_properties(&self, name: &str) -> &[Property] {
+        let name = self.structured(name).map_or(name, |t| t.name.as_str());
+        self.flat.get(name).map_or(&[], |(_, props)| props.as_slice())
     }
 
     /// A structural property of `name` or its bases.
     #[must_use]
     pub fn find_property(&self, type_name: &str, prop: &str) -> Option<&Property> {
-        self.lineage(type_name)
-            .into_iter()
-            .flat_map(|t| t.properties.iter())
-            .find(|p| p.name == prop)
+        self.all_properties(type_name).iter().find(|p| p.name == prop)
     }
 
     /// A navigation property of `name` or its bases; Graph matches these case-insensitively
@@ -259,8 +267,15 @@ impl Schema {
     /// True when `derived` is `base` or (transitively) derives from it.
     #[must_use]
     pub fn derives_from(&self, derived: &str, base: &str) -> bool {
-        let base = qualify(base);
-        self.lineage(derived).iter().any(|t| t.name == base)
+        let (Some(d), Some(b)) = (self.structured(derived), self.structured(base)) else { return false };
+        self.flat.get(&d.name).is_some_and(|(lineage, _)| lineage.contains(&b.name))
+    }
+
+    /// The names of `name`'s lineage, root first (no allocation).
+    #[must_use]
+    pub fn lineage_names(&self, name: &str) -> &[String] {
+        let name = self.structured(name).map_or(name, |t| t.name.as_str());
+        self.flat.get(name).map_or(&[], |(l, _)| l.as_slice())
     }
 
     /// `name` and every type derived from it.

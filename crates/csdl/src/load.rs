@@ -175,6 +175,18 @@ impl Schema {
                 }
             }
         }
-        Ok(Schema { version, xml, types, enums, actions, singletons, derived })
+        let mut schema = Schema { version, xml, types, enums, actions, singletons, derived, flat: HashMap::new() };
+        let flat = schema
+            .types
+            .keys()
+            .map(|name| {
+                let lineage: Vec<&StructuredType> = schema.lineage(name);
+                let names = lineage.iter().map(|t| t.name.clone()).collect();
+                let props = lineage.iter().flat_map(|t| t.properties.iter().cloned()).collect();
+                (name.clone(), (names, props))
+            })
+            .collect();
+        schema.flat = flat;
+        Ok(schema)
     }
 }

@@ -92,7 +92,7 @@ pub fn validate_entity(
             "Cannot create an instance of the abstract type '{type_name}'; specify a derived type in '@odata.type'."
         ));
     }
-    let lineage: Vec<&str> = lineage_types.iter().map(|t| t.name.as_str()).collect();
+    let lineage = schema.lineage_names(&type_name);
     let mut payload = Payload { type_name: type_name.clone(), ..Payload::default() };
     for (key, value) in obj {
         if let Some((nav, annotation)) = key.split_once('@') {
@@ -111,7 +111,7 @@ pub fn validate_entity(
             continue;
         }
         if let Some(prop) = schema.find_property(&type_name, key) {
-            if behaviour.is_computed(&lineage, &prop.name) {
+            if behaviour.is_computed(lineage, &prop.name) {
                 continue; // server-owned: accepted and ignored (rulings.md 3)
             }
             let stored = validate_value(schema, key, &prop.type_ref, prop.collection, prop.nullable, value)?;

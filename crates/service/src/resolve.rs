@@ -109,8 +109,8 @@ pub struct View<'a> {
 impl View<'_> {
     /// The type chain of `t`, root first, as names (for behaviour lookups).
     #[must_use]
-    pub fn lineage(&self, t: &str) -> Vec<&str> {
-        self.model.beta.lineage(t).into_iter().map(|s| s.name.as_str()).collect()
+    pub fn lineage(&self, t: &str) -> &[String] {
+        self.model.beta.lineage_names(t)
     }
 }
 
@@ -212,7 +212,7 @@ fn entity_step(view: View<'_>, tx: &dyn ReadTx, target: Target, name: &str) -> R
     };
     if let Some(nav) = view.schema.find_navigation(&type_name, name).cloned() {
         let lineage = view.lineage(&type_name);
-        if let Some(link) = view.model.behaviour.reverse_navigation(&lineage, &nav.name) {
+        if let Some(link) = view.model.behaviour.reverse_navigation(lineage, &nav.name) {
             let Target::Entity(entity) = target else { return Err(ServiceError::SegmentNotFound(name.to_owned())) };
             return Ok(Target::Reverse { target: entity, link: link.to_owned(), nav: nav.name, element: nav.target });
         }

@@ -18,7 +18,7 @@ pub(super) fn invoke(view: View<'_>, tx: &mut dyn Tx, binding: Target, action: &
         return Err(ServiceError::NotImplemented(action.name.clone()));
     };
     let lineage = view.lineage(&entity.row.type_name);
-    let Some(kind) = view.model.behaviour.action(&lineage, &action.name).cloned() else {
+    let Some(kind) = view.model.behaviour.action(lineage, &action.name).cloned() else {
         return Err(ServiceError::NotImplemented(format!("{}/{}", action.binding_type, action.name)));
     };
     let params = validate_action_parameters(view.schema, &action.name, &action.parameters, body)?;

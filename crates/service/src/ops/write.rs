@@ -29,7 +29,7 @@ pub(crate) fn now_stamp() -> String {
 /// templates, stamps, and every property either version declares (stored whole).
 fn server_fields(view: View<'_>, type_name: &str, body: &mut Map<String, Value>, parent_id: Option<&str>, created: bool) {
     let lineage = view.lineage(type_name);
-    let behaviour = view.model.behaviour.for_type(&lineage);
+    let behaviour = view.model.behaviour.for_type(lineage);
     for (k, v) in &behaviour.fixed {
         body.insert(k.clone(), v.clone());
     }
@@ -62,7 +62,7 @@ fn server_fields(view: View<'_>, type_name: &str, body: &mut Map<String, Value>,
 /// A server-made id: `<guid>_<suffix>`, a template, or a GUID (graph-behaviours.md "Ids").
 fn new_id(view: View<'_>, type_name: &str, body: &Map<String, Value>, parent_id: Option<&str>) -> String {
     let guid = uuid::Uuid::new_v4().to_string();
-    let behaviour = view.model.behaviour.for_type(&view.lineage(type_name));
+    let behaviour = view.model.behaviour.for_type(view.lineage(type_name));
     if let Some(suffix) = behaviour.id_suffix {
         return format!("{guid}_{suffix}");
     }
@@ -82,7 +82,7 @@ fn new_id(view: View<'_>, type_name: &str, body: &Map<String, Value>, parent_id:
 
 /// The priority group of a stored row, if its type keeps priorities.
 pub(crate) fn priority_group(view: View<'_>, type_name: &str) -> Option<String> {
-    view.model.behaviour.for_type(&view.lineage(type_name)).priority_group
+    view.model.behaviour.for_type(view.lineage(type_name)).priority_group
 }
 
 /// The rows of `coll` in the same priority group as `group`, by priority (defaults excluded).
