@@ -23,6 +23,8 @@ pub enum HttpError {
     BadVersion(String),
     /// Nothing is served here.
     NoRoute(String),
+    /// A `$batch` request whose dependency failed.
+    FailedDependency,
 }
 
 impl From<ServiceError> for HttpError {
@@ -93,6 +95,12 @@ impl HttpError {
                 None,
             ),
             HttpError::BadVersion(v) => (StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {v}"), None),
+            HttpError::FailedDependency => (
+                StatusCode::FAILED_DEPENDENCY,
+                "FailedDependency",
+                "A request this request depends on failed.".to_owned(),
+                None,
+            ),
             HttpError::NoRoute(p) => (
                 StatusCode::NOT_FOUND,
                 "NotFound",
@@ -104,6 +112,16 @@ impl HttpError {
 
     /// The Graph-shaped response.
     pub fn into_graph_response(self, ids: &RequestIds) -> Response {
+        let (status, body, allow) = self.graph_body(ids);
+        let mut resp = (status, crate::json_body(&body)).into_response();
+        if let Some(allow) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
+        resp
+    }
+
+    /// Status, Graph error body and `Allow` value.
+    pub fn graph_body(self, ids: &RequestIds) -> (StatusCode, serde_json::Value, Option<String>) {
         let (status, code, message, allow) = self.parts(ids);
         let body = json!({
             "error": {
@@ -116,10 +134,6 @@ impl HttpError {
                 }
             }
         });
-        let mut resp = (status, crate::json_body(&body)).into_response();
-        if let Some(allow) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
-            resp.headers_mut().insert(header::ALLOW, allow);
-        }
-        resp
+        (status, body, allow)
     }
 }

@@ -2,6 +2,7 @@
 //! `enrollgraph_service::Request`s and writes Graph's headers and bodies. No Graph
 //! semantics live here; see `ARCHITECTURE.md`.
 
+mod batch;
 mod error;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub use error::HttpError;
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Graph's JSON content type (graph-behaviours.md "Headers").
-const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub(crate) const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -163,6 +164,18 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
         ref other => ServiceMethod::Other(other.as_str().to_owned()),
     };
     let body = read_json(&parts.headers, body, &method).await?;
+    let base = base_url(state, &parts.headers);
+    if path.trim_matches('/').eq_ignore_ascii_case("$batch") {
+        if method != ServiceMethod::Post {
+            return Err(HttpError::Service(enrollgraph_service::ServiceError::MethodNotAllowed {
+                method: parts.method.as_str().to_owned(),
+                allow: vec!["POST"],
+            }));
+        }
+        let ids = RequestIds::new(&parts.headers, String::new());
+        let out = batch::run(state, version, &state.default_tenant, &base, body.as_ref(), &|_| Ok(()), &ids).await?;
+        return Ok((StatusCode::OK, json_body(&out)).into_response());
+    }
     let request = enrollgraph_service::Request {
         method,
         version,
@@ -170,7 +183,7 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
         query: parts.uri.query().unwrap_or_default().to_owned(),
         body,
         tenant: state.default_tenant.to_string(),
-        base_url: base_url(state, &parts.headers),
+        base_url: base,
     };
     let out = state.service.handle(request).await?;
     let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::OK);

@@ -5,6 +5,7 @@
 //! model ([`resolve`]), bodies are validated and shaped by `enrollgraph-csdl`, and rows
 //! are read and written through one tenant-scoped `enrollgraph-store` transaction.
 
+pub mod directory;
 pub mod error;
 mod ops;
 pub mod path;
@@ -18,6 +19,7 @@ use enrollgraph_csdl::{ApiVersion, Model};
 use enrollgraph_store::Store;
 use serde_json::Value;
 
+pub use directory::{App, User};
 pub use error::{Result, ServiceError};
 pub use tenant::DEFAULTS_JSON;
 

@@ -187,6 +187,11 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Backend failures, or whatever `job` returns.
     fn read_job(&self, tenant: &str, job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    /// Every provisioned tenant, in creation order.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn tenants(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Typed helpers over [`Store`] for any result and error type.

@@ -190,6 +190,13 @@ impl Store for SqliteStore {
         ended?;
         result
     }
+
+    fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        let conn = open_connection(&self.path, true)?;
+        let mut stmt = conn.prepare("SELECT id FROM tenant ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 struct SqliteTx<'a> {

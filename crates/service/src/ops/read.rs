@@ -109,7 +109,7 @@ impl Out<'_> {
                     spec.after = Some(seq);
                 }
                 if plan.all_pushed_down() {
-                    spec.limit = Some(skip + page + 1);
+                    spec.limit = Some(skip.saturating_add(page).saturating_add(1));
                 }
                 let rows = tx.list(c.parent, &c.nav, &spec)?;
                 let mut rows: Vec<Row> = rows.into_iter().filter(|r| plan.matches(r)).skip(skip).collect();
@@ -131,7 +131,7 @@ impl Out<'_> {
                 plan.sort(&mut rows);
                 let total = rows.len();
                 let rows: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
-                let next = (offset + page < total).then_some(Token::Offset(offset + page));
+                let next = (offset.saturating_add(page) < total).then_some(Token::Offset(offset + page));
                 (rows, next)
             }
         };

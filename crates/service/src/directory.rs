@@ -1,0 +1,206 @@
+//! The built-in directory: tenants, app registrations (client id, hashed secrets, granted
+//! application permissions), users (hashed password, consented delegated permissions,
+//! personal-account flag) and the server's signing keys.
+//!
+//! These are stored as ordinary rows under navigation names that start with `$`, which no
+//! CSDL navigation has, so no Graph URL can reach them; and they live in the tenant they
+//! belong to, so deleting or exporting a tenant takes its directory along.
+
+use enrollgraph_store::{ListSpec, ROOT, StoreExt, Tx};
+use serde_json::{Map, Value, json};
+
+use crate::error::{Result, ServiceError};
+use crate::Service;
+
+const APPS: &str = "$apps";
+const USERS: &str = "$users";
+const KEYS: &str = "$keys";
+/// Server-wide rows (signing keys) live in this pseudo-tenant, never a Graph tenant id.
+const SYSTEM: &str = "$system";
+
+/// An app registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    /// The client (application) id.
+    pub app_id: String,
+    /// A name for people.
+    pub display_name: String,
+    /// Granted application permissions (token `roles`).
+    pub roles: Vec<String>,
+    /// Hashes of the client secrets (never the secrets).
+    pub secret_hashes: Vec<String>,
+}
+
+/// A user who can sign in with a password (resource-owner password grant, for tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// The object id.
+    pub object_id: String,
+    /// The sign-in name.
+    pub user_principal_name: String,
+    /// Hash of the password.
+    pub password_hash: String,
+    /// Consented delegated permissions (token `scp`).
+    pub scopes: Vec<String>,
+    /// A personal Microsoft account (refused by every Intune operation).
+    pub personal: bool,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+}
+
+fn text(v: &Map<String, Value>, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+impl App {
+    fn to_body(&self) -> Map<String, Value> {
+        let v = json!({"appId": self.app_id, "displayName": self.display_name, "roles": self.roles, "secretHashes": self.secret_hashes});
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn from_body(b: &Map<String, Value>) -> App {
+        App {
+            app_id: text(b, "appId"),
+            display_name: text(b, "displayName"),
+            roles: strings(b.get("roles")),
+            secret_hashes: strings(b.get("secretHashes")),
+        }
+    }
+}
+
+impl User {
+    fn to_body(&self) -> Map<String, Value> {
+        let v = json!({"id": self.object_id, "userPrincipalName": self.user_principal_name, "passwordHash": self.password_hash,
+                       "scopes": self.scopes, "personal": self.personal});
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn from_body(b: &Map<String, Value>) -> User {
+        User {
+            object_id: text(b, "id"),
+            user_principal_name: text(b, "userPrincipalName"),
+            password_hash: text(b, "passwordHash"),
+            scopes: strings(b.get("scopes")),
+            personal: b.get("personal").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
+}
+
+/// Inserts or replaces the row `id` of `nav` at the tenant's root.
+fn upsert(tx: &mut dyn Tx, nav: &str, id: &str, kind: &str, body: &Map<String, Value>) -> Result<()> {
+    match tx.get(ROOT, nav, id)? {
+        Some(row) => tx.update(row.seq, kind, body)?,
+        None => {
+            tx.insert(ROOT, nav, id, kind, body)?;
+        }
+    }
+    Ok(())
+}
+
+impl Service {
+    /// The tenants that exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn tenants(&self) -> Result<Vec<String>> {
+        Ok(self.store.tenants()?.into_iter().filter(|t| t != SYSTEM).collect())
+    }
+
+    /// True when `tenant` exists.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn tenant_exists(&self, tenant: &str) -> Result<bool> {
+        Ok(self.store.read(tenant, |tx| tx.tenant_exists())?)
+    }
+
+    /// Creates or replaces an app registration in `tenant` (which must exist).
+    ///
+    /// # Errors
+    /// Unknown tenant, storage failures.
+    pub async fn save_app(&self, tenant: &str, app: App) -> Result<()> {
+        self.store
+            .write(tenant, move |tx: &mut dyn Tx| {
+                if !tx.tenant_exists()? {
+                    return Err(ServiceError::ResourceNotFound("The tenant does not exist.".into()));
+                }
+                upsert(tx, APPS, &app.app_id, "enrollgraph.app", &app.to_body())
+            })
+            .await
+    }
+
+    /// An app registration by client id.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn find_app(&self, tenant: &str, app_id: &str) -> Result<Option<App>> {
+        self.store.read(tenant, |tx| Ok(tx.get(ROOT, APPS, app_id)?.map(|r| App::from_body(&r.body))))
+    }
+
+    /// Every app registration of `tenant`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn apps(&self, tenant: &str) -> Result<Vec<App>> {
+        self.store
+            .read(tenant, |tx| Ok(tx.list(ROOT, APPS, &ListSpec::default())?.iter().map(|r| App::from_body(&r.body)).collect()))
+    }
+
+    /// Creates or replaces a user in `tenant` (which must exist).
+    ///
+    /// # Errors
+    /// Unknown tenant, storage failures.
+    pub async fn save_user(&self, tenant: &str, user: User) -> Result<()> {
+        self.store
+            .write(tenant, move |tx: &mut dyn Tx| {
+                if !tx.tenant_exists()? {
+                    return Err(ServiceError::ResourceNotFound("The tenant does not exist.".into()));
+                }
+                let key = user.user_principal_name.to_ascii_lowercase();
+                upsert(tx, USERS, &key, "enrollgraph.user", &user.to_body())
+            })
+            .await
+    }
+
+    /// A user by sign-in name (case-insensitive).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn find_user(&self, tenant: &str, upn: &str) -> Result<Option<User>> {
+        self.store.read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body))))
+    }
+
+    /// The signing keys as their persisted JSON, created by `generate` on first use (one
+    /// transaction: two processes starting at once agree on one key set).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn load_or_create_keys(&self, generate: impl FnOnce() -> String + Send + 'static) -> Result<String> {
+        self.store
+            .write(SYSTEM, move |tx: &mut dyn Tx| {
+                if let Some(row) = tx.get(ROOT, KEYS, "signing")? {
+                    return Ok(text(&row.body, "keySet"));
+                }
+                let keys = generate();
+                let body = json!({"keySet": keys}).as_object().cloned().unwrap_or_default();
+                tx.insert(ROOT, KEYS, "signing", "enrollgraph.keySet", &body)?;
+                Ok(keys)
+            })
+            .await
+    }
+
+    /// Replaces the signing keys (after a rotation).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn save_keys(&self, keys: String) -> Result<()> {
+        self.store
+            .write(SYSTEM, move |tx: &mut dyn Tx| {
+                let body = json!({"keySet": keys}).as_object().cloned().unwrap_or_default();
+                upsert(tx, KEYS, "signing", "enrollgraph.keySet", &body)
+            })
+            .await
+    }
+}
