@@ -54,7 +54,8 @@ struct ServeArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ENROLLGRAPH_LOG").unwrap_or_else(|_| "enrollgraph=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ENROLLGRAPH_LOG")
+                .unwrap_or_else(|_| "enrollgraph=info,warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -89,11 +90,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState {
-        service,
-        default_tenant: args.tenant.clone().into(),
-        public_url: args.public_url.map(Into::into),
-    };
+    let state =
+        AppState { service, default_tenant: args.tenant.clone().into(), public_url: args.public_url.map(Into::into) };
     // The first line is machine-readable: tests and scripts wait for it.
     // Written without println!, which panics when stdout has been closed.
     let banner = format!(
@@ -106,10 +104,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
 }
 
 async fn shutdown() {

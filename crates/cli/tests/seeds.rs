@@ -20,9 +20,14 @@ fn assert_graph_headers(r: &common::Response) {
 
 /// The seed's response body, with the seed's response for comparison.
 fn check_create(server: &Server, path: &str, request: &str, response: &str) -> Value {
-    let r = server.raw().post(server.url(path)).header("content-type", "application/json")
+    let r = server
+        .raw()
+        .post(server.url(path))
+        .header("content-type", "application/json")
         .header("client-request-id", "7d3a0b1c-0000-4000-8000-000000000001")
-        .body(example(request).to_string()).send().unwrap();
+        .body(example(request).to_string())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
     assert_graph_headers(&r);
     assert_eq!(r.headers()["client-request-id"], "7d3a0b1c-0000-4000-8000-000000000001");
@@ -49,10 +54,7 @@ fn merge_defaults(expected: &mut Value, got: &Value) {
         match e.get_mut(k) {
             Some(ev) => merge_defaults(ev, v),
             None => {
-                assert!(
-                    v.is_null() || v == "none" || v == "direct",
-                    "unexpected non-default value for {k}: {v}"
-                );
+                assert!(v.is_null() || v == "none" || v == "direct", "unexpected non-default value for {k}: {v}");
                 e.insert(k.clone(), v.clone());
             }
         }
@@ -62,7 +64,10 @@ fn merge_defaults(expected: &mut Value, got: &Value) {
 #[test]
 fn seed_000_create_apple_enrollment_profile_assignment() {
     let s = Server::start();
-    let profile = s.create("/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles", &json!({"displayName": "iOS", "platform": "iOS"}));
+    let profile = s.create(
+        "/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles",
+        &json!({"displayName": "iOS", "platform": "iOS"}),
+    );
     let pid = profile["id"].as_str().unwrap();
     let created = check_create(
         &s,
@@ -110,10 +115,14 @@ fn seed_002_create_autopilot_assignment_through_the_device() {
     assert_eq!(r.status(), 201);
     assert_graph_headers(&r);
     let body: Value = r.json().unwrap();
-    assert_eq!(normalize(&body)["target"], json!({"@odata.type": "microsoft.graph.deviceAndAppManagementAssignmentTarget", "deviceAndAppManagementAssignmentFilterId": null, "deviceAndAppManagementAssignmentFilterType": "none"}));
+    assert_eq!(
+        normalize(&body)["target"],
+        json!({"@odata.type": "microsoft.graph.deviceAndAppManagementAssignmentTarget", "deviceAndAppManagementAssignmentFilterId": null, "deviceAndAppManagementAssignmentFilterType": "none"})
+    );
     assert_eq!(body["@odata.type"], "#microsoft.graph.windowsAutopilotDeploymentProfileAssignment");
     // The same set is the profile's own assignments (rulings.md 5).
-    let own: Value = s.get(&format!("/beta/deviceManagement/windowsAutopilotDeploymentProfiles/{pid}/assignments")).json().unwrap();
+    let own: Value =
+        s.get(&format!("/beta/deviceManagement/windowsAutopilotDeploymentProfiles/{pid}/assignments")).json().unwrap();
     assert_eq!(own["value"][0]["id"], body["id"]);
     // And the stored page version with source/sourceId (examples/index.md).
     let newer = check_create(
@@ -142,8 +151,14 @@ fn seed_003_create_enrollment_configuration_assignment_v1() {
 #[test]
 fn seed_004_update_apple_enrollment_profile_assignment() {
     let s = Server::start();
-    let profile = s.create("/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles", &json!({"displayName": "iOS", "platform": "iOS"}));
-    let base = format!("/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles/{}/assignments", profile["id"].as_str().unwrap());
+    let profile = s.create(
+        "/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles",
+        &json!({"displayName": "iOS", "platform": "iOS"}),
+    );
+    let base = format!(
+        "/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles/{}/assignments",
+        profile["id"].as_str().unwrap()
+    );
     let a = s.create(&base, &json!({"target": {"@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget"}}));
     let r = s.patch(
         &format!("{base}/{}", a["id"].as_str().unwrap()),

@@ -163,7 +163,11 @@ impl Behaviour {
     pub fn reverse_navigation(&self, lineage: &[String], nav: &str) -> Option<&str> {
         lineage
             .iter()
-            .find_map(|t| self.reverse.iter().find(|(k, _)| k.strip_prefix(t.as_str()).and_then(|r| r.strip_prefix('/')) == Some(nav)))
+            .find_map(|t| {
+                self.reverse
+                    .iter()
+                    .find(|(k, _)| k.strip_prefix(t.as_str()).and_then(|r| r.strip_prefix('/')) == Some(nav))
+            })
             .map(|(_, v)| v.as_str())
     }
 }

@@ -14,8 +14,7 @@ use std::collections::HashMap;
 pub use behaviour::{ActionKind, Behaviour, TypeBehaviour};
 pub use enrollgraph_odata::{Primitive, PropertyInfo, TypeRef};
 pub use payload::{
-    Payload, ValidationError, WriteMode, complete, default_value, is_guid, validate_action_parameters,
-    validate_entity,
+    Payload, ValidationError, WriteMode, complete, default_value, is_guid, validate_action_parameters, validate_entity,
 };
 pub use shape::{Selection, shape_entity};
 
@@ -299,9 +298,7 @@ impl Schema {
         // The most derived binding wins (OData CSDL §12.1 overload resolution).
         self.lineage(type_name).into_iter().rev().find_map(|t| {
             self.actions.iter().find(|a| {
-                a.binding_type == t.name
-                    && a.binding_collection == collection
-                    && a.name.eq_ignore_ascii_case(name)
+                a.binding_type == t.name && a.binding_collection == collection && a.name.eq_ignore_ascii_case(name)
             })
         })
     }
@@ -344,16 +341,14 @@ impl enrollgraph_odata::Model for Schema {
                 nullable: p.nullable,
             });
         }
-        self.lineage(type_name)
-            .into_iter()
-            .flat_map(|t| t.navigations.iter())
-            .find(|n| n.name == name)
-            .map(|n| PropertyInfo {
+        self.lineage(type_name).into_iter().flat_map(|t| t.navigations.iter()).find(|n| n.name == name).map(|n| {
+            PropertyInfo {
                 type_ref: TypeRef::Entity(n.target.clone()),
                 is_collection: n.collection,
                 is_navigation: true,
                 nullable: true,
-            })
+            }
+        })
     }
 
     fn is_structured_type(&self, type_name: &str) -> bool {

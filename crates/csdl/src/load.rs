@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use roxmltree::{Document, Node};
 
 use crate::{
-    Action, ApiVersion, CsdlError, EnumType, Navigation, Parameter, Primitive, Property, Schema,
-    StructuredType, TypeKind, TypeRef, qualify,
+    Action, ApiVersion, CsdlError, EnumType, Navigation, Parameter, Primitive, Property, Schema, StructuredType,
+    TypeKind, TypeRef, qualify,
 };
 
 /// Splits `Collection(T)` into (T, true).
@@ -93,10 +93,7 @@ impl Schema {
             }
             if let Some(i) = struct_names.iter().position(|n| *n == q) {
                 let kind = raw_types[i].1.tag_name().name();
-                return Ok((
-                    if kind == "EntityType" { TypeRef::Entity(q) } else { TypeRef::Complex(q) },
-                    collection,
-                ));
+                return Ok((if kind == "EntityType" { TypeRef::Entity(q) } else { TypeRef::Complex(q) }, collection));
             }
             Err(CsdlError::Model(label, format!("undefined type {raw}")))
         };
@@ -110,7 +107,12 @@ impl Schema {
                 match child.tag_name().name() {
                     "Property" => {
                         let (type_ref, collection) = resolve(ty)?;
-                        properties.push(Property { name, type_ref, collection, nullable: bool_attr(child, "Nullable", true) });
+                        properties.push(Property {
+                            name,
+                            type_ref,
+                            collection,
+                            nullable: bool_attr(child, "Nullable", true),
+                        });
                     }
                     "NavigationProperty" => {
                         let (inner, collection) = element_type(ty);

@@ -120,9 +120,7 @@ pub fn validate_entity(
             match (mode, nav.contains_target && nav.collection, value) {
                 (WriteMode::Create, true, Value::Array(items)) => payload.deep.push((nav.name.clone(), items.clone())),
                 _ => {
-                    return err(format!(
-                        "The navigation property '{key}' cannot be set inline here; use its own URL."
-                    ));
+                    return err(format!("The navigation property '{key}' cannot be set inline here; use its own URL."));
                 }
             }
         } else {
@@ -156,7 +154,9 @@ pub fn validate_action_parameters(
             continue;
         }
         let Some(p) = params.iter().find(|p| p.name == *key) else {
-            return err(format!("The parameter '{key}' in the request payload is not a valid parameter for the operation '{action}'."));
+            return err(format!(
+                "The parameter '{key}' in the request payload is not a valid parameter for the operation '{action}'."
+            ));
         };
         let checked = match (&p.type_ref, value) {
             // Entity-typed parameters are validated by the caller against the target
@@ -169,7 +169,10 @@ pub fn validate_action_parameters(
     }
     for p in params {
         if !out.contains_key(&p.name) && !p.nullable {
-            return err(format!("The parameter '{}' of the operation '{action}' is required and cannot be null.", p.name));
+            return err(format!(
+                "The parameter '{}' of the operation '{action}' is required and cannot be null.",
+                p.name
+            ));
         }
     }
     Ok(out)
@@ -202,13 +205,18 @@ fn validate_value(
     }
     if collection {
         let Value::Array(items) = value else {
-            return err(format!("The property '{name}' expects a collection (a JSON array) of '{}'.", type_label(type_ref)));
+            return err(format!(
+                "The property '{name}' expects a collection (a JSON array) of '{}'.",
+                type_label(type_ref)
+            ));
         };
         return items
             .iter()
             .map(|item| {
                 if item.is_null() {
-                    return err(format!("A null value was found in the collection '{name}', which does not allow null elements."));
+                    return err(format!(
+                        "A null value was found in the collection '{name}', which does not allow null elements."
+                    ));
                 }
                 validate_value(schema, name, type_ref, false, false, item)
             })
@@ -314,10 +322,9 @@ pub fn default_value(schema: &Schema, type_ref: &TypeRef, collection: bool, null
         TypeRef::Primitive(Primitive::Guid) => Value::from("00000000-0000-0000-0000-000000000000"),
         TypeRef::Primitive(Primitive::DateTimeOffset) => Value::from("0001-01-01T00:00:00Z"),
         TypeRef::Primitive(_) => Value::from(""),
-        TypeRef::Enum(e) => schema
-            .enum_type(e)
-            .and_then(|e| e.members.first().cloned())
-            .map_or(Value::Null, Value::String),
+        TypeRef::Enum(e) => {
+            schema.enum_type(e).and_then(|e| e.members.first().cloned()).map_or(Value::Null, Value::String)
+        }
         TypeRef::Complex(c) => {
             let mut obj = Map::new();
             complete(schema, c, &mut obj);
@@ -337,10 +344,8 @@ pub fn complete(schema: &Schema, type_name: &str, body: &mut Map<String, Value>)
             }
             Some(Value::Object(inner)) => {
                 if let TypeRef::Complex(declared) = &prop.type_ref {
-                    let actual = inner
-                        .get("@odata.type")
-                        .and_then(Value::as_str)
-                        .map_or_else(|| declared.clone(), qualify);
+                    let actual =
+                        inner.get("@odata.type").and_then(Value::as_str).map_or_else(|| declared.clone(), qualify);
                     complete(schema, &actual, inner);
                 }
             }

@@ -24,7 +24,12 @@ impl Selection {
 
 /// The wire form of a stored entity, or `None` when this version has no such type.
 #[must_use]
-pub fn shape_entity(schema: &Schema, type_name: &str, body: &Map<String, Value>, select: &Selection) -> Option<Map<String, Value>> {
+pub fn shape_entity(
+    schema: &Schema,
+    type_name: &str,
+    body: &Map<String, Value>,
+    select: &Selection,
+) -> Option<Map<String, Value>> {
     schema.structured(type_name)?;
     let mut out = Map::new();
     out.insert("@odata.type".into(), Value::String(format!("#{type_name}")));

@@ -12,7 +12,10 @@ fn model() -> Model {
 fn both_schemas_load_with_their_inheritance() {
     let m = model();
     assert!(m.beta.structured("microsoft.graph.deviceEnrollmentConfiguration").unwrap().is_abstract);
-    assert!(m.beta.derives_from("microsoft.graph.exclusionGroupAssignmentTarget", "graph.deviceAndAppManagementAssignmentTarget"));
+    assert!(m.beta.derives_from(
+        "microsoft.graph.exclusionGroupAssignmentTarget",
+        "graph.deviceAndAppManagementAssignmentTarget"
+    ));
     let derived = m.v1.self_and_derived("microsoft.graph.deviceEnrollmentConfiguration");
     assert_eq!(derived.len(), 5, "{derived:?}");
     assert_eq!(m.beta.self_and_derived("microsoft.graph.deviceEnrollmentConfiguration").len(), 9);
@@ -36,7 +39,9 @@ fn validation_rejects_what_graph_rejects() {
     let a = "microsoft.graph.enrollmentConfigurationAssignment";
     let check = |body| validate_entity(&m.beta, &m.behaviour, a, None, &body, WriteMode::Create);
     assert!(check(json!({"target": {"@odata.type": "microsoft.graph.groupAssignmentTarget", "groupId": "g"}})).is_ok());
-    assert!(check(json!({"target": {"@odata.type": "#microsoft.graph.deviceAndAppManagementAssignmentTarget"}})).is_ok());
+    assert!(
+        check(json!({"target": {"@odata.type": "#microsoft.graph.deviceAndAppManagementAssignmentTarget"}})).is_ok()
+    );
     let unknown = check(json!({"bogus": 1})).unwrap_err();
     assert!(unknown.0.contains("'bogus' does not exist on type 'microsoft.graph.enrollmentConfigurationAssignment'"));
     assert!(check(json!({"target": {"@odata.type": "microsoft.graph.nope"}})).is_err());
@@ -47,7 +52,14 @@ fn validation_rejects_what_graph_rejects() {
     assert!(check(json!([1])).is_err());
     // server-owned `id` is accepted and ignored (rulings.md 3)
     assert!(check(json!({"id": "client"})).unwrap().body.get("id").is_none());
-    let abstract_config = validate_entity(&m.beta, &m.behaviour, "microsoft.graph.deviceEnrollmentConfiguration", None, &json!({"displayName": "x"}), WriteMode::Create);
+    let abstract_config = validate_entity(
+        &m.beta,
+        &m.behaviour,
+        "microsoft.graph.deviceEnrollmentConfiguration",
+        None,
+        &json!({"displayName": "x"}),
+        WriteMode::Create,
+    );
     assert!(abstract_config.unwrap_err().0.contains("abstract"));
 }
 
@@ -64,7 +76,18 @@ fn shaping_follows_minimal_metadata_and_the_version() {
                           "deviceAndAppManagementAssignmentFilterType": "none", "groupId": "g"}})
     );
     let v1 = shape_entity(&m.v1, a, body.as_object().unwrap(), &Selection::default()).unwrap();
-    assert_eq!(serde_json::Value::Object(v1), json!({"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": "1",
-        "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "g"}}));
-    assert!(shape_entity(&m.v1, "microsoft.graph.windowsRestoreDeviceEnrollmentConfiguration", body.as_object().unwrap(), &Selection::default()).is_none());
+    assert_eq!(
+        serde_json::Value::Object(v1),
+        json!({"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": "1",
+        "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "g"}})
+    );
+    assert!(
+        shape_entity(
+            &m.v1,
+            "microsoft.graph.windowsRestoreDeviceEnrollmentConfiguration",
+            body.as_object().unwrap(),
+            &Selection::default()
+        )
+        .is_none()
+    );
 }

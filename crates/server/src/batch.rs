@@ -63,7 +63,10 @@ fn parse(body: Option<&Value>) -> Result<Vec<Item>, HttpError> {
             Some(other) => Method::Other(other.to_owned()),
             None => return Err(bad(format!("The batch request '{id}' needs a 'method'."))),
         };
-        let url = r.get("url").and_then(Value::as_str).ok_or_else(|| bad(format!("The batch request '{id}' needs a 'url'.")))?;
+        let url = r
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("The batch request '{id}' needs a 'url'.")))?;
         let body = r.get("body").filter(|b| !b.is_null()).cloned();
         if body.is_some() {
             let has_type = r
@@ -82,7 +85,9 @@ fn parse(body: Option<&Value>) -> Result<Vec<Item>, HttpError> {
         };
         for d in &depends_on {
             if !items.iter().any(|i| i.id.eq_ignore_ascii_case(d)) {
-                return Err(bad(format!("The batch request '{id}' depends on '{d}', which is not an earlier request of the batch.")));
+                return Err(bad(format!(
+                    "The batch request '{id}' depends on '{d}', which is not an earlier request of the batch."
+                )));
             }
         }
         items.push(Item { id, method, url: url.to_owned(), body, depends_on });
@@ -210,7 +215,9 @@ mod tests {
         assert!(parse(Some(&json!({"requests": many}))).is_err());
         assert!(parse(Some(&json!({"requests": [{"id": "1", "method": "GET", "url": "a"}, {"id": "1", "method": "GET", "url": "b"}]}))).is_err());
         assert!(parse(Some(&json!({"requests": [{"id": "1", "method": "POST", "url": "a", "body": {}}]}))).is_err());
-        assert!(parse(Some(&json!({"requests": [{"id": "2", "method": "GET", "url": "a", "dependsOn": ["1"]}]}))).is_err());
+        assert!(
+            parse(Some(&json!({"requests": [{"id": "2", "method": "GET", "url": "a", "dependsOn": ["1"]}]}))).is_err()
+        );
         let ok = parse(Some(&json!({"requests": [{"id": 1, "method": "get", "url": "a"}, {"id": "2", "method": "GET", "url": "b", "depends_on": [1]}]}))).unwrap_or_default();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[1].depends_on, ["1"]);

@@ -23,7 +23,8 @@ pub use error::HttpError;
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Graph's JSON content type (graph-behaviours.md "Headers").
-pub(crate) const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub(crate) const GRAPH_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -116,20 +117,24 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
+    let get =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
     let scheme = get("x-forwarded-proto").unwrap_or("http");
     let host = get("x-forwarded-host").or_else(|| get("host")).unwrap_or("localhost");
     format!("{scheme}://{host}")
 }
 
-async fn metadata(State(state): State<AppState>, axum::extract::Path(version): axum::extract::Path<String>, headers: HeaderMap) -> Response {
+async fn metadata(
+    State(state): State<AppState>,
+    axum::extract::Path(version): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let ids = RequestIds::new(&headers, format!("/{version}/$metadata"));
     let resp = match ApiVersion::parse(&version) {
-        Some(v) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"))],
-            state.service.model().schema(v).xml,
-        )
-            .into_response(),
+        Some(v) => {
+            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"))], state.service.model().schema(v).xml)
+                .into_response()
+        }
         None => HttpError::BadVersion(version).into_graph_response(&ids),
     };
     finish(resp, &ids)
@@ -190,7 +195,9 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
     let mut resp = match out.body {
         ServiceBody::Empty => (status, Body::empty()).into_response(),
         ServiceBody::Json(v) => (status, json_body(&v)).into_response(),
-        ServiceBody::Text(t) => (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=utf-8"))], t).into_response(),
+        ServiceBody::Text(t) => {
+            (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=utf-8"))], t).into_response()
+        }
     };
     if let Some(loc) = out.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         resp.headers_mut().insert(header::LOCATION, loc);
@@ -202,7 +209,8 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
 /// 400 for malformed JSON. GETs may carry `Content-Type: application/json` and no body
 /// (IntuneCD does: clients.md §0).
 async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> Result<Option<Value>, HttpError> {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > BODY_LIMIT) {
         return Err(HttpError::TooLarge);
     }
@@ -216,7 +224,11 @@ async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> R
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
-        return Err(HttpError::UnsupportedMediaType(if content_type.is_empty() { "(none)".into() } else { content_type.to_owned() }));
+        return Err(HttpError::UnsupportedMediaType(if content_type.is_empty() {
+            "(none)".into()
+        } else {
+            content_type.to_owned()
+        }));
     }
     serde_json::from_slice(&bytes).map(Some).map_err(|e| HttpError::MalformedJson(e.to_string()))
 }

@@ -9,8 +9,8 @@
 use enrollgraph_store::{ListSpec, ROOT, StoreExt, Tx};
 use serde_json::{Map, Value, json};
 
-use crate::error::{Result, ServiceError};
 use crate::Service;
+use crate::error::{Result, ServiceError};
 
 const APPS: &str = "$apps";
 const USERS: &str = "$users";
@@ -47,7 +47,9 @@ pub struct User {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 fn text(v: &Map<String, Value>, k: &str) -> String {
@@ -144,8 +146,9 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn apps(&self, tenant: &str) -> Result<Vec<App>> {
-        self.store
-            .read(tenant, |tx| Ok(tx.list(ROOT, APPS, &ListSpec::default())?.iter().map(|r| App::from_body(&r.body)).collect()))
+        self.store.read(tenant, |tx| {
+            Ok(tx.list(ROOT, APPS, &ListSpec::default())?.iter().map(|r| App::from_body(&r.body)).collect())
+        })
     }
 
     /// Creates or replaces a user in `tenant` (which must exist).
@@ -169,7 +172,8 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn find_user(&self, tenant: &str, upn: &str) -> Result<Option<User>> {
-        self.store.read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body))))
+        self.store
+            .read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body))))
     }
 
     /// The signing keys as their persisted JSON, created by `generate` on first use (one

@@ -32,7 +32,9 @@ fn parse_segment(raw: &str) -> Result<Segment> {
         return Ok(Segment { name: decoded, key: None });
     };
     let Some(inner) = decoded[open + 1..].strip_suffix(')') else {
-        return Err(ServiceError::BadQuery(format!("Bad Request - Error in query syntax: the segment '{decoded}' has an unclosed key.")));
+        return Err(ServiceError::BadQuery(format!(
+            "Bad Request - Error in query syntax: the segment '{decoded}' has an unclosed key."
+        )));
     };
     let name = decoded[..open].to_owned();
     // `('id')`, `(id)` and `(id='x')` all name the same key (OData URL §4.3.1).
@@ -56,15 +58,8 @@ pub fn key_predicate(id: &str) -> String {
 }
 
 /// Characters escaped in a key: controls, space, and URL delimiters.
-const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'?')
-    .add(b'<')
-    .add(b'>');
+const KEY_ENCODE: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'?').add(b'<').add(b'>');
 
 #[cfg(test)]
 mod tests {

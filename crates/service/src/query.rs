@@ -148,8 +148,9 @@ fn decode(s: &str) -> Result<String> {
 }
 
 fn number(name: &str, value: &str) -> Result<usize> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ServiceError::BadQuery(format!("Invalid value '{value}' for query option '{name}': a non-negative integer is required.")))
+    value.trim().parse().map_err(|_| {
+        ServiceError::BadQuery(format!(
+            "Invalid value '{value}' for query option '{name}': a non-negative integer is required."
+        ))
+    })
 }

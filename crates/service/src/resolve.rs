@@ -123,14 +123,17 @@ pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<
     let Some((first, rest)) = segments.split_first() else {
         return Err(ServiceError::SegmentNotFound(String::new()));
     };
-    let Some((name, type_name)) =
-        view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name))
+    let Some((name, type_name)) = view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name))
     else {
         return Err(ServiceError::SegmentNotFound(first.name.clone()));
     };
     let mut target = Target::Singleton { name: name.clone(), type_name: type_name.clone() };
     if first.key.is_some() {
-        return Err(ServiceError::SegmentNotFound(format!("{}({})", first.name, first.key.clone().unwrap_or_default())));
+        return Err(ServiceError::SegmentNotFound(format!(
+            "{}({})",
+            first.name,
+            first.key.clone().unwrap_or_default()
+        )));
     }
     for seg in rest {
         target = step(view, tx, target, seg)?;
@@ -141,7 +144,9 @@ pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<
 fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment) -> Result<Target> {
     let name = seg.name.as_str();
     let next = match target {
-        Target::Action { .. } | Target::Count(_) | Target::Ref(_) => return Err(ServiceError::SegmentNotFound(name.to_owned())),
+        Target::Action { .. } | Target::Count(_) | Target::Ref(_) => {
+            return Err(ServiceError::SegmentNotFound(name.to_owned()));
+        }
         Target::Collection(c) => collection_step(view, tx, c, name)?,
         Target::Reverse { target, link, nav, element } => {
             if name == "$ref" {
@@ -198,7 +203,8 @@ fn collection_step(view: View<'_>, tx: &dyn ReadTx, c: CollectionRef, name: &str
         return Err(not_found(name));
     };
     // A type this version does not know, or outside a cast, does not exist here (rulings.md 6).
-    if view.schema.structured(&row.type_name).is_none() || !view.schema.derives_from(&row.type_name, c.effective_type()) {
+    if view.schema.structured(&row.type_name).is_none() || !view.schema.derives_from(&row.type_name, c.effective_type())
+    {
         return Err(not_found(name));
     }
     Ok(Target::Entity(EntityRef { row, declared: c.element, collection_path: c.path }))
@@ -280,11 +286,8 @@ pub fn entity_for_row(view: View<'_>, tx: &dyn ReadTx, row: Row) -> Result<Entit
     let parent_type;
     let parent_path;
     if row.parent == ROOT {
-        let Some((name, ty)) = view
-            .schema
-            .singletons()
-            .iter()
-            .find(|(_, ty)| view.schema.find_navigation(ty, &row.nav).is_some())
+        let Some((name, ty)) =
+            view.schema.singletons().iter().find(|(_, ty)| view.schema.find_navigation(ty, &row.nav).is_some())
         else {
             return Err(not_found(&row.id));
         };

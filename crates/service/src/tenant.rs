@@ -6,9 +6,9 @@ use enrollgraph_csdl::{WriteMode, validate_entity};
 use enrollgraph_store::{ROOT, StoreExt, Tx};
 use serde_json::Value;
 
+use crate::Service;
 use crate::error::{Result, ServiceError};
 use crate::resolve::{View, home_collection};
-use crate::Service;
 
 /// `schema/defaults.beta.json`, `{tenantId}` standing for the tenant's id.
 pub const DEFAULTS_JSON: &str = include_str!("../../../schema/defaults.beta.json");

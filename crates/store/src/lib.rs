@@ -147,7 +147,14 @@ pub trait Tx: ReadTx {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the id exists in that collection.
-    fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, body: &Map<String, Value>) -> Result<Seq, StoreError>;
+    fn insert(
+        &mut self,
+        parent: Seq,
+        nav: &str,
+        id: &str,
+        type_name: &str,
+        body: &Map<String, Value>,
+    ) -> Result<Seq, StoreError>;
     /// Replaces an entity's type and body.
     ///
     /// # Errors
@@ -186,7 +193,11 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     /// Backend failures, or whatever `job` returns.
-    fn read_job(&self, tenant: &str, job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn read_job(
+        &self,
+        tenant: &str,
+        job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// Every provisioned tenant, in creation order.
     ///
     /// # Errors

@@ -173,7 +173,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn read_job(&self, tenant: &str, job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn read_job(
+        &self,
+        tenant: &str,
+        job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         // Take this thread's connection out while the job runs, so a nested read opens its own.
         let taken = READERS.with(|r| {
             let mut r = r.borrow_mut();
@@ -227,7 +231,14 @@ fn bind_param(p: &SqlParam) -> &dyn ToSql {
 
 impl SqliteTx<'_> {
     /// `WHERE` text and bound parameters shared by list and count.
-    fn list_query(&self, select: &str, parent: Seq, nav: &str, spec: &ListSpec, paged: bool) -> Result<Vec<Row>, StoreError> {
+    fn list_query(
+        &self,
+        select: &str,
+        parent: Seq,
+        nav: &str,
+        spec: &ListSpec,
+        paged: bool,
+    ) -> Result<Vec<Row>, StoreError> {
         let mut sql = format!("SELECT {select} FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3");
         if paged && spec.after.is_some() {
             sql.push_str(" AND seq > ?4");
@@ -272,7 +283,14 @@ impl SqliteTx<'_> {
             }
         } else if let Some(r) = rows.next()? {
             // count(*): smuggled through `seq` to share the binding code.
-            out.push(Row { seq: r.get(0)?, parent: 0, nav: String::new(), id: String::new(), type_name: String::new(), body: Map::new() });
+            out.push(Row {
+                seq: r.get(0)?,
+                parent: 0,
+                nav: String::new(),
+                id: String::new(),
+                type_name: String::new(),
+                body: Map::new(),
+            });
         }
         Ok(out)
     }
@@ -287,7 +305,8 @@ impl ReadTx for SqliteTx<'_> {
     }
 
     fn get_seq(&self, seq: Seq) -> Result<Option<Row>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entity WHERE seq = ?1 AND tenant = ?2"))?;
+        let mut stmt =
+            self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entity WHERE seq = ?1 AND tenant = ?2"))?;
         Ok(stmt.query_row(params![seq, self.tenant], to_row).optional()?)
     }
 
@@ -301,7 +320,8 @@ impl ReadTx for SqliteTx<'_> {
     }
 
     fn link(&self, source: Seq, nav: &str) -> Result<Option<Seq>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT target FROM link WHERE source = ?1 AND nav = ?2 AND tenant = ?3")?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT target FROM link WHERE source = ?1 AND nav = ?2 AND tenant = ?3")?;
         Ok(stmt.query_row(params![source, nav, self.tenant], |r| r.get(0)).optional()?)
     }
 
@@ -320,11 +340,18 @@ impl ReadTx for SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
-    fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, body: &Map<String, Value>) -> Result<Seq, StoreError> {
+    fn insert(
+        &mut self,
+        parent: Seq,
+        nav: &str,
+        id: &str,
+        type_name: &str,
+        body: &Map<String, Value>,
+    ) -> Result<Seq, StoreError> {
         let body = serde_json::to_string(body).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         match stmt.execute(params![self.tenant, parent, nav, id, type_name, body]) {
             Ok(_) => Ok(self.conn.last_insert_rowid()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -336,7 +363,8 @@ impl Tx for SqliteTx<'_> {
 
     fn update(&mut self, seq: Seq, type_name: &str, body: &Map<String, Value>) -> Result<(), StoreError> {
         let body = serde_json::to_string(body).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let mut stmt = self.conn.prepare_cached("UPDATE entity SET type = ?1, body = ?2 WHERE seq = ?3 AND tenant = ?4")?;
+        let mut stmt =
+            self.conn.prepare_cached("UPDATE entity SET type = ?1, body = ?2 WHERE seq = ?3 AND tenant = ?4")?;
         stmt.execute(params![type_name, body, seq, self.tenant])?;
         Ok(())
     }

@@ -25,7 +25,11 @@ pub struct Server {
 fn temp_dir() -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let d = std::env::temp_dir().join(format!("enrollgraph-it-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "enrollgraph-it-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -144,7 +148,9 @@ pub fn normalize(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "@odata.context" | "id" | "createdDateTime" | "lastModifiedDateTime"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "@odata.context" | "id" | "createdDateTime" | "lastModifiedDateTime")
+                })
                 .map(|(k, v)| {
                     let v = match (k.as_str(), v) {
                         ("@odata.type", Value::String(s)) => Value::String(s.trim_start_matches('#').to_owned()),
@@ -157,4 +163,130 @@ pub fn normalize(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
         other => other.clone(),
     }
+}
+// ---------------------------------------------------------------------------------------
+// Helpers added for the integration suites (crud, targets, actions, errors, paging,
+// query, versions, durability). They only add; nothing above changes behaviour.
+
+/// The beta and v1.0 `deviceManagement` roots.
+pub const BETA: &str = "/beta/deviceManagement";
+pub const V1: &str = "/v1.0/deviceManagement";
+
+/// Graph's JSON content type (graph-behaviours.md "Headers on every response").
+pub const GRAPH_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// `8-4-4-4-12` hexadecimal digits.
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of the current UTC time (days-from-civil, H. Hinnant).
+pub fn utc_now_text() -> String {
+    utc_text(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+}
+
+fn utc_text(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap();
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Checks a Graph error response and returns its body: the status, `error.code`, the
+/// Graph JSON content type, and `innerError` (graph-behaviours.md "Responses"): `date` in
+/// UTC without offset (`2021-12-20T19:37:09`, within a minute of now), `request-id` (the
+/// response header, a GUID) and `client-request-id` (the response header).
+pub fn expect_error(r: Response, status: u16, code: &str) -> Value {
+    let got = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().unwrap();
+    assert_eq!(got, status, "expected {status} {code}, got {got}: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    assert_eq!(error_code(&body), code, "{text}");
+    assert!(body["error"]["message"].is_string(), "{text}");
+    assert_eq!(headers["content-type"], GRAPH_JSON);
+    let inner = &body["error"]["innerError"];
+    let date = inner["date"].as_str().unwrap_or_else(|| panic!("no innerError.date: {text}"));
+    let shape_ok = date.len() == 19
+        && date.char_indices().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            10 => c == 'T',
+            13 | 16 => c == ':',
+            _ => c.is_ascii_digit(),
+        });
+    assert!(shape_ok, "innerError.date '{date}' is not YYYY-MM-DDTHH:MM:SS (UTC, no offset)");
+    let (before, after) = {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        (utc_text(now - 60), utc_text(now + 60))
+    };
+    assert!(
+        before.as_str() <= date && date <= after.as_str(),
+        "innerError.date {date} is not now in UTC ({before}..{after})"
+    );
+    let rid = inner["request-id"].as_str().unwrap_or_default();
+    assert!(is_guid(rid), "request-id {rid}");
+    assert_eq!(headers["request-id"].to_str().unwrap(), rid);
+    let crid = inner["client-request-id"].as_str().unwrap_or_default();
+    assert!(!crid.is_empty(), "{text}");
+    assert_eq!(headers["client-request-id"].to_str().unwrap(), crid);
+    body
+}
+
+/// The `id`s of a collection body's `value`, in order.
+pub fn ids(list: &Value) -> Vec<String> {
+    list["value"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// GET that must answer 200 with JSON.
+pub fn get_ok(s: &Server, path: &str) -> Value {
+    let r = s.get(path);
+    let status = r.status();
+    let text = r.text().unwrap();
+    assert_eq!(status, 200, "GET {path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every item of a collection, following `@odata.nextLink` (absolute) to the end.
+pub fn list_all(s: &Server, path: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut page = get_ok(s, path);
+    loop {
+        out.extend(page["value"].as_array().unwrap().iter().cloned());
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => {
+                let r = s.raw().get(next).send().unwrap();
+                assert_eq!(r.status(), 200, "GET {next}");
+                page = r.json().unwrap();
+            }
+            None => return out,
+        }
+    }
+}
+
+/// A POST (or other method) with an exact raw body and content type (none when `None`).
+pub fn send_raw(s: &Server, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Response {
+    let mut rb = s.raw().request(method.parse().unwrap(), s.url(path));
+    if let Some(ct) = content_type {
+        rb = rb.header("content-type", ct);
+    }
+    rb.body(body).send().unwrap()
+}
+
+/// Asserts an action-style success: 200 and an empty body (rulings.md 2).
+pub fn expect_empty_200(r: Response) {
+    let status = r.status();
+    let text = r.text().unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text, "", "an action answers 200 with an empty body");
 }

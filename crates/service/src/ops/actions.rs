@@ -9,11 +9,17 @@ use serde_json::Value;
 
 use super::empty;
 use super::write::{create_entity, group_members, now_stamp, priority, priority_group, renumber};
+use crate::Response;
 use crate::error::{Result, ServiceError};
 use crate::resolve::{CollectionRef, EntityRef, Target, View, home_collection};
-use crate::Response;
 
-pub(super) fn invoke(view: View<'_>, tx: &mut dyn Tx, binding: Target, action: &Action, body: &Value) -> Result<Response> {
+pub(super) fn invoke(
+    view: View<'_>,
+    tx: &mut dyn Tx,
+    binding: Target,
+    action: &Action,
+    body: &Value,
+) -> Result<Response> {
     let Target::Entity(entity) = binding else {
         return Err(ServiceError::NotImplemented(action.name.clone()));
     };
@@ -52,7 +58,13 @@ pub(super) fn invoke(view: View<'_>, tx: &mut dyn Tx, binding: Target, action: &
 }
 
 /// `assign`: the given list becomes the whole set, in one transaction (operations.md).
-fn replace_contained(view: View<'_>, tx: &mut dyn Tx, entity: &EntityRef, nav: &str, items: Option<&Value>) -> Result<Response> {
+fn replace_contained(
+    view: View<'_>,
+    tx: &mut dyn Tx,
+    entity: &EntityRef,
+    nav: &str,
+    items: Option<&Value>,
+) -> Result<Response> {
     let items = match items {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.clone(),
@@ -86,7 +98,10 @@ fn set_priority(view: View<'_>, tx: &mut dyn Tx, entity: EntityRef, value: Optio
         return Err(ServiceError::BadRequest("This entity has no priority.".into()));
     };
     if priority(&row) == 0 {
-        return Err(ServiceError::BadRequest(format!("The priority of the default configuration '{}' cannot be changed.", row.id)));
+        return Err(ServiceError::BadRequest(format!(
+            "The priority of the default configuration '{}' cannot be changed.",
+            row.id
+        )));
     }
     if wanted < 1 {
         return Err(ServiceError::BadRequest(format!("Priority {wanted} is out of range; priorities start at 1.")));

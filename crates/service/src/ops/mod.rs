@@ -82,13 +82,21 @@ fn method_not_allowed(method: &Method, target: &Target) -> ServiceError {
     ServiceError::MethodNotAllowed { method: method.as_str().to_owned(), allow: allowed(target) }
 }
 
-fn dispatch_write(view: View<'_>, tx: &mut dyn Tx, method: &Method, target: Target, ctx: &WriteCtx) -> Result<Response> {
+fn dispatch_write(
+    view: View<'_>,
+    tx: &mut dyn Tx,
+    method: &Method,
+    target: Target,
+    ctx: &WriteCtx,
+) -> Result<Response> {
     match (method, target) {
         (Method::Post, Target::Collection(c)) => write::create(view, tx, &c, &ctx.body, ctx),
         (Method::Patch, Target::Entity(e)) => write::update(view, tx, e, &ctx.body, ctx),
         (Method::Delete, Target::Entity(e)) => write::delete(view, tx, &e),
         (Method::Post, Target::Action { binding, action }) => actions::invoke(view, tx, *binding, &action, &ctx.body),
-        (Method::Put | Method::Post | Method::Delete, Target::Ref(inner)) => write::set_ref(view, tx, method, *inner, &ctx.body),
+        (Method::Put | Method::Post | Method::Delete, Target::Ref(inner)) => {
+            write::set_ref(view, tx, method, *inner, &ctx.body)
+        }
         (Method::Patch, Target::Singleton { name, .. }) => Err(ServiceError::NotImplemented(format!("update {name}"))),
         (m, t) => Err(method_not_allowed(m, &t)),
     }

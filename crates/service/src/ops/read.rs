@@ -127,7 +127,8 @@ impl Out<'_> {
                     Some(Token::Offset(o)) => o,
                     _ => skip,
                 };
-                let mut rows: Vec<Row> = tx.list(c.parent, &c.nav, &spec)?.into_iter().filter(|r| plan.matches(r)).collect();
+                let mut rows: Vec<Row> =
+                    tx.list(c.parent, &c.nav, &spec)?.into_iter().filter(|r| plan.matches(r)).collect();
                 plan.sort(&mut rows);
                 let total = rows.len();
                 let rows: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
@@ -164,7 +165,10 @@ impl Out<'_> {
         next: Option<Token>,
     ) -> Result<Response> {
         let mut out = Map::new();
-        out.insert("@odata.context".into(), Value::String(context_url(&self.req.base_url, self.req.version, &plan.context_path(path))));
+        out.insert(
+            "@odata.context".into(),
+            Value::String(context_url(&self.req.base_url, self.req.version, &plan.context_path(path))),
+        );
         if let Some(n) = count {
             out.insert("@odata.count".into(), Value::from(n));
         }
@@ -206,9 +210,16 @@ impl Out<'_> {
 
     fn entity(&self, tx: &dyn ReadTx, e: &EntityRef, plan: &QueryPlan) -> Result<Response> {
         let Some(shaped) = self.shape(tx, e, plan)? else {
-            return Err(ServiceError::ResourceNotFound(format!("The requested resource '{}' does not exist.", e.row.id)));
+            return Err(ServiceError::ResourceNotFound(format!(
+                "The requested resource '{}' does not exist.",
+                e.row.id
+            )));
         };
-        let context = context_url(&self.req.base_url, self.req.version, &format!("{}/$entity", plan.context_path(&e.collection_path)));
+        let context = context_url(
+            &self.req.base_url,
+            self.req.version,
+            &format!("{}/$entity", plan.context_path(&e.collection_path)),
+        );
         Ok(Self::json(with_context(context, shaped)))
     }
 
@@ -224,16 +235,31 @@ impl Out<'_> {
         Ok(Some(shaped))
     }
 
-    fn expand(&self, tx: &dyn ReadTx, e: &EntityRef, expand: &ExpandPlan, shaped: &mut Map<String, Value>) -> Result<()> {
+    fn expand(
+        &self,
+        tx: &dyn ReadTx,
+        e: &EntityRef,
+        expand: &ExpandPlan,
+        shaped: &mut Map<String, Value>,
+    ) -> Result<()> {
         let Some(nav) = self.view.schema.find_navigation(&e.row.type_name, &expand.nav) else {
             return Ok(()); // declared on a derived type this entity is not of
         };
         let path = format!("{}/{}", e.path(), nav.name);
         let context = context_url(&self.req.base_url, self.req.version, &path);
         if nav.collection && nav.contains_target {
-            let c = CollectionRef { parent: e.row.seq, nav: nav.name.clone(), element: nav.target.clone(), cast: None, path };
-            let mut rows: Vec<Row> =
-                tx.list(c.parent, &c.nav, &self.spec(&c, &expand.plan))?.into_iter().filter(|r| expand.plan.matches(r)).collect();
+            let c = CollectionRef {
+                parent: e.row.seq,
+                nav: nav.name.clone(),
+                element: nav.target.clone(),
+                cast: None,
+                path,
+            };
+            let mut rows: Vec<Row> = tx
+                .list(c.parent, &c.nav, &self.spec(&c, &expand.plan))?
+                .into_iter()
+                .filter(|r| expand.plan.matches(r))
+                .collect();
             expand.plan.sort(&mut rows);
             let rows = rows.into_iter().skip(expand.plan.skip.unwrap_or(0)).take(expand.plan.top.unwrap_or(usize::MAX));
             let mut items = Vec::new();
@@ -276,4 +302,3 @@ impl Out<'_> {
         }
     }
 }
-

@@ -27,7 +27,13 @@ pub(crate) fn now_stamp() -> String {
 
 /// Fills what the server owns on a new or changed entity: fixed values, `fill`
 /// templates, stamps, and every property either version declares (stored whole).
-fn server_fields(view: View<'_>, type_name: &str, body: &mut Map<String, Value>, parent_id: Option<&str>, created: bool) {
+fn server_fields(
+    view: View<'_>,
+    type_name: &str,
+    body: &mut Map<String, Value>,
+    parent_id: Option<&str>,
+    created: bool,
+) {
     let lineage = view.lineage(type_name);
     let behaviour = view.model.behaviour.for_type(lineage);
     for (k, v) in &behaviour.fixed {
@@ -114,12 +120,9 @@ pub(crate) fn renumber(tx: &mut dyn Tx, rows: &mut [Row]) -> Result<()> {
 
 /// Creates one entity (and any deep-inserted children) in `coll`.
 pub(crate) fn create_entity(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRef, json: &Value) -> Result<EntityRef> {
-    let payload = validate_entity(view.schema, &view.model.behaviour, coll.effective_type(), None, json, WriteMode::Create)?;
-    let parent_id = if coll.parent == enrollgraph_store::ROOT {
-        None
-    } else {
-        tx.get_seq(coll.parent)?.map(|r| r.id)
-    };
+    let payload =
+        validate_entity(view.schema, &view.model.behaviour, coll.effective_type(), None, json, WriteMode::Create)?;
+    let parent_id = if coll.parent == enrollgraph_store::ROOT { None } else { tx.get_seq(coll.parent)?.map(|r| r.id) };
     let type_name = payload.type_name.clone();
     let mut body = payload.body;
     let id = new_id(view, &type_name, &body, parent_id.as_deref());
@@ -174,7 +177,13 @@ fn bind(view: View<'_>, tx: &mut dyn Tx, source: &EntityRef, nav: &str, referenc
     Ok(())
 }
 
-pub(super) fn create(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRef, json: &Value, ctx: &WriteCtx) -> Result<Response> {
+pub(super) fn create(
+    view: View<'_>,
+    tx: &mut dyn Tx,
+    coll: &CollectionRef,
+    json: &Value,
+    ctx: &WriteCtx,
+) -> Result<Response> {
     let entity = create_entity(view, tx, coll, json)?;
     let location = format!("{}/{}/{}", ctx.base_url, ctx.version.as_str(), entity.path());
     let body = entity_body(view, &entity, ctx)?;
@@ -183,15 +192,29 @@ pub(super) fn create(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRef, json
 
 /// The wire form of an entity with its `@odata.context` (`.../{collection}/$entity`).
 pub(super) fn entity_body(view: View<'_>, entity: &EntityRef, ctx: &WriteCtx) -> Result<Value> {
-    let shaped = enrollgraph_csdl::shape_entity(view.schema, &entity.row.type_name, &entity.row.body, &Default::default())
-        .ok_or_else(|| ServiceError::Internal(format!("type {} missing from the schema", entity.row.type_name)))?;
+    let shaped =
+        enrollgraph_csdl::shape_entity(view.schema, &entity.row.type_name, &entity.row.body, &Default::default())
+            .ok_or_else(|| ServiceError::Internal(format!("type {} missing from the schema", entity.row.type_name)))?;
     let context = context_url(&ctx.base_url, ctx.version, &format!("{}/$entity", entity.collection_path));
     Ok(with_context(context, shaped))
 }
 
-pub(super) fn update(view: View<'_>, tx: &mut dyn Tx, mut entity: EntityRef, json: &Value, ctx: &WriteCtx) -> Result<Response> {
+pub(super) fn update(
+    view: View<'_>,
+    tx: &mut dyn Tx,
+    mut entity: EntityRef,
+    json: &Value,
+    ctx: &WriteCtx,
+) -> Result<Response> {
     let row = &mut entity.row;
-    let payload = validate_entity(view.schema, &view.model.behaviour, &entity.declared, Some(&row.type_name), json, WriteMode::Update)?;
+    let payload = validate_entity(
+        view.schema,
+        &view.model.behaviour,
+        &entity.declared,
+        Some(&row.type_name),
+        json,
+        WriteMode::Update,
+    )?;
     if !payload.deep.is_empty() {
         return Err(ServiceError::BadRequest("Navigation properties cannot be updated inline.".into()));
     }
@@ -225,7 +248,13 @@ pub(super) fn delete(view: View<'_>, tx: &mut dyn Tx, entity: &EntityRef) -> Res
 }
 
 /// `PUT .../{nav}/$ref`, `DELETE .../{nav}/$ref`, `POST .../{reverse}/$ref` (rulings.md 5).
-pub(super) fn set_ref(view: View<'_>, tx: &mut dyn Tx, method: &Method, target: Target, json: &Value) -> Result<Response> {
+pub(super) fn set_ref(
+    view: View<'_>,
+    tx: &mut dyn Tx,
+    method: &Method,
+    target: Target,
+    json: &Value,
+) -> Result<Response> {
     let reference = || {
         json.get("@odata.id")
             .and_then(Value::as_str)
@@ -253,4 +282,3 @@ pub(super) fn set_ref(view: View<'_>, tx: &mut dyn Tx, method: &Method, target: 
         (m, t) => Err(super::method_not_allowed(m, &Target::Ref(Box::new(t)))),
     }
 }
-

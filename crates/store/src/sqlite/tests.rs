@@ -46,7 +46,9 @@ async fn crud_cascade_and_tenant_scoping() {
         .unwrap();
     for i in 0..3 {
         store
-            .write::<_, StoreError, _>("t1", move |tx| tx.insert(parent, "assignments", &format!("a{i}"), "A", &body(json!({"n": i}))))
+            .write::<_, StoreError, _>("t1", move |tx| {
+                tx.insert(parent, "assignments", &format!("a{i}"), "A", &body(json!({"n": i})))
+            })
             .await
             .unwrap();
     }
@@ -57,7 +59,9 @@ async fn crud_cascade_and_tenant_scoping() {
     assert!(other.is_none());
     assert!(store.read::<_, StoreError, _>("t2", |tx| tx.get_seq(parent)).unwrap().is_none());
     let page = store
-        .read::<_, StoreError, _>("t1", |tx| tx.list(parent, "assignments", &ListSpec { limit: Some(2), ..ListSpec::default() }))
+        .read::<_, StoreError, _>("t1", |tx| {
+            tx.list(parent, "assignments", &ListSpec { limit: Some(2), ..ListSpec::default() })
+        })
         .unwrap();
     assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a0", "a1"]);
     let rest = store
@@ -72,7 +76,10 @@ async fn crud_cascade_and_tenant_scoping() {
     };
     assert_eq!(store.read::<_, StoreError, _>("t1", |tx| tx.count(parent, "assignments", &filtered)).unwrap(), 2);
     store.write::<_, StoreError, _>("t1", move |tx| tx.delete(parent)).await.unwrap();
-    assert_eq!(store.read::<_, StoreError, _>("t1", |tx| tx.count(parent, "assignments", &ListSpec::default())).unwrap(), 0);
+    assert_eq!(
+        store.read::<_, StoreError, _>("t1", |tx| tx.count(parent, "assignments", &ListSpec::default())).unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
