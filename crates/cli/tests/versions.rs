@@ -241,7 +241,6 @@ fn a_v1_write_keeps_beta_only_properties() {
 /// blocked-lists of a platform restriction are beta-only properties; a v1.0 client cannot
 /// see or send them, so a v1.0 write of the enclosing value should leave them as they were.
 #[test]
-#[ignore = "server bug: a v1.0 PATCH of windowsRestriction empties the beta-only blockedManufacturers/blockedSkus (rulings.md 6)"]
 fn a_v1_write_of_a_complex_value_keeps_its_beta_only_members() {
     let s = Server::start();
     let c = s.create(
@@ -263,7 +262,6 @@ fn a_v1_write_of_a_complex_value_keeps_its_beta_only_members() {
 
 /// rulings.md 6 for nested values (see above): the filter of a target.
 #[test]
-#[ignore = "server bug: a v1.0 PATCH of an assignment target resets the beta-only filter to none/null (rulings.md 6)"]
 fn a_v1_write_of_a_target_keeps_its_filter() {
     let s = Server::start();
     let c = s.create(

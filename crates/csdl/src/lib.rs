@@ -14,7 +14,8 @@ use std::collections::HashMap;
 pub use behaviour::{ActionKind, Behaviour, TypeBehaviour};
 pub use enrollgraph_odata::{Primitive, PropertyInfo, TypeRef};
 pub use payload::{
-    Payload, ValidationError, WriteMode, complete, default_value, is_guid, validate_action_parameters, validate_entity,
+    Payload, ValidationError, WriteMode, complete, default_value, is_guid, keep_hidden_members,
+    validate_action_parameters, validate_entity,
 };
 pub use shape::{Selection, shape_entity};
 

@@ -362,3 +362,23 @@ pub fn complete(schema: &Schema, type_name: &str, body: &mut Map<String, Value>)
         }
     }
 }
+
+/// Carries over, from `old` into `new`, the members of a complex value that the schema the
+/// client wrote through (`write`) does not have but the full schema (`full`) does: a v1.0
+/// PATCH of `target` keeps beta's assignment filter (rulings.md 6).
+pub fn keep_hidden_members(write: &Schema, full: &Schema, type_ref: &TypeRef, old: &Value, new: &mut Value) {
+    let (TypeRef::Complex(declared), Value::Object(old), Value::Object(new)) = (type_ref, old, new) else {
+        return;
+    };
+    let runtime = new.get("@odata.type").and_then(Value::as_str).map_or_else(|| declared.clone(), qualify);
+    for (key, old_value) in old {
+        let Some(full_prop) = full.find_property(&runtime, key) else { continue };
+        match (write.find_property(&runtime, key), new.get_mut(key)) {
+            (None, None) => {
+                new.insert(key.clone(), old_value.clone());
+            }
+            (Some(_), Some(new_value)) => keep_hidden_members(write, full, &full_prop.type_ref, old_value, new_value),
+            _ => {}
+        }
+    }
+}

@@ -8,7 +8,7 @@ mod error;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -209,16 +209,8 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
 /// 400 for malformed JSON. GETs may carry `Content-Type: application/json` and no body
 /// (IntuneCD does: clients.md §0).
 async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> Result<Option<Value>, HttpError> {
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > BODY_LIMIT) {
-        return Err(HttpError::TooLarge);
-    }
-    let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| HttpError::TooLarge)?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    if matches!(method, ServiceMethod::Get) {
+    let bytes = read_limited(headers, body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) || matches!(method, ServiceMethod::Get) {
         return Ok(None);
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -232,3 +224,45 @@ async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> R
     }
     serde_json::from_slice(&bytes).map(Some).map_err(|e| HttpError::MalformedJson(e.to_string()))
 }
+
+/// Reads at most [`BODY_LIMIT`] bytes. Past the limit the rest is read and dropped (up to
+/// [`DRAIN_LIMIT`] bytes or [`DRAIN_TIME`]) before the 413, so that a client still writing
+/// its body reads the answer instead of a reset connection.
+async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, HttpError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let mut buf = Vec::new();
+    if declared.is_none_or(|len| len <= BODY_LIMIT) {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| HttpError::MalformedJson("the request body could not be read".into()))?;
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+                if buf.len() > BODY_LIMIT {
+                    break;
+                }
+            }
+        }
+        if buf.len() <= BODY_LIMIT {
+            return Ok(buf);
+        }
+    }
+    let mut drained = buf.len();
+    let drain = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            drained = drained.saturating_add(frame.data_ref().map_or(0, bytes::Buf::remaining));
+            if drained > DRAIN_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    Err(HttpError::TooLarge)
+}
+
+/// How long an oversized body is drained before answering 413 anyway.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;

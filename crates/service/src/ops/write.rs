@@ -1,7 +1,7 @@
 //! Create (POST, 201), update (PATCH, 200 with the entity: seed 004), delete (DELETE, 204),
 //! and `$ref` writes, for any entity type of the schema.
 
-use enrollgraph_csdl::{WriteMode, complete, validate_entity};
+use enrollgraph_csdl::{WriteMode, complete, keep_hidden_members, validate_entity};
 use enrollgraph_store::{ListSpec, Row, Tx};
 use serde_json::{Map, Value};
 
@@ -220,7 +220,12 @@ pub(super) fn update(
     }
     // Top-level properties replace (complex values whole); beta-only properties not in a
     // v1.0 body stay as they were (rulings.md 6).
-    row.body.extend(payload.body);
+    for (key, mut value) in payload.body {
+        if let (Some(prop), Some(old)) = (view.model.beta.find_property(&row.type_name, &key), row.body.get(&key)) {
+            keep_hidden_members(view.schema, &view.model.beta, &prop.type_ref, old, &mut value);
+        }
+        row.body.insert(key, value);
+    }
     let parent_id = tx.get_seq(row.parent)?.map(|r| r.id);
     server_fields(view, &row.type_name.clone(), &mut row.body, parent_id.as_deref(), false);
     tx.update(row.seq, &row.type_name, &row.body)?;
