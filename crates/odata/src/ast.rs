@@ -139,12 +139,9 @@ impl Function {
     /// The function called `name` (case-insensitive, OData 4.01 §5.1.1).
     pub fn from_name(name: &str) -> Option<Function> {
         use Function::*;
-        [
-            StartsWith, EndsWith, Contains, ToLower, ToUpper, Length, IndexOf, Substring, Trim,
-            Concat,
-        ]
-        .into_iter()
-        .find(|f| f.name().eq_ignore_ascii_case(name))
+        [StartsWith, EndsWith, Contains, ToLower, ToUpper, Length, IndexOf, Substring, Trim, Concat]
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
     }
 
     /// The accepted numbers of arguments.
@@ -276,11 +273,7 @@ fn precedence(e: &Expr) -> u8 {
 }
 
 fn write_operand(f: &mut Formatter<'_>, e: &Expr, parens: bool) -> fmt::Result {
-    if parens {
-        write!(f, "({e})")
-    } else {
-        write!(f, "{e}")
-    }
+    if parens { write!(f, "({e})") } else { write!(f, "{e}") }
 }
 
 pub(crate) fn write_path(f: &mut impl Write, path: &[Segment]) -> fmt::Result {
@@ -321,11 +314,7 @@ impl Display for Expr {
         match self {
             Expr::Literal(l) => write!(f, "{l}"),
             Expr::Path(p) => write_path(f, p),
-            Expr::Lambda {
-                path,
-                kind,
-                predicate,
-            } => {
+            Expr::Lambda { path, kind, predicate } => {
                 write_path(f, path)?;
                 f.write_str(match kind {
                     LambdaKind::Any => "/any(",
@@ -368,11 +357,7 @@ impl Display for Expr {
                 f.write_char(')')
             }
             Expr::IsOf { expr, type_name } | Expr::Cast { expr, type_name } => {
-                f.write_str(if matches!(self, Expr::IsOf { .. }) {
-                    "isof("
-                } else {
-                    "cast("
-                })?;
+                f.write_str(if matches!(self, Expr::IsOf { .. }) { "isof(" } else { "cast(" })?;
                 if let Some(e) = expr {
                     write!(f, "{e},")?;
                 }
@@ -413,11 +398,7 @@ impl Display for ExpandItem {
 }
 
 fn join<T: Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Characters left as they are by [`QueryOptions::to_query_string`]: RFC 3986
@@ -478,13 +459,7 @@ impl QueryOptions {
         }
         parts
             .into_iter()
-            .map(|(n, v)| {
-                if encode {
-                    format!("{n}={}", percent_encode(&v))
-                } else {
-                    format!("{n}={v}")
-                }
-            })
+            .map(|(n, v)| if encode { format!("{n}={}", percent_encode(&v)) } else { format!("{n}={v}") })
             .collect::<Vec<_>>()
             .join(sep)
     }

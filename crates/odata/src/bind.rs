@@ -275,11 +275,7 @@ pub fn bind_filter(expr: &Expr, model: &dyn Model, entity_type: &str) -> Result<
 }
 
 /// Binds `$orderby` items (URL Conventions §5.1.5).
-pub fn bind_orderby(
-    items: &[OrderByItem],
-    model: &dyn Model,
-    entity_type: &str,
-) -> Result<Vec<BoundOrderBy>, Error> {
+pub fn bind_orderby(items: &[OrderByItem], model: &dyn Model, entity_type: &str) -> Result<Vec<BoundOrderBy>, Error> {
     let mut b = Binder::new(model, entity_type)?;
     items.iter().map(|i| b.orderby(i)).collect()
 }
@@ -357,10 +353,7 @@ fn kind_name(k: &Kind) -> String {
 fn signature_error(f: Function) -> Error {
     Error::new(
         ErrorKind::FunctionSignature,
-        format!(
-            "No function signature for the function with name '{}' matches the specified arguments.",
-            f.name()
-        ),
+        format!("No function signature for the function with name '{}' matches the specified arguments.", f.name()),
     )
 }
 
@@ -372,24 +365,13 @@ impl<'m> Binder<'m> {
     fn new(model: &'m dyn Model, entity_type: &str) -> Result<Self, Error> {
         let entity_type = strip_hash(entity_type).to_string();
         if !model.is_structured_type(&entity_type) {
-            return Err(Error::new(
-                ErrorKind::UnknownType,
-                format!("Could not find a type named '{entity_type}'."),
-            ));
+            return Err(Error::new(ErrorKind::UnknownType, format!("Could not find a type named '{entity_type}'.")));
         }
-        Ok(Binder {
-            model,
-            entity_type,
-            scopes: Vec::new(),
-        })
+        Ok(Binder { model, entity_type, scopes: Vec::new() })
     }
 
     fn query(&self, q: &QueryOptions) -> Result<BoundQuery, Error> {
-        let mut b = Binder {
-            model: self.model,
-            entity_type: self.entity_type.clone(),
-            scopes: Vec::new(),
-        };
+        let mut b = Binder { model: self.model, entity_type: self.entity_type.clone(), scopes: Vec::new() };
         Ok(BoundQuery {
             filter: q.filter.as_ref().map(|f| b.filter(f)).transpose()?,
             select: q
@@ -397,12 +379,7 @@ impl<'m> Binder<'m> {
                 .as_ref()
                 .map(|s| s.iter().map(|i| b.select(i)).collect::<Result<Vec<_>, _>>())
                 .transpose()?,
-            expand: q
-                .expand
-                .iter()
-                .flatten()
-                .map(|e| b.expand(e))
-                .collect::<Result<_, _>>()?,
+            expand: q.expand.iter().flatten().map(|e| b.expand(e)).collect::<Result<_, _>>()?,
             orderby: q.orderby.iter().map(|o| b.orderby(o)).collect::<Result<_, _>>()?,
             top: q.top,
             skip: q.skip,
@@ -415,9 +392,7 @@ impl<'m> Binder<'m> {
     fn filter(&mut self, e: &Expr) -> Result<BoundFilter, Error> {
         let op = self.expr(e)?;
         match op.ty {
-            Ty::Scalar(Kind::Bool) | Ty::Null => Ok(BoundFilter {
-                expr: self.as_value(op, &Kind::Bool)?,
-            }),
+            Ty::Scalar(Kind::Bool) | Ty::Null => Ok(BoundFilter { expr: self.as_value(op, &Kind::Bool)? }),
             _ => Err(Error::new(
                 ErrorKind::TypeMismatch,
                 "The $filter expression must evaluate to a single boolean value.",
@@ -433,20 +408,13 @@ impl<'m> Binder<'m> {
                 "The $orderby expression must evaluate to a single value of primitive type.",
             ));
         };
-        Ok(BoundOrderBy {
-            expr: self.as_value(op, &kind)?,
-            kind,
-            descending: item.descending,
-        })
+        Ok(BoundOrderBy { expr: self.as_value(op, &kind)?, kind, descending: item.descending })
     }
 
     fn find_property(&self, type_name: &str, name: &str) -> Option<crate::PropertyInfo> {
-        self.model.property(type_name, name).or_else(|| {
-            self.model
-                .self_and_derived(type_name)
-                .iter()
-                .find_map(|t| self.model.property(t, name))
-        })
+        self.model
+            .property(type_name, name)
+            .or_else(|| self.model.self_and_derived(type_name).iter().find_map(|t| self.model.property(t, name)))
     }
 
     fn unknown_property(name: &str, type_name: &str) -> Error {
@@ -465,10 +433,7 @@ impl<'m> Binder<'m> {
                     format!("A cast or isof to the primitive type '{target}' is not supported."),
                 )
             } else {
-                Error::new(
-                    ErrorKind::UnknownType,
-                    format!("Could not find a type named '{target}'."),
-                )
+                Error::new(ErrorKind::UnknownType, format!("Could not find a type named '{target}'."))
             });
         }
         if !self.model.derives_from(target, declared) && !self.model.derives_from(declared, target) {
@@ -505,12 +470,8 @@ impl<'m> Binder<'m> {
                     }
                 }
                 Segment::Property(n) => {
-                    let p = if lenient {
-                        self.find_property(&t, n)
-                    } else {
-                        self.model.property(&t, n)
-                    }
-                    .ok_or_else(|| Self::unknown_property(n, &t))?;
+                    let p = if lenient { self.find_property(&t, n) } else { self.model.property(&t, n) }
+                        .ok_or_else(|| Self::unknown_property(n, &t))?;
                     lenient = false;
                     current = match p.type_ref {
                         TypeRef::Complex(c) if !p.is_collection => Some(c),
@@ -525,10 +486,7 @@ impl<'m> Binder<'m> {
     fn expand(&mut self, item: &ExpandItem) -> Result<BoundExpand, Error> {
         if item.path == "*" {
             if !item.options.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::NotSupported,
-                    "Options on '$expand=*' are not supported.",
-                ));
+                return Err(Error::new(ErrorKind::NotSupported, "Options on '$expand=*' are not supported."));
             }
             return Ok(BoundExpand::All);
         }
@@ -557,22 +515,13 @@ impl<'m> Binder<'m> {
     fn path(&mut self, segs: &[Segment]) -> Result<(BoundPath, Ty, String), Error> {
         let mut rest = segs;
         let mut root = Root::It;
-        let mut ty = Ty::Structured(
-            self.entity_type.clone(),
-            BoundPath {
-                root: Root::It,
-                steps: vec![],
-            },
-        );
+        let mut ty = Ty::Structured(self.entity_type.clone(), BoundPath { root: Root::It, steps: vec![] });
         let mut name = self.entity_type.clone();
         if let Some(Segment::Property(first)) = segs.first() {
             if let Some(i) = self.scopes.iter().rposition(|(v, _)| v == first) {
                 root = Root::Var(i);
                 rest = &segs[1..];
-                let p = BoundPath {
-                    root,
-                    steps: vec![],
-                };
+                let p = BoundPath { root, steps: vec![] };
                 (ty, name) = match &self.scopes[i].1 {
                     Element::Scalar(k) => (Ty::Scalar(k.clone()), kind_name(k)),
                     Element::Complex(c) => (Ty::Structured(c.clone(), p), c.clone()),
@@ -607,19 +556,12 @@ impl<'m> Binder<'m> {
                 Segment::Cast(c) => {
                     let allowed = self.check_cast(c, &declared)?;
                     let c = strip_hash(c).to_string();
-                    steps.push(Step::Cast {
-                        type_name: c.clone(),
-                        declared,
-                        allowed,
-                    });
+                    steps.push(Step::Cast { type_name: c.clone(), declared, allowed });
                     name = c.clone();
                     ty = Ty::Structured(c, BoundPath { root, steps: steps.clone() });
                 }
                 Segment::Property(n) => {
-                    let p = self
-                        .model
-                        .property(&declared, n)
-                        .ok_or_else(|| Self::unknown_property(n, &declared))?;
+                    let p = self.model.property(&declared, n).ok_or_else(|| Self::unknown_property(n, &declared))?;
                     if p.is_navigation {
                         return Err(Error::new(
                             ErrorKind::NotSupported,
@@ -648,13 +590,11 @@ impl<'m> Binder<'m> {
 
     fn enum_kind(&self, name: &str) -> Result<Kind, Error> {
         let name = strip_hash(name);
-        let members = self.model.enum_members(name).ok_or_else(|| {
-            Error::new(ErrorKind::UnknownType, format!("Could not find a type named '{name}'."))
-        })?;
-        Ok(Kind::Enum(EnumType {
-            name: name.to_string(),
-            members,
-        }))
+        let members = self
+            .model
+            .enum_members(name)
+            .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("Could not find a type named '{name}'.")))?;
+        Ok(Kind::Enum(EnumType { name: name.to_string(), members }))
     }
 
     fn literal_kind(&self, l: &Literal) -> Result<Option<Kind>, Error> {
@@ -678,11 +618,7 @@ impl<'m> Binder<'m> {
                 Literal::Int(_) => "Edm.Int64".into(),
                 Literal::Double(_) => "Edm.Double".into(),
                 Literal::Enum { type_name, .. } => type_name.clone(),
-                other => self
-                    .literal_kind(other)
-                    .ok()
-                    .flatten()
-                    .map_or("null".into(), |k| kind_name(&k)),
+                other => self.literal_kind(other).ok().flatten().map_or("null".into(), |k| kind_name(&k)),
             }
         };
         let fail = || mismatch(other, &lit_name(l), op);
@@ -693,15 +629,11 @@ impl<'m> Binder<'m> {
             (Literal::Int(i), Kind::Number) => Ok(BoundExpr::Const(Const::Int(*i))),
             (Literal::Double(d), Kind::Number) => Ok(BoundExpr::Const(Const::Double(*d))),
             (Literal::String(s) | Literal::Guid(s), Kind::String) => text(s),
-            (Literal::String(s) | Literal::Guid(s), Kind::Guid) if is_guid(s) => {
-                text(&s.to_ascii_lowercase())
-            }
-            (Literal::String(s) | Literal::DateTimeOffset(s), Kind::DateTimeOffset) => {
-                match datetime::literal_key(s) {
-                    Some(k) => text(&k),
-                    None => Err(fail()),
-                }
-            }
+            (Literal::String(s) | Literal::Guid(s), Kind::Guid) if is_guid(s) => text(&s.to_ascii_lowercase()),
+            (Literal::String(s) | Literal::DateTimeOffset(s), Kind::DateTimeOffset) => match datetime::literal_key(s) {
+                Some(k) => text(&k),
+                None => Err(fail()),
+            },
             (Literal::String(s) | Literal::Date(s), Kind::Date) if datetime::is_date(s) => text(s),
             (Literal::String(s), Kind::Enum(e)) => match e.members.iter().find(|m| m.eq_ignore_ascii_case(s)) {
                 Some(m) => text(m),
@@ -739,12 +671,7 @@ impl<'m> Binder<'m> {
     }
 
     fn scalar(expr: BoundExpr, kind: Kind, name: &str) -> Op {
-        Op {
-            expr,
-            ty: Ty::Scalar(kind),
-            lit: None,
-            name: name.to_string(),
-        }
+        Op { expr, ty: Ty::Scalar(kind), lit: None, name: name.to_string() }
     }
 
     fn expr(&mut self, e: &Expr) -> Result<Op, Error> {
@@ -756,28 +683,15 @@ impl<'m> Binder<'m> {
                     Some(k) => self.coerce(l, k, &name, "Equal")?,
                     None => BoundExpr::Null,
                 };
-                Ok(Op {
-                    expr,
-                    ty: kind.map_or(Ty::Null, Ty::Scalar),
-                    lit: Some(l.clone()),
-                    name,
-                })
+                Ok(Op { expr, ty: kind.map_or(Ty::Null, Ty::Scalar), lit: Some(l.clone()), name })
             }
             Expr::Path(segs) => {
                 let (path, ty, name) = self.path(segs)?;
                 let expr = match &ty {
-                    Ty::Scalar(k) => BoundExpr::Value {
-                        path,
-                        kind: k.clone(),
-                    },
+                    Ty::Scalar(k) => BoundExpr::Value { path, kind: k.clone() },
                     _ => BoundExpr::Null,
                 };
-                Ok(Op {
-                    expr,
-                    ty,
-                    lit: None,
-                    name,
-                })
+                Ok(Op { expr, ty, lit: None, name })
             }
             Expr::Not(inner) => {
                 let op = self.expr(inner)?;
@@ -825,26 +739,12 @@ impl<'m> Binder<'m> {
                     items.push(self.coerce(l, &kind, &op.name, "In")?);
                 }
                 let expr = self.as_value(op, &kind)?;
-                Ok(Self::scalar(
-                    BoundExpr::In {
-                        kind,
-                        expr: Box::new(expr),
-                        list: items,
-                    },
-                    Kind::Bool,
-                    "Edm.Boolean",
-                ))
+                Ok(Self::scalar(BoundExpr::In { kind, expr: Box::new(expr), list: items }, Kind::Bool, "Edm.Boolean"))
             }
             Expr::Call { function, args } => self.call(*function, args),
             Expr::IsOf { expr, type_name } | Expr::Cast { expr, type_name } => {
                 let (path, declared) = match expr {
-                    None => (
-                        BoundPath {
-                            root: Root::It,
-                            steps: vec![],
-                        },
-                        self.entity_type.clone(),
-                    ),
+                    None => (BoundPath { root: Root::It, steps: vec![] }, self.entity_type.clone()),
                     Some(inner) => match self.expr(inner)?.ty {
                         Ty::Structured(t, p) => (p, t),
                         _ => {
@@ -858,31 +758,13 @@ impl<'m> Binder<'m> {
                 let allowed = self.check_cast(type_name, &declared)?;
                 let type_name = strip_hash(type_name).to_string();
                 if matches!(e, Expr::IsOf { .. }) {
-                    Ok(Self::scalar(
-                        BoundExpr::IsOf {
-                            path,
-                            declared,
-                            types: allowed,
-                        },
-                        Kind::Bool,
-                        "Edm.Boolean",
-                    ))
+                    Ok(Self::scalar(BoundExpr::IsOf { path, declared, types: allowed }, Kind::Bool, "Edm.Boolean"))
                 } else {
                     let mut steps = path.steps;
-                    steps.push(Step::Cast {
-                        type_name: type_name.clone(),
-                        declared,
-                        allowed,
-                    });
+                    steps.push(Step::Cast { type_name: type_name.clone(), declared, allowed });
                     Ok(Op {
                         expr: BoundExpr::Null,
-                        ty: Ty::Structured(
-                            type_name.clone(),
-                            BoundPath {
-                                root: path.root,
-                                steps,
-                            },
-                        ),
+                        ty: Ty::Structured(type_name.clone(), BoundPath { root: path.root, steps }),
                         lit: None,
                         name: type_name,
                     })
@@ -893,10 +775,13 @@ impl<'m> Binder<'m> {
                 let Ty::Collection(element) = ty else {
                     return Err(Error::new(
                         ErrorKind::TypeMismatch,
-                        format!("The '{}' query can only be applied to a collection, not to '{name}'.", match kind {
-                            LambdaKind::Any => "any",
-                            LambdaKind::All => "all",
-                        }),
+                        format!(
+                            "The '{}' query can only be applied to a collection, not to '{name}'.",
+                            match kind {
+                                LambdaKind::Any => "any",
+                                LambdaKind::All => "all",
+                            }
+                        ),
                     ));
                 };
                 let predicate = match predicate {
@@ -916,16 +801,8 @@ impl<'m> Binder<'m> {
                     }
                 };
                 let expr = match (kind, predicate) {
-                    (LambdaKind::Any, predicate) => BoundExpr::Any {
-                        collection: coll,
-                        element,
-                        predicate,
-                    },
-                    (LambdaKind::All, Some(predicate)) => BoundExpr::All {
-                        collection: coll,
-                        element,
-                        predicate,
-                    },
+                    (LambdaKind::Any, predicate) => BoundExpr::Any { collection: coll, element, predicate },
+                    (LambdaKind::All, Some(predicate)) => BoundExpr::All { collection: coll, element, predicate },
                     (LambdaKind::All, None) => {
                         return Err(Error::new(ErrorKind::Syntax, "'all' requires a predicate."));
                     }
@@ -979,12 +856,7 @@ impl<'m> Binder<'m> {
         let (ln, rn) = (l.name.clone(), r.name.clone());
         let left = conv(l, &rn)?;
         let right = conv(r, &ln)?;
-        bool_op(BoundExpr::Compare {
-            op: cop,
-            kind,
-            left: Box::new(left),
-            right: Box::new(right),
-        })
+        bool_op(BoundExpr::Compare { op: cop, kind, left: Box::new(left), right: Box::new(right) })
     }
 
     fn call(&mut self, f: Function, args: &[Expr]) -> Result<Op, Error> {
@@ -1013,14 +885,7 @@ impl<'m> Binder<'m> {
             Function::Length | Function::IndexOf => (Kind::Number, "Edm.Int32"),
             _ => (Kind::String, "Edm.String"),
         };
-        Ok(Self::scalar(
-            BoundExpr::Call {
-                function: f,
-                args: bound,
-            },
-            kind,
-            name,
-        ))
+        Ok(Self::scalar(BoundExpr::Call { function: f, args: bound }, kind, name))
     }
 }
 

@@ -23,9 +23,7 @@ pub(crate) fn key(s: &str) -> Option<String> {
         return None;
     }
     let digit = |i: usize| b[i].is_ascii_digit();
-    let shape = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
-        .iter()
-        .all(|&i| digit(i))
+    let shape = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18].iter().all(|&i| digit(i))
         && b[4] == b'-'
         && b[7] == b'-'
         && b[10] == b'T'
@@ -62,18 +60,12 @@ pub(crate) fn key(s: &str) -> Option<String> {
     if !tz_ok || !ranges {
         return None;
     }
-    let num = |from: usize, to: usize| -> i64 {
-        b[from..to]
-            .iter()
-            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
-    };
+    let num =
+        |from: usize, to: usize| -> i64 { b[from..to].iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')) };
     let (y, mo, d) = (num(0, 4), num(5, 7), num(8, 10));
     let (h, mi, sec) = (num(11, 13), num(14, 16), num(17, 19));
-    let (sign, tzh, tzm) = if tz == "Z" {
-        (0, 0, 0)
-    } else {
-        (if tb[0] == b'-' { -1 } else { 1 }, num(l - 5, l - 3), num(l - 2, l))
-    };
+    let (sign, tzh, tzm) =
+        if tz == "Z" { (0, 0, 0) } else { (if tb[0] == b'-' { -1 } else { 1 }, num(l - 5, l - 3), num(l - 2, l)) };
     let yy = y + 400 - i64::from(mo <= 2);
     let era = yy / 400;
     let yoe = yy - era * 400;
@@ -82,11 +74,7 @@ pub(crate) fn key(s: &str) -> Option<String> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468 - 146_097;
     let secs = days * 86_400 + h * 3_600 + mi * 60 + sec - sign * (tzh * 3_600 + tzm * 60);
-    Some(format!(
-        "{:012}.{}",
-        secs + KEY_OFFSET,
-        frac.trim_end_matches('0')
-    ))
+    Some(format!("{:012}.{}", secs + KEY_OFFSET, frac.trim_end_matches('0')))
 }
 
 /// The key of a DateTimeOffset *literal*, which may also omit the seconds

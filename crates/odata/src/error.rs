@@ -47,26 +47,14 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-            position: None,
-        }
+        Error { kind, message: message.into(), position: None }
     }
 
     pub(crate) fn at(kind: ErrorKind, position: usize, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-            position: Some(position),
-        }
+        Error { kind, message: message.into(), position: Some(position) }
     }
 
     pub(crate) fn syntax(position: usize, text: &str) -> Self {
-        Self::at(
-            ErrorKind::Syntax,
-            position,
-            format!("Syntax error at position {position} in '{text}'."),
-        )
+        Self::at(ErrorKind::Syntax, position, format!("Syntax error at position {position} in '{text}'."))
     }
 }

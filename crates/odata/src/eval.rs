@@ -46,11 +46,7 @@ pub fn compare(orderby: &[BoundOrderBy], a: (&str, &Value), b: (&str, &Value)) -
 /// Enum members order by declaration; other values stay.
 fn order_value<'v>(v: V<'v>, kind: &Kind) -> V<'v> {
     match (kind, &v) {
-        (Kind::Enum(e), V::Text(t)) => e
-            .members
-            .iter()
-            .position(|m| m == t)
-            .map_or(V::Null, |i| V::Int(i as i64)),
+        (Kind::Enum(e), V::Text(t)) => e.members.iter().position(|m| m == t).map_or(V::Null, |i| V::Int(i as i64)),
         _ => v,
     }
 }
@@ -135,11 +131,7 @@ struct Cx<'v> {
 
 impl<'v> Cx<'v> {
     fn new(entity_type: &'v str, root: &'v Value) -> Self {
-        Cx {
-            entity_type: entity_type.trim_start_matches('#'),
-            root,
-            vars: Vec::new(),
-        }
+        Cx { entity_type: entity_type.trim_start_matches('#'), root, vars: Vec::new() }
     }
 
     fn resolve(&self, path: &'v BoundPath) -> Option<&'v Value> {
@@ -160,11 +152,7 @@ impl<'v> Cx<'v> {
                     at_root = false;
                 }
                 Step::Cast { declared, allowed, .. } => {
-                    let t = if at_root {
-                        self.entity_type
-                    } else {
-                        runtime_type(cur, declared)?
-                    };
+                    let t = if at_root { self.entity_type } else { runtime_type(cur, declared)? };
                     if !allowed.iter().any(|a| a == t) {
                         return None;
                     }
@@ -211,14 +199,16 @@ impl<'v> Cx<'v> {
                             _ => s.trim().to_string(),
                         }))
                     }
-                    Function::Length => arg(0)
-                        .and_then(|a| self.text(a))
-                        .map_or(V::Null, |s| V::Int(s.chars().count() as i64)),
+                    Function::Length => {
+                        arg(0).and_then(|a| self.text(a)).map_or(V::Null, |s| V::Int(s.chars().count() as i64))
+                    }
                     Function::IndexOf => {
                         let a = arg(0).and_then(|a| self.text(a));
                         let b = arg(1).and_then(|b| self.text(b));
                         match (a, b) {
-                            (Some(a), Some(b)) => V::Int(a.find(b.as_ref()).map_or(-1, |i| a[..i].chars().count() as i64)),
+                            (Some(a), Some(b)) => {
+                                V::Int(a.find(b.as_ref()).map_or(-1, |i| a[..i].chars().count() as i64))
+                            }
                             _ => V::Null,
                         }
                     }
@@ -308,26 +298,21 @@ impl<'v> Cx<'v> {
                 };
                 t.is_some_and(|t| types.iter().any(|x| x == t))
             }
-            BoundExpr::Any {
-                collection, predicate, ..
-            } => {
+            BoundExpr::Any { collection, predicate, .. } => {
                 let items = self.items(collection);
                 match predicate {
                     None => !items.is_empty(),
                     Some(p) => items.into_iter().any(|item| self.with_var(item, p)),
                 }
             }
-            BoundExpr::All {
-                collection, predicate, ..
-            } => self.items(collection).into_iter().all(|item| self.with_var(item, predicate)),
+            BoundExpr::All { collection, predicate, .. } => {
+                self.items(collection).into_iter().all(|item| self.with_var(item, predicate))
+            }
         }
     }
 
     fn items(&self, collection: &'v BoundPath) -> Vec<&'v Value> {
-        self.resolve(collection)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default()
+        self.resolve(collection).and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default()
     }
 
     fn with_var(&mut self, item: &'v Value, predicate: &'v BoundExpr) -> bool {

@@ -45,13 +45,11 @@ fn ident_char(c: char) -> bool {
 pub(crate) fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                *c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
+        && b.iter().enumerate().all(
+            |(i, c)| {
+                if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() }
+            },
+        )
 }
 
 /// Splits `text` into tokens, ending with [`Tok::Eof`].
@@ -85,10 +83,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, Error> {
         }
         if c == '\'' {
             let (s, next) = lex_string(&chars, i, text)?;
-            out.push(Token {
-                tok: Tok::Str(s),
-                pos: start,
-            });
+            out.push(Token { tok: Tok::Str(s), pos: start });
             i = next;
             continue;
         }
@@ -96,10 +91,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, Error> {
         if i + 36 <= n && !ident_char(at(i + 36)) && at(i + 36) != '-' {
             let s = slice(i, i + 36);
             if is_guid(&s) {
-                out.push(Token {
-                    tok: Tok::Guid(s),
-                    pos: start,
-                });
+                out.push(Token { tok: Tok::Guid(s), pos: start });
                 i += 36;
                 continue;
             }
@@ -111,9 +103,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, Error> {
         {
             // Date or DateTimeOffset literal.
             let mut j = i;
-            while j < n
-                && (chars[j].is_ascii_digit() || matches!(chars[j], '-' | ':' | '.' | 'T' | 'Z' | '+'))
-            {
+            while j < n && (chars[j].is_ascii_digit() || matches!(chars[j], '-' | ':' | '.' | 'T' | 'Z' | '+')) {
                 j += 1;
             }
             let s = slice(i, j);
@@ -125,9 +115,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, Error> {
                     return Err(Error::at(
                         ErrorKind::Syntax,
                         start,
-                        format!(
-                            "Unrecognized 'Edm.DateTimeOffset' literal '{s}' at '{start}' in '{text}'."
-                        ),
+                        format!("Unrecognized 'Edm.DateTimeOffset' literal '{s}' at '{start}' in '{text}'."),
                     ));
                 }
                 Tok::DateTimeOffset(s)
@@ -212,16 +200,10 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, Error> {
             let name = slice(i, j);
             if at(j) == '\'' {
                 let (s, next) = lex_string(&chars, j, text)?;
-                out.push(Token {
-                    tok: Tok::Typed(name, s),
-                    pos: start,
-                });
+                out.push(Token { tok: Tok::Typed(name, s), pos: start });
                 i = next;
             } else {
-                out.push(Token {
-                    tok: Tok::Ident(name),
-                    pos: start,
-                });
+                out.push(Token { tok: Tok::Ident(name), pos: start });
                 i = j;
             }
             continue;
@@ -232,10 +214,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, Error> {
             format!("Invalid character '{c}' at position {start} in '{text}'."),
         ));
     }
-    out.push(Token {
-        tok: Tok::Eof,
-        pos: n,
-    });
+    out.push(Token { tok: Tok::Eof, pos: n });
     Ok(out)
 }
 

@@ -36,6 +36,8 @@
 //!   fractional digits; stored text that is not `YYYY-MM-DDTHH:MM:SS[.f](Z|±HH:MM)`
 //!   reads as null).
 
+#![warn(missing_docs)]
+
 pub mod ast;
 pub mod bind;
 mod datetime;
@@ -50,14 +52,14 @@ pub use ast::{
     BinaryOp, ExpandItem, Expr, Function, LambdaKind, Literal, OrderByItem, QueryOptions, Segment, SelectItem,
 };
 pub use bind::{
-    BoundExpand, BoundExpr, BoundFilter, BoundOrderBy, BoundPath, BoundQuery, BoundSelect, CompareOp, Const,
-    Element, EnumType, Kind, Root, Step, bind, bind_filter, bind_orderby,
+    BoundExpand, BoundExpr, BoundFilter, BoundOrderBy, BoundPath, BoundQuery, BoundSelect, CompareOp, Const, Element,
+    EnumType, Kind, Root, Step, bind, bind_filter, bind_orderby,
 };
 pub use error::{Error, ErrorKind};
 pub use eval::{compare, eval};
 pub use model::{Model, Primitive, PropertyInfo, TypeRef};
 pub use parser::{ParseConfig, parse_filter, parse_orderby, parse_query, percent_decode};
 pub use sql::{
-    JsonBase, JsonKind, JsonNode, OrderTerm, Postgres, Sql, SqlDialect, SqlOrderBy, SqlValue, Sqlite,
-    filter_to_sql, orderby_to_sql,
+    JsonBase, JsonKind, JsonNode, OrderTerm, Postgres, Sql, SqlDialect, SqlOrderBy, SqlValue, Sqlite, filter_to_sql,
+    orderby_to_sql,
 };

@@ -18,24 +18,12 @@ pub struct ParseConfig {
 
 impl Default for ParseConfig {
     fn default() -> Self {
-        ParseConfig {
-            dollar_optional: false,
-            max_depth: 100,
-        }
+        ParseConfig { dollar_optional: false, max_depth: 100 }
     }
 }
 
-const SYSTEM_OPTIONS: [&str; 9] = [
-    "filter",
-    "select",
-    "expand",
-    "orderby",
-    "top",
-    "skip",
-    "count",
-    "search",
-    "skiptoken",
-];
+const SYSTEM_OPTIONS: [&str; 9] =
+    ["filter", "select", "expand", "orderby", "top", "skip", "count", "search", "skiptoken"];
 
 /// Decodes `%XX` escapes and `+` (as a space, like ASP.NET) of a query string part
 /// (RFC 3986 §2.1); invalid escapes are kept literally, invalid UTF-8 is replaced.
@@ -98,10 +86,7 @@ struct Parser {
 
 impl Parser {
     fn new(cfg: &ParseConfig) -> Self {
-        Parser {
-            cfg: *cfg,
-            depth: 0,
-        }
+        Parser { cfg: *cfg, depth: 0 }
     }
 
     fn options<'s>(
@@ -187,10 +172,7 @@ impl Parser {
             return Err(Error::at(
                 ErrorKind::TooDeep,
                 pos,
-                format!(
-                    "The recursion limit of {} was exceeded at position {pos}.",
-                    self.cfg.max_depth
-                ),
+                format!("The recursion limit of {} was exceeded at position {pos}.", self.cfg.max_depth),
             ));
         }
         Ok(())
@@ -198,12 +180,7 @@ impl Parser {
 
     fn filter(&mut self, text: &str) -> Result<Expr, Error> {
         let toks = lex(text)?;
-        let mut c = Cursor {
-            toks: &toks,
-            i: 0,
-            text,
-            p: self,
-        };
+        let mut c = Cursor { toks: &toks, i: 0, text, p: self };
         let e = c.expr()?;
         c.expect_eof()?;
         Ok(e)
@@ -211,12 +188,7 @@ impl Parser {
 
     fn orderby(&mut self, text: &str) -> Result<Vec<OrderByItem>, Error> {
         let toks = lex(text)?;
-        let mut c = Cursor {
-            toks: &toks,
-            i: 0,
-            text,
-            p: self,
-        };
+        let mut c = Cursor { toks: &toks, i: 0, text, p: self };
         let mut items = Vec::new();
         loop {
             let expr = c.expr()?;
@@ -285,11 +257,7 @@ impl Parser {
             }
             let path: String = chars[start..i].iter().collect();
             let valid = path == "*"
-                || path
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && !path.contains('*');
+                || path.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && !path.contains('*');
             if !valid {
                 return Err(Error::syntax(start, text));
             }
@@ -358,11 +326,7 @@ impl Parser {
 }
 
 fn segment(name: &str) -> Segment {
-    if name.contains('.') {
-        Segment::Cast(name.to_string())
-    } else {
-        Segment::Property(name.to_string())
-    }
+    if name.contains('.') { Segment::Cast(name.to_string()) } else { Segment::Property(name.to_string()) }
 }
 
 struct Cursor<'a> {
@@ -406,10 +370,7 @@ impl Cursor<'_> {
     }
 
     fn pos(&self) -> usize {
-        self.toks
-            .get(self.i)
-            .or(self.toks.last())
-            .map_or(0, |t| t.pos)
+        self.toks.get(self.i).or(self.toks.last()).map_or(0, |t| t.pos)
     }
 
     fn keyword(&self, kw: &str) -> bool {
@@ -426,20 +387,12 @@ impl Cursor<'_> {
             Ok(())
         } else {
             let pos = self.pos();
-            Err(Error::at(
-                ErrorKind::Syntax,
-                pos,
-                format!("{what} expected at position {pos} in '{}'.", self.text),
-            ))
+            Err(Error::at(ErrorKind::Syntax, pos, format!("{what} expected at position {pos} in '{}'.", self.text)))
         }
     }
 
     fn expect_eof(&self) -> Result<(), Error> {
-        if *self.peek() == Tok::Eof {
-            Ok(())
-        } else {
-            Err(self.syntax())
-        }
+        if *self.peek() == Tok::Eof { Ok(()) } else { Err(self.syntax()) }
     }
 
     fn expr(&mut self) -> Result<Expr, Error> {
@@ -448,11 +401,7 @@ impl Cursor<'_> {
 
     /// Left-associative chains: level 1 `or`, level 2 `and`, level 3 comparisons.
     fn binary_chain(&mut self, level: u8) -> Result<Expr, Error> {
-        let mut left = if level < 3 {
-            self.binary_chain(level + 1)?
-        } else {
-            self.unary()?
-        };
+        let mut left = if level < 3 { self.binary_chain(level + 1)? } else { self.unary()? };
         let mut entered = 0;
         loop {
             let pos = self.pos();
@@ -473,10 +422,7 @@ impl Cursor<'_> {
                             self.p.enter(pos)?;
                             entered += 1;
                             let list = self.in_list()?;
-                            left = Expr::In {
-                                expr: Box::new(left),
-                                list,
-                            };
+                            left = Expr::In { expr: Box::new(left), list };
                             continue;
                         }
                         (3, op) if UNSUPPORTED_OPERATORS.contains(&op) => {
@@ -494,16 +440,8 @@ impl Cursor<'_> {
             self.i += 1;
             self.p.enter(pos)?;
             entered += 1;
-            let right = if level < 3 {
-                self.binary_chain(level + 1)?
-            } else {
-                self.unary()?
-            };
-            left = Expr::Binary {
-                op,
-                left: Box::new(left),
-                right: Box::new(right),
-            };
+            let right = if level < 3 { self.binary_chain(level + 1)? } else { self.unary()? };
+            left = Expr::Binary { op, left: Box::new(left), right: Box::new(right) };
         }
         self.p.depth -= entered;
         Ok(left)
@@ -564,10 +502,7 @@ impl Cursor<'_> {
             Tok::Date(s) => lit(Literal::Date(s)),
             Tok::Typed(t, member) => {
                 if t.contains('.') {
-                    lit(Literal::Enum {
-                        type_name: t,
-                        member,
-                    })
+                    lit(Literal::Enum { type_name: t, member })
                 } else {
                     Err(Error::at(
                         ErrorKind::NotSupported,
@@ -590,12 +525,7 @@ impl Cursor<'_> {
                 }
                 self.path(name)
             }
-            Tok::Eof
-            | Tok::RParen
-            | Tok::Comma
-            | Tok::Slash
-            | Tok::Colon
-            | Tok::Star => Err(Error::at(
+            Tok::Eof | Tok::RParen | Tok::Comma | Tok::Slash | Tok::Colon | Tok::Star => Err(Error::at(
                 ErrorKind::Syntax,
                 pos,
                 format!("Expression expected at position {pos} in '{}'.", self.text),
@@ -620,11 +550,7 @@ impl Cursor<'_> {
                 self.i += 1;
                 if kind == LambdaKind::Any && *self.peek() == Tok::RParen {
                     self.i += 1;
-                    return Ok(Expr::Lambda {
-                        path,
-                        kind,
-                        predicate: None,
-                    });
+                    return Ok(Expr::Lambda { path, kind, predicate: None });
                 }
                 let Tok::Ident(var) = self.peek().clone() else {
                     return Err(self.syntax());
@@ -636,11 +562,7 @@ impl Cursor<'_> {
                 self.expect(Tok::Colon, "':'")?;
                 let body = self.expr()?;
                 self.expect(Tok::RParen, "')' or operator")?;
-                return Ok(Expr::Lambda {
-                    path,
-                    kind,
-                    predicate: Some((var, Box::new(body))),
-                });
+                return Ok(Expr::Lambda { path, kind, predicate: Some((var, Box::new(body))) });
             }
             path.push(segment(&name));
         }
@@ -661,8 +583,7 @@ impl Cursor<'_> {
         self.i += 1; // '('
         let lower = name.to_ascii_lowercase();
         if lower == "isof" || lower == "cast" {
-            let single = matches!(self.peek(), Tok::Str(_))
-                || matches!(self.peek(), Tok::Ident(n) if n.contains('.'));
+            let single = matches!(self.peek(), Tok::Str(_)) || matches!(self.peek(), Tok::Ident(n) if n.contains('.'));
             let expr = if single && *self.peek_at(1) == Tok::RParen {
                 None
             } else {
@@ -672,11 +593,7 @@ impl Cursor<'_> {
             };
             let type_name = self.type_name()?;
             self.expect(Tok::RParen, "')'")?;
-            return Ok(if lower == "isof" {
-                Expr::IsOf { expr, type_name }
-            } else {
-                Expr::Cast { expr, type_name }
-            });
+            return Ok(if lower == "isof" { Expr::IsOf { expr, type_name } } else { Expr::Cast { expr, type_name } });
         }
         let Some(function) = Function::from_name(name) else {
             let (kind, msg) = if UNSUPPORTED_FUNCTIONS.contains(&lower.as_str()) {

@@ -61,11 +61,7 @@ pub struct SqlOrderBy {
 impl SqlOrderBy {
     /// The terms joined with `, ` (without `ORDER BY`).
     pub fn clause(&self) -> String {
-        self.terms
-            .iter()
-            .map(|t| t.term.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.terms.iter().map(|t| t.term.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -162,21 +158,13 @@ pub struct Postgres {
 
 impl Default for Sqlite {
     fn default() -> Self {
-        Sqlite {
-            id: "id".into(),
-            type_: "type".into(),
-            body: "body".into(),
-        }
+        Sqlite { id: "id".into(), type_: "type".into(), body: "body".into() }
     }
 }
 
 impl Default for Postgres {
     fn default() -> Self {
-        Postgres {
-            id: "id".into(),
-            type_: "type".into(),
-            body: "body".into(),
-        }
+        Postgres { id: "id".into(), type_: "type".into(), body: "body".into() }
     }
 }
 
@@ -203,22 +191,12 @@ fn datetime_key_sql(x: &str, sqlite: bool) -> String {
     let yy = format!("({} + 400 - (CASE WHEN {} <= 2 THEN 1 ELSE 0 END))", c(1, 4), c(6, 2));
     let yoe = format!("({yy} % 400)");
     let doy = format!("((153 * (({} + 9) % 12) + 2) / 5 + {} - 1)", c(6, 2), c(9, 2));
-    let days = format!(
-        "(({yy} / 400) * 146097 + {yoe} * 365 + {yoe} / 4 - {yoe} / 100 + {doy} - 719468 - 146097)"
-    );
+    let days = format!("(({yy} / 400) * 146097 + {yoe} * 365 + {yoe} / 4 - {yoe} / 100 + {doy} - 719468 - 146097)");
     let tz = "(CASE WHEN tz = 'Z' THEN 0 ELSE (CASE WHEN substr(tz, 1, 1) = '-' THEN -1 ELSE 1 END) \
               * (CAST(substr(tz, 2, 2) AS BIGINT) * 3600 + CAST(substr(tz, 5, 2) AS BIGINT) * 60) END)";
-    let secs = format!(
-        "({days} * 86400 + {} * 3600 + {} * 60 + {} - {tz} + {KEY_OFFSET})",
-        c(12, 2),
-        c(15, 2),
-        c(18, 2)
-    );
-    let pad = if sqlite {
-        format!("printf('%012d', {secs})")
-    } else {
-        format!("lpad(CAST({secs} AS TEXT), 12, '0')")
-    };
+    let secs =
+        format!("({days} * 86400 + {} * 3600 + {} * 60 + {} - {tz} + {KEY_OFFSET})", c(12, 2), c(15, 2), c(18, 2));
+    let pad = if sqlite { format!("printf('%012d', {secs})") } else { format!("lpad(CAST({secs} AS TEXT), 12, '0')") };
     let ok = format!(
         "l >= 20 AND {shape} AND (l - tzl = 19 OR (substr(v, 20, 1) = '.' AND l - tzl >= 21 AND {digits})) \
          AND (tz = 'Z' OR ({tzshape} AND substr(tz, 2, 2) <= '14' AND substr(tz, 5, 2) <= '59')) \
@@ -238,7 +216,9 @@ impl Sqlite {
     fn doc(&self, base: &JsonBase) -> String {
         match base {
             JsonBase::Body => self.body.clone(),
-            JsonBase::Element(a) => format!("(CASE WHEN {a}.type IN ('object', 'array') THEN {a}.value END)"),
+            JsonBase::Element(a) => {
+                format!("(CASE WHEN {a}.type IN ('object', 'array') THEN {a}.value END)")
+            }
         }
     }
 
@@ -328,11 +308,8 @@ impl Postgres {
         if node.path.is_empty() {
             return base;
         }
-        let items: Vec<String> = node
-            .path
-            .iter()
-            .map(|s| format!("\"{}\"", s.replace(['"', '\\', '\''], "")))
-            .collect();
+        let items: Vec<String> =
+            node.path.iter().map(|s| format!("\"{}\"", s.replace(['"', '\\', '\''], ""))).collect();
         format!("({base} #> '{{{}}}')", items.join(","))
     }
 }
@@ -418,47 +395,26 @@ impl SqlDialect for Postgres {
 pub fn filter_to_sql(filter: &BoundFilter, dialect: &dyn SqlDialect, first_param: usize) -> Option<Sql> {
     let mut t = Tr::new(dialect, first_param);
     let text = t.pred(&filter.expr)?;
-    Some(Sql {
-        text,
-        params: t.params,
-    })
+    Some(Sql { text, params: t.params })
 }
 
 /// Translates bound `$orderby` items to `ORDER BY` keys (URL Conventions §5.1.5), with
 /// placeholders numbered from `first_param`; `None` when one cannot be translated.
-pub fn orderby_to_sql(
-    orderby: &[BoundOrderBy],
-    dialect: &dyn SqlDialect,
-    first_param: usize,
-) -> Option<SqlOrderBy> {
+pub fn orderby_to_sql(orderby: &[BoundOrderBy], dialect: &dyn SqlDialect, first_param: usize) -> Option<SqlOrderBy> {
     let mut t = Tr::new(dialect, first_param);
     let mut terms = Vec::new();
     for o in orderby {
         let v = t.value(&o.expr, &o.kind)?;
         let expr = t.sortable(v, &o.kind);
-        let term = format!(
-            "{expr} {}{}",
-            if o.descending { "DESC" } else { "ASC" },
-            dialect.nulls(o.descending)
-        );
-        terms.push(OrderTerm {
-            expr,
-            descending: o.descending,
-            term,
-        });
+        let term = format!("{expr} {}{}", if o.descending { "DESC" } else { "ASC" }, dialect.nulls(o.descending));
+        terms.push(OrderTerm { expr, descending: o.descending, term });
     }
-    Some(SqlOrderBy {
-        terms,
-        params: t.params,
-    })
+    Some(SqlOrderBy { terms, params: t.params })
 }
 
 /// The characters that `char::is_whitespace` (Unicode White_Space) trims.
 fn whitespace_chars() -> String {
-    (0..=0x3000u32)
-        .filter_map(char::from_u32)
-        .filter(|c| c.is_whitespace())
-        .collect()
+    (0..=0x3000u32).filter_map(char::from_u32).filter(|c| c.is_whitespace()).collect()
 }
 
 struct Tr<'d> {
@@ -479,13 +435,7 @@ fn json_kind(kind: &Kind) -> JsonKind {
 
 impl<'d> Tr<'d> {
     fn new(d: &'d dyn SqlDialect, first: usize) -> Self {
-        Tr {
-            d,
-            params: Vec::new(),
-            next: first,
-            vars: Vec::new(),
-            aliases: 0,
-        }
+        Tr { d, params: Vec::new(), next: first, vars: Vec::new(), aliases: 0 }
     }
 
     fn param(&mut self, v: SqlValue) -> String {
@@ -517,10 +467,7 @@ impl<'d> Tr<'d> {
 
     /// The JSON node of `path` and the conditions its type-cast steps impose.
     fn locate(&mut self, path: &BoundPath) -> Option<(JsonNode, Vec<String>)> {
-        let mut node = JsonNode {
-            base: self.base(path.root)?,
-            path: Vec::new(),
-        };
+        let mut node = JsonNode { base: self.base(path.root)?, path: Vec::new() };
         let mut conds = Vec::new();
         for step in &path.steps {
             match step {
@@ -555,11 +502,7 @@ impl<'d> Tr<'d> {
     }
 
     fn guarded(conds: &[String], value: String) -> String {
-        if conds.is_empty() {
-            value
-        } else {
-            format!("(CASE WHEN {} THEN {value} END)", conds.join(" AND "))
-        }
+        if conds.is_empty() { value } else { format!("(CASE WHEN {} THEN {value} END)", conds.join(" AND ")) }
     }
 
     fn path_value(&mut self, path: &BoundPath, kind: &Kind) -> Option<String> {
@@ -624,17 +567,18 @@ impl<'d> Tr<'d> {
                 }
                 Function::Substring => {
                     let s = self.text_arg(args, 0)?;
+                    // Non-negative 32-bit constants only (PostgreSQL's substr takes int).
                     let int = |e: Option<&BoundExpr>| match e {
-                        Some(BoundExpr::Const(Const::Int(i))) if *i >= 0 => Some(*i),
+                        Some(BoundExpr::Const(Const::Int(i))) if (0..i64::from(i32::MAX)).contains(i) => Some(*i),
                         _ => None,
                     };
-                    let start = int(args.get(1))?.checked_add(1)?;
+                    let start = int(args.get(1))? + 1;
                     let start = self.param(SqlValue::Int(start));
                     match args.get(2) {
-                        None => format!("substr({s}, {start})"),
+                        None => format!("substr({s}, CAST({start} AS INTEGER))"),
                         Some(l) => {
                             let len = self.param(SqlValue::Int(int(Some(l))?));
-                            format!("substr({s}, {start}, {len})")
+                            format!("substr({s}, CAST({start} AS INTEGER), CAST({len} AS INTEGER))")
                         }
                     }
                 }
@@ -682,6 +626,9 @@ impl<'d> Tr<'d> {
             BoundExpr::Or(a, b) => format!("({} OR {})", self.pred(a)?, self.pred(b)?),
             BoundExpr::Compare { op, kind, left, right } => {
                 let (ln, rn) = (**left == BoundExpr::Null, **right == BoundExpr::Null);
+                if (ln || rn) && !matches!(op, CompareOp::Eq | CompareOp::Ne) {
+                    return Some(self.false_());
+                }
                 let l = self.value(left, kind)?;
                 let r = self.value(right, kind)?;
                 match op {
@@ -694,7 +641,6 @@ impl<'d> Tr<'d> {
                         };
                         if *op == CompareOp::Eq { eq } else { format!("(NOT {eq})") }
                     }
-                    _ if ln || rn => self.false_(),
                     _ => {
                         let l = self.sortable(l, kind);
                         let r = self.sortable(r, kind);
@@ -727,7 +673,9 @@ impl<'d> Tr<'d> {
                 let p = match function {
                     Function::StartsWith => format!("({} = 1)", self.d.position(&a, &b)),
                     Function::Contains => format!("({} > 0)", self.d.position(&a, &b)),
-                    Function::EndsWith => format!("(substr({a}, length({a}) - length({b}) + 1) = {b})"),
+                    Function::EndsWith => {
+                        format!("(substr({a}, length({a}) - length({b}) + 1) = {b})")
+                    }
                     _ => return None,
                 };
                 self.coalesce(&p)
@@ -743,9 +691,7 @@ impl<'d> Tr<'d> {
                 let list = self.param_list(types);
                 self.coalesce(&format!("({t} IN {list})"))
             }
-            BoundExpr::Any {
-                collection, predicate, ..
-            } => {
+            BoundExpr::Any { collection, predicate, .. } => {
                 let from = self.elements(collection)?;
                 let body = match predicate {
                     Some(p) => self.lambda_body(p)?,
@@ -756,9 +702,7 @@ impl<'d> Tr<'d> {
                 };
                 format!("(EXISTS (SELECT 1 FROM {} WHERE {} AND {body}))", from.0, from.1)
             }
-            BoundExpr::All {
-                collection, predicate, ..
-            } => {
+            BoundExpr::All { collection, predicate, .. } => {
                 let from = self.elements(collection)?;
                 let body = self.lambda_body(predicate)?;
                 format!("(NOT EXISTS (SELECT 1 FROM {} WHERE {} AND NOT {body}))", from.0, from.1)
@@ -773,11 +717,7 @@ impl<'d> Tr<'d> {
         let alias = format!("j{}", self.aliases);
         let from = self.d.json_elements(&node, &alias);
         self.vars.push(alias);
-        let cond = if conds.is_empty() {
-            "(1 = 1)".to_string()
-        } else {
-            format!("({})", conds.join(" AND "))
-        };
+        let cond = if conds.is_empty() { "(1 = 1)".to_string() } else { format!("({})", conds.join(" AND ")) };
         Some((from, cond))
     }
 

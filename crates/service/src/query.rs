@@ -1,10 +1,18 @@
-//! System query options of one request, planned against the model: what is pushed down
-//! to storage, what is evaluated in memory, how the page continues (OData URL §5, §11.2.6.7).
+//! System query options of one request, planned against the model (OData URL §5,
+//! §11.2.6.7): parsed and bound by `enrollgraph-odata`, the filter and order translated
+//! to SQL where that is exact (pushed down) and evaluated in memory otherwise, and the
+//! page continued by an opaque `$skiptoken`.
+
+use std::cmp::Ordering;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use enrollgraph_csdl::ApiVersion;
-use enrollgraph_store::{Row, Seq, SqlFragment};
+use enrollgraph_odata::{
+    self as odata, BoundExpand, BoundFilter, BoundOrderBy, BoundQuery, BoundSelect, ParseConfig, SqlDialect, SqlValue,
+};
+use enrollgraph_store::{ListSpec, Row, Seq, SqlFragment, SqlParam};
+use serde_json::Value;
 
 use crate::error::{Result, ServiceError};
 use crate::resolve::View;
@@ -52,8 +60,10 @@ pub struct ExpandPlan {
 /// The options of one request (or one `$expand` level).
 #[derive(Debug, Clone, Default)]
 pub struct QueryPlan {
-    /// `$select`.
+    /// `$select`, as the top-level property names to keep (`None`: all).
     pub select: Option<Vec<String>>,
+    /// `$select` as written, for `@odata.context`.
+    select_text: Vec<String>,
     /// `$expand`.
     pub expand: Vec<ExpandPlan>,
     /// `$top` (Graph: the page size; nextLinks continue).
@@ -64,93 +74,190 @@ pub struct QueryPlan {
     pub count: bool,
     /// `$skiptoken`.
     pub token: Option<Token>,
+    filter: Option<BoundFilter>,
+    /// The filter as SQL, when the whole filter translates.
+    sql_filter: Option<SqlFragment>,
+    orderby: Vec<BoundOrderBy>,
+    /// The order as SQL keys, when every key translates.
+    sql_order: Option<SqlFragment>,
+}
+
+fn bad_query(e: &odata::Error) -> ServiceError {
+    match e.kind {
+        odata::ErrorKind::NotSupported => ServiceError::NotImplemented(e.message.clone()),
+        _ => ServiceError::BadQuery(e.message.clone()),
+    }
+}
+
+fn param(v: SqlValue) -> SqlParam {
+    match v {
+        SqlValue::Null => SqlParam::Null,
+        SqlValue::Bool(b) => SqlParam::Bool(b),
+        SqlValue::Int(i) => SqlParam::Int(i),
+        SqlValue::Double(d) => SqlParam::Double(d),
+        SqlValue::Text(t) => SqlParam::Text(t),
+    }
 }
 
 impl QueryPlan {
-    /// Parses and checks the raw query string against `type_name`.
+    /// Parses, binds and plans the raw query string for entities of `type_name`.
     ///
     /// # Errors
-    /// `BadQuery` naming the problem.
-    pub fn parse(_view: View<'_>, raw: &str, _type_name: &str, version: ApiVersion) -> Result<QueryPlan> {
-        let mut plan = QueryPlan::default();
-        for pair in raw.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode(name)?;
-            let value = decode(value)?;
-            // On beta the `$` of system query options is optional (graph-behaviours.md).
-            let bare = name.strip_prefix('$');
-            let option = match (bare, version) {
-                (Some(b), _) => b.to_ascii_lowercase(),
-                (None, ApiVersion::Beta) => name.to_ascii_lowercase(),
-                (None, ApiVersion::V1) => continue,
-            };
-            match option.as_str() {
-                "top" => plan.top = Some(number(&name, &value)?),
-                "skip" => plan.skip = Some(number(&name, &value)?),
-                "count" => plan.count = value.eq_ignore_ascii_case("true"),
-                "skiptoken" => plan.token = Some(Token::decode(&value)?),
-                "select" => plan.select = Some(value.split(',').map(|s| s.trim().to_owned()).collect()),
-                "expand" => {
-                    plan.expand = value
-                        .split(',')
-                        .map(|s| ExpandPlan { nav: s.trim().to_owned(), plan: QueryPlan::default() })
-                        .collect();
-                }
-                "filter" | "orderby" | "search" => {
-                    return Err(ServiceError::NotImplemented(format!("${option}")));
-                }
-                _ if bare.is_some() => {
-                    return Err(ServiceError::BadQuery(format!("Query option '{name}' is not supported.")));
-                }
-                _ => {}
-            }
+    /// `BadQuery` naming the problem (unknown property on which type, unexpected token at
+    /// which position, unsupported function).
+    pub fn parse(view: View<'_>, raw: &str, type_name: &str, version: ApiVersion) -> Result<QueryPlan> {
+        if raw.is_empty() {
+            return Ok(QueryPlan::default());
         }
-        Ok(plan)
+        // On beta the `$` of system query options is optional (graph-behaviours.md "Paging").
+        let cfg = ParseConfig { dollar_optional: version == ApiVersion::Beta, ..ParseConfig::default() };
+        let options = odata::parse_query(raw, &cfg).map_err(|e| bad_query(&e))?;
+        if options.search.is_some() {
+            return Err(ServiceError::NotImplemented("$search".into()));
+        }
+        let bound = odata::bind(&options, view.schema, type_name).map_err(|e| bad_query(&e))?;
+        Self::from_bound(view, bound, type_name)
     }
 
-    /// The part of the filter pushed down to SQL.
+    fn from_bound(view: View<'_>, bound: BoundQuery, type_name: &str) -> Result<QueryPlan> {
+        let dialect = odata::Sqlite::default();
+        let first = ListSpec::FIRST_PARAM;
+        let sql_filter = bound
+            .filter
+            .as_ref()
+            .and_then(|f| odata::filter_to_sql(f, &dialect, first))
+            .map(|s| SqlFragment { text: s.text, params: s.params.into_iter().map(param).collect() });
+        let order_first = first + sql_filter.as_ref().map_or(0, |f| f.params.len());
+        let sql_order = if bound.orderby.is_empty() {
+            None
+        } else {
+            odata::orderby_to_sql(&bound.orderby, &dialect as &dyn SqlDialect, order_first)
+                .map(|o| SqlFragment { text: o.clause(), params: o.params.into_iter().map(param).collect() })
+        };
+        let (select, select_text) = match &bound.select {
+            None => (None, Vec::new()),
+            Some(items) => {
+                let mut names = Vec::new();
+                let mut text = Vec::new();
+                for item in items {
+                    match item {
+                        BoundSelect::All => {
+                            names.push("*".to_owned());
+                            text.push("*".to_owned());
+                        }
+                        BoundSelect::Path(segments) => {
+                            // A path selects its first property whole (`target/groupId` → `target`).
+                            if let Some(odata::Segment::Property(p)) =
+                                segments.iter().find(|s| matches!(s, odata::Segment::Property(_)))
+                            {
+                                names.push(p.clone());
+                            }
+                            text.push(
+                                segments
+                                    .iter()
+                                    .map(|s| match s {
+                                        odata::Segment::Property(p) | odata::Segment::Cast(p) => p.as_str(),
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join("/"),
+                            );
+                        }
+                    }
+                }
+                (Some(names), text)
+            }
+        };
+        let mut expand = Vec::new();
+        for e in bound.expand {
+            match e {
+                BoundExpand::All => {
+                    for t in view.schema.self_and_derived(type_name) {
+                        for st in view.schema.lineage(&t) {
+                            for n in &st.navigations {
+                                if !expand.iter().any(|x: &ExpandPlan| x.nav == n.name) {
+                                    expand.push(ExpandPlan { nav: n.name.clone(), plan: QueryPlan::default() });
+                                }
+                            }
+                        }
+                    }
+                }
+                BoundExpand::Navigation { name, target_type, options, .. } => {
+                    let plan = Self::from_bound(view, *options, &target_type)?;
+                    expand.push(ExpandPlan { nav: name, plan });
+                }
+            }
+        }
+        let to_usize = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        Ok(QueryPlan {
+            select,
+            select_text,
+            expand,
+            top: to_usize(bound.top),
+            skip: to_usize(bound.skip),
+            count: bound.count.unwrap_or(false),
+            token: bound.skiptoken.as_deref().map(Token::decode).transpose()?,
+            filter: bound.filter,
+            sql_filter,
+            orderby: bound.orderby,
+            sql_order,
+        })
+    }
+
+    /// The filter pushed down to SQL, if the whole filter translates.
     pub fn sql_filter(&self) -> Option<SqlFragment> {
-        None
+        self.sql_filter.clone()
+    }
+
+    /// The order pushed down to SQL, if every key translates.
+    pub fn sql_order(&self) -> Option<SqlFragment> {
+        self.sql_order.clone()
     }
 
     /// True when the whole filter runs in SQL (so SQL may limit and count).
     pub fn all_pushed_down(&self) -> bool {
-        true
+        self.filter.is_none() || self.sql_filter.is_some()
     }
 
     /// True when rows come in key order (no `$orderby`), so paging can be keyset.
     pub fn keyset(&self) -> bool {
-        true
+        self.orderby.is_empty()
     }
 
-    /// The in-memory part of the filter.
-    pub fn matches(&self, _row: &Row) -> bool {
-        true
+    /// True when the order is applied by SQL (or there is none).
+    pub fn order_pushed_down(&self) -> bool {
+        self.orderby.is_empty() || self.sql_order.is_some()
     }
 
-    /// Sorts by `$orderby` (stable; ties keep insertion order).
-    pub fn sort(&self, _rows: &mut [Row]) {}
+    /// The in-memory part of the filter (true when SQL already applied it).
+    pub fn matches(&self, row: &Row) -> bool {
+        match (&self.filter, &self.sql_filter) {
+            (Some(f), None) => odata::eval(f, &row.type_name, &Value::Object(row.body.clone())),
+            _ => true,
+        }
+    }
+
+    /// Sorts by `$orderby` in memory (stable; ties keep insertion order).
+    pub fn sort(&self, rows: &mut Vec<Row>) {
+        if self.orderby.is_empty() {
+            return;
+        }
+        let mut keyed: Vec<(Value, Row)> =
+            rows.drain(..).map(|mut r| (Value::Object(std::mem::take(&mut r.body)), r)).collect();
+        keyed.sort_by(|(va, ra), (vb, rb)| {
+            odata::compare(&self.orderby, (&ra.type_name, va), (&rb.type_name, vb)).then(Ordering::Equal)
+        });
+        rows.extend(keyed.into_iter().map(|(v, mut r)| {
+            if let Value::Object(m) = v {
+                r.body = m;
+            }
+            r
+        }));
+    }
 
     /// The `@odata.context` path with `$select`/`$expand` (OData JSON §10.9).
     pub fn context_path(&self, path: &str) -> String {
-        let mut items: Vec<String> = self.select.clone().unwrap_or_default();
+        let mut items: Vec<String> = self.select_text.clone();
         items.extend(self.expand.iter().map(|e| format!("{}()", e.nav)));
         if items.is_empty() { path.to_owned() } else { format!("{path}({})", items.join(",")) }
     }
-}
-
-fn decode(s: &str) -> Result<String> {
-    let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s)
-        .decode_utf8()
-        .map(std::borrow::Cow::into_owned)
-        .map_err(|_| ServiceError::BadQuery("The query string is not valid UTF-8.".into()))
-}
-
-fn number(name: &str, value: &str) -> Result<usize> {
-    value.trim().parse().map_err(|_| {
-        ServiceError::BadQuery(format!(
-            "Invalid value '{value}' for query option '{name}': a non-negative integer is required."
-        ))
-    })
 }

@@ -95,6 +95,10 @@ pub struct ListSpec {
     pub after: Option<Seq>,
     /// At most this many rows.
     pub limit: Option<usize>,
+    /// `ORDER BY` keys before `seq` (parameters numbered after the filter's).
+    pub order: Option<SqlFragment>,
+    /// Rows skipped after ordering (paging of a sorted result).
+    pub offset: Option<usize>,
 }
 
 impl ListSpec {

@@ -252,9 +252,14 @@ impl SqliteTx<'_> {
             sql.push(')');
         }
         if select == COLUMNS {
-            sql.push_str(" ORDER BY seq");
-            if paged && spec.limit.is_some() {
-                sql.push_str(" LIMIT ?6");
+            sql.push_str(" ORDER BY ");
+            if let Some(order) = &spec.order {
+                sql.push_str(&order.text);
+                sql.push_str(", ");
+            }
+            sql.push_str("seq");
+            if paged && (spec.limit.is_some() || spec.offset.is_some()) {
+                sql.push_str(" LIMIT ?6 OFFSET ?7");
             }
         }
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -267,13 +272,16 @@ impl SqliteTx<'_> {
         if let Some(types) = &spec.types {
             stmt.raw_bind_parameter(5, serde_json::to_string(types).unwrap_or_default())?;
         }
-        if let (true, Some(limit)) = (paged, spec.limit) {
-            stmt.raw_bind_parameter(6, i64::try_from(limit).unwrap_or(i64::MAX))?;
+        if paged && (spec.limit.is_some() || spec.offset.is_some()) {
+            let limit = spec.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            stmt.raw_bind_parameter(6, limit)?;
+            stmt.raw_bind_parameter(7, i64::try_from(spec.offset.unwrap_or(0)).unwrap_or(i64::MAX))?;
         }
-        if let Some(f) = &spec.filter {
-            for (i, p) in f.params.iter().enumerate() {
-                stmt.raw_bind_parameter(ListSpec::FIRST_PARAM + i, bind_param(p))?;
-            }
+        let order_params =
+            if select == COLUMNS { spec.order.iter().flat_map(|o| o.params.iter()).collect() } else { Vec::new() };
+        let params = spec.filter.iter().flat_map(|f| f.params.iter()).chain(order_params);
+        for (i, p) in params.enumerate() {
+            stmt.raw_bind_parameter(ListSpec::FIRST_PARAM + i, bind_param(p))?;
         }
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();

@@ -17,19 +17,17 @@ pub const ALL_USERS: &str = "microsoft.graph.allLicensedUsersAssignmentTarget";
 pub const FILTER_TYPE: &str = "microsoft.graph.deviceAndAppManagementAssignmentFilterType";
 pub const CONFIG_TYPE: &str = "microsoft.graph.deviceEnrollmentConfigurationType";
 
+/// A structured type: its base type and its own properties.
+type TypeDef = (Option<String>, Vec<(String, PropertyInfo)>);
+
 #[derive(Default)]
 pub struct TestModel {
-    types: HashMap<String, (Option<String>, Vec<(String, PropertyInfo)>)>,
+    types: HashMap<String, TypeDef>,
     enums: HashMap<String, Vec<String>>,
 }
 
 fn prim(p: Primitive) -> PropertyInfo {
-    PropertyInfo {
-        type_ref: TypeRef::Primitive(p),
-        is_collection: false,
-        is_navigation: false,
-        nullable: true,
-    }
+    PropertyInfo { type_ref: TypeRef::Primitive(p), is_collection: false, is_navigation: false, nullable: true }
 }
 
 fn with(mut p: PropertyInfo, f: impl FnOnce(&mut PropertyInfo)) -> PropertyInfo {
@@ -41,20 +39,14 @@ impl TestModel {
     fn add(&mut self, name: &str, base: Option<&str>, props: Vec<(&str, PropertyInfo)>) {
         self.types.insert(
             name.to_string(),
-            (
-                base.map(str::to_string),
-                props.into_iter().map(|(n, p)| (n.to_string(), p)).collect(),
-            ),
+            (base.map(str::to_string), props.into_iter().map(|(n, p)| (n.to_string(), p)).collect()),
         );
     }
 }
 
 pub fn model() -> TestModel {
     let mut m = TestModel::default();
-    m.enums.insert(
-        FILTER_TYPE.into(),
-        vec!["none".into(), "include".into(), "exclude".into()],
-    );
+    m.enums.insert(FILTER_TYPE.into(), vec!["none".into(), "include".into(), "exclude".into()]);
     m.enums.insert(
         CONFIG_TYPE.into(),
         ["unknown", "limit", "platformRestrictions", "windowsHelloForBusiness", "defaultLimit"]
@@ -67,11 +59,7 @@ pub fn model() -> TestModel {
         is_navigation: false,
         nullable: true,
     };
-    m.add(
-        "microsoft.graph.entity",
-        None,
-        vec![("id", with(prim(Primitive::String), |p| p.nullable = false))],
-    );
+    m.add("microsoft.graph.entity", None, vec![("id", with(prim(Primitive::String), |p| p.nullable = false))]);
     m.add(
         CONFIG,
         Some("microsoft.graph.entity"),
@@ -93,10 +81,7 @@ pub fn model() -> TestModel {
                     nullable: true,
                 },
             ),
-            (
-                "roleScopeTagIds",
-                with(prim(Primitive::String), |p| p.is_collection = true),
-            ),
+            ("roleScopeTagIds", with(prim(Primitive::String), |p| p.is_collection = true)),
             ("target", complex(TARGET)),
             ("targets", with(complex(TARGET), |p| p.is_collection = true)),
             (
@@ -169,12 +154,7 @@ impl Model for TestModel {
     }
 
     fn self_and_derived(&self, type_name: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .types
-            .keys()
-            .filter(|t| self.derives_from(t, type_name))
-            .cloned()
-            .collect();
+        let mut v: Vec<String> = self.types.keys().filter(|t| self.derives_from(t, type_name)).cloned().collect();
         v.sort();
         v
     }

@@ -95,7 +95,7 @@ impl Out<'_> {
         } else {
             None
         };
-        ListSpec { types, filter: plan.sql_filter(), after: None, limit: None }
+        ListSpec { types, filter: plan.sql_filter(), ..ListSpec::default() }
     }
 
     fn list(&self, tx: &dyn ReadTx, c: &CollectionRef, plan: &QueryPlan) -> Result<Response> {
@@ -121,18 +121,30 @@ impl Out<'_> {
                 };
                 (rows, next)
             }
-            // With $orderby the order is not the key order: sort, then page by offset.
+            // With $orderby the order is not the key order: page by offset, in SQL when
+            // both the filter and the order translate, else in memory.
             token => {
                 let offset = match token {
                     Some(Token::Offset(o)) => o,
                     _ => skip,
                 };
-                let mut rows: Vec<Row> =
-                    tx.list(c.parent, &c.nav, &spec)?.into_iter().filter(|r| plan.matches(r)).collect();
-                plan.sort(&mut rows);
-                let total = rows.len();
-                let rows: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
-                let next = (offset.saturating_add(page) < total).then_some(Token::Offset(offset + page));
+                let mut rows = if plan.all_pushed_down() && plan.order_pushed_down() {
+                    spec.order = plan.sql_order();
+                    spec.offset = Some(offset);
+                    spec.limit = Some(page.saturating_add(1));
+                    tx.list(c.parent, &c.nav, &spec)?
+                } else {
+                    let mut all: Vec<Row> =
+                        tx.list(c.parent, &c.nav, &spec)?.into_iter().filter(|r| plan.matches(r)).collect();
+                    plan.sort(&mut all);
+                    all.into_iter().skip(offset).take(page.saturating_add(1)).collect()
+                };
+                let next = if rows.len() > page {
+                    rows.truncate(page);
+                    Some(Token::Offset(offset.saturating_add(page)))
+                } else {
+                    None
+                };
                 (rows, next)
             }
         };
