@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use enrollgraph_server::{AppState, app};
 use enrollgraph_service::{Config, Service};
-use enrollgraph_store::SqliteStore;
+use enrollgraph_store::{SqliteStore, Store};
 
 /// The development tenant every server holds, like Azurite's well-known account.
 const DEV_TENANT: &str = "d7c5e0a4-6f1b-4c3e-9a2d-5b8e7f0c1a93";
@@ -84,6 +84,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let db = args.data_dir.join("enrollgraph.sqlite");
     let store = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     let model = enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?;
+    store.ensure_indexes(&model.behaviour.indexes).map_err(|e| format!("cannot create indexes: {e}"))?;
     let service = Service::new(Arc::new(model), Arc::new(store), Config { page_size: args.page_size as usize });
     service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.address, args.port))

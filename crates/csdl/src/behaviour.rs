@@ -82,6 +82,8 @@ pub struct Behaviour {
     virtual_groups: HashMap<String, String>,
     actions: HashMap<String, ActionKind>,
     reverse: HashMap<String, String>,
+    /// Property paths to index (segments), from the `indexes` section.
+    pub indexes: Vec<Vec<String>>,
 }
 
 /// Drops the `_why`/`_doc` notes that every section carries.
@@ -116,6 +118,13 @@ impl Behaviour {
             virtual_groups: entries(&v, "virtualGroups")?,
             actions: entries(&v, "actions")?,
             reverse: entries(&v, "reverseNavigations")?,
+            indexes: v
+                .pointer("/indexes/paths")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter().filter_map(Value::as_str).map(|p| p.split('/').map(str::to_owned).collect()).collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

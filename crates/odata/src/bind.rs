@@ -561,7 +561,25 @@ impl<'m> Binder<'m> {
                     ty = Ty::Structured(c, BoundPath { root, steps: steps.clone() });
                 }
                 Segment::Property(n) => {
-                    let p = self.model.property(&declared, n).ok_or_else(|| Self::unknown_property(n, &declared))?;
+                    let p = match self.model.property(&declared, n) {
+                        Some(p) => p,
+                        None => {
+                            // A property of a derived type, reached without a cast segment
+                            // (`target/groupId`): bound as an implicit cast to the shallowest
+                            // derived type declaring it, so other types read as null. OData.net
+                            // demands the cast; the issue asks for the short form, and it is
+                            // unambiguous because the cast keeps the type check.
+                            let owner = self
+                                .model
+                                .self_and_derived(&declared)
+                                .into_iter()
+                                .find(|t| self.model.property(t, n).is_some())
+                                .ok_or_else(|| Self::unknown_property(n, &declared))?;
+                            let allowed = self.check_cast(&owner, &declared)?;
+                            steps.push(Step::Cast { type_name: owner.clone(), declared: declared.clone(), allowed });
+                            self.model.property(&owner, n).ok_or_else(|| Self::unknown_property(n, &declared))?
+                        }
+                    };
                     if p.is_navigation {
                         return Err(Error::new(
                             ErrorKind::NotSupported,

@@ -99,6 +99,9 @@ pub struct ListSpec {
     pub order: Option<SqlFragment>,
     /// Rows skipped after ordering (paging of a sorted result).
     pub offset: Option<usize>,
+    /// Equalities implied by `filter` (property path = value), added so that the
+    /// database can answer them from an expression index ([`Store::ensure_indexes`]).
+    pub hints: Vec<(Vec<String>, SqlParam)>,
 }
 
 impl ListSpec {
@@ -202,6 +205,11 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// Creates (if missing) an index on each JSON property path, per collection.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn ensure_indexes(&self, paths: &[Vec<String>]) -> Result<(), StoreError>;
     /// Every provisioned tenant, in creation order.
     ///
     /// # Errors

@@ -195,12 +195,31 @@ impl Store for SqliteStore {
         result
     }
 
+    fn ensure_indexes(&self, paths: &[Vec<String>]) -> Result<(), StoreError> {
+        let conn = open_connection(&self.path, false)?;
+        for path in paths {
+            let name: String = path.join("_").chars().filter(char::is_ascii_alphanumeric).collect();
+            conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS entity_json_{name} ON entity (tenant, parent, nav, {})",
+                json_path_expr(path)
+            ))?;
+        }
+        Ok(())
+    }
+
     fn tenants(&self) -> Result<Vec<String>, StoreError> {
         let conn = open_connection(&self.path, true)?;
         let mut stmt = conn.prepare("SELECT id FROM tenant ORDER BY rowid")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// `json_extract(body, '$."a"."b"')`: the one spelling used by indexes and hints, so that
+/// SQLite matches them (an expression index is used only for the identical expression).
+fn json_path_expr(path: &[String]) -> String {
+    let inner: String = path.iter().map(|p| format!(".\"{}\"", p.replace(['"', '\''], ""))).collect();
+    format!("json_extract(body, '${inner}')")
 }
 
 struct SqliteTx<'a> {
@@ -251,6 +270,11 @@ impl SqliteTx<'_> {
             sql.push_str(&f.text);
             sql.push(')');
         }
+        let order_len = if select == COLUMNS { spec.order.as_ref().map_or(0, |o| o.params.len()) } else { 0 };
+        let hint_first = ListSpec::FIRST_PARAM + spec.filter.as_ref().map_or(0, |f| f.params.len()) + order_len;
+        for (i, (path, _)) in spec.hints.iter().enumerate() {
+            sql.push_str(&format!(" AND {} = ?{}", json_path_expr(path), hint_first + i));
+        }
         if select == COLUMNS {
             sql.push_str(" ORDER BY ");
             if let Some(order) = &spec.order {
@@ -279,7 +303,8 @@ impl SqliteTx<'_> {
         }
         let order_params =
             if select == COLUMNS { spec.order.iter().flat_map(|o| o.params.iter()).collect() } else { Vec::new() };
-        let params = spec.filter.iter().flat_map(|f| f.params.iter()).chain(order_params);
+        let hints = spec.hints.iter().map(|(_, v)| v);
+        let params = spec.filter.iter().flat_map(|f| f.params.iter()).chain(order_params).chain(hints);
         for (i, p) in params.enumerate() {
             stmt.raw_bind_parameter(ListSpec::FIRST_PARAM + i, bind_param(p))?;
         }

@@ -95,7 +95,7 @@ impl Out<'_> {
         } else {
             None
         };
-        ListSpec { types, filter: plan.sql_filter(), ..ListSpec::default() }
+        ListSpec { types, filter: plan.sql_filter(), hints: plan.hints(), ..ListSpec::default() }
     }
 
     fn list(&self, tx: &dyn ReadTx, c: &CollectionRef, plan: &QueryPlan) -> Result<Response> {
