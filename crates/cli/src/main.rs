@@ -1,22 +1,33 @@
 //! `enrollgraph`: the command line. `enrollgraph serve` starts the Graph server on an
-//! embedded SQLite database (README.md).
+//! embedded SQLite database; `tenant`, `app`, `user`, `token` and `keys` manage the
+//! built-in directory (README.md).
+
+mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use enrollgraph_auth::{Issuer, KeySet, permissions};
+use enrollgraph_server::identity::{Identity, now};
 use enrollgraph_server::{AppState, app};
-use enrollgraph_service::{Config, Service};
+use enrollgraph_service::{App, Config, Service, User};
 use enrollgraph_store::{SqliteStore, Store};
 
-/// The development tenant every server holds, like Azurite's well-known account.
+/// The development tenant, app and secret every server holds, like Azurite's well-known
+/// account: published here and in the README, so never use them for anything real.
 const DEV_TENANT: &str = "d7c5e0a4-6f1b-4c3e-9a2d-5b8e7f0c1a93";
+const DEV_CLIENT_ID: &str = "5e0f7b2a-8c4d-4e1f-9a3b-6d2c1f0e8b7a";
+const DEV_CLIENT_SECRET: &str = "egDev8Q~enrollgraph-development-secret-0001";
 
 #[derive(Parser)]
 #[command(name = "enrollgraph", version, about = "A self-hosted Microsoft Graph Intune enrollment API")]
 struct Cli {
+    /// Directory holding the database (and TLS files).
+    #[arg(long, global = true, env = "ENROLLGRAPH_DATA_DIR", default_value = "./enrollgraph-data")]
+    data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,10 +36,32 @@ struct Cli {
 enum Command {
     /// Start the Graph server.
     Serve(ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage app registrations.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage users (for delegated tokens).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Mint an access token for tests, signed with the server's keys.
+    Token(TokenArgs),
+    /// Manage the signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthMode {
+    /// Graph requests need a valid token (the default: rulings.md 9).
+    On,
+    /// Requests without a token are served in the default tenant (loopback only).
+    Off,
 }
 
 /// Every flag is also an `ENROLLGRAPH_*` environment variable.
-#[derive(clap::Args)]
+#[derive(Args)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ENROLLGRAPH_ADDRESS", default_value = "127.0.0.1")]
@@ -36,19 +69,108 @@ struct ServeArgs {
     /// Port to listen on (0 picks a free one and prints it).
     #[arg(long, env = "ENROLLGRAPH_PORT", default_value_t = 5080)]
     port: u16,
-    /// Directory holding the database.
-    #[arg(long, env = "ENROLLGRAPH_DATA_DIR", default_value = "./enrollgraph-data")]
-    data_dir: PathBuf,
-    /// The public origin clients use, for @odata.context, nextLink and Location
-    /// (default: taken from each request's Host / X-Forwarded-* headers).
+    /// The public origin clients use, for @odata.context, nextLink, Location and the
+    /// identity endpoints (default: each request's Host / X-Forwarded-* headers).
     #[arg(long, env = "ENROLLGRAPH_PUBLIC_URL")]
     public_url: Option<String>,
     /// Server-driven page size of collections.
     #[arg(long, env = "ENROLLGRAPH_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     page_size: u32,
-    /// The tenant id requests are served in.
+    /// The tenant requests without a token are served in, and where the development app lives.
     #[arg(long, env = "ENROLLGRAPH_TENANT", default_value = DEV_TENANT)]
     tenant: String,
+    /// Whether Graph requests need a bearer token.
+    #[arg(long, env = "ENROLLGRAPH_AUTH", value_enum, default_value_t = AuthMode::On)]
+    auth: AuthMode,
+    /// Serve HTTPS with a certificate made and kept in the data dir.
+    #[arg(long, env = "ENROLLGRAPH_TLS")]
+    tls: bool,
+    /// Signing keys (JSON from `enrollgraph keys generate`) to use when the database has none yet.
+    #[arg(long, env = "ENROLLGRAPH_SIGNING_KEYS_FILE")]
+    signing_keys_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with Intune's defaults; prints its id.
+    Create {
+        /// The tenant id (default: a new GUID).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List the tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Register an app with a new client secret; prints the client id and secret.
+    Create {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// A display name.
+        #[arg(long, default_value = "enrollgraph app")]
+        name: String,
+        /// A granted application permission (repeatable; default DeviceManagementServiceConfig.ReadWrite.All).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The client id (default: a new GUID).
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// List the app registrations of a tenant.
+    List {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create (or replace) a user who can sign in with a password.
+    Create {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The sign-in name.
+        #[arg(long)]
+        upn: String,
+        /// The password.
+        #[arg(long, env = "ENROLLGRAPH_USER_PASSWORD")]
+        password: String,
+        /// A consented delegated permission (repeatable; default DeviceManagementServiceConfig.ReadWrite.All).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A personal Microsoft account (refused by every Intune operation).
+        #[arg(long)]
+        personal: bool,
+    },
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// The tenant.
+    #[arg(long, default_value = DEV_TENANT)]
+    tenant: String,
+    /// An app-only token for this client id (with the app's granted permissions).
+    #[arg(long, conflicts_with = "user")]
+    app: Option<String>,
+    /// A delegated token for this user (with the user's consented permissions).
+    #[arg(long)]
+    user: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3599)]
+    lifetime: i64,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Start signing with a new key; tokens signed by the old one stay valid until they expire.
+    Rotate,
+    /// Print a new key set as JSON (for `serve --signing-keys-file`).
+    Generate,
 }
 
 fn main() -> ExitCode {
@@ -67,10 +189,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-    };
-    match result {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("enrollgraph: {e}");
@@ -79,33 +198,218 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-    let db = args.data_dir.join("enrollgraph.sqlite");
+/// Prints to stdout without `println!`, which panics when stdout has been closed.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush());
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Keys(KeysCommand::Generate) = cli.command {
+        say(&KeySet::generate().map_err(|e| e.to_string())?.to_json());
+        return Ok(());
+    }
+    let service = open(&cli.data_dir)?;
+    match cli.command {
+        Command::Serve(args) => serve(service, &cli.data_dir, args).await,
+        Command::Tenant(TenantCommand::Create { id }) => {
+            let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            if !service.provision_tenant(&id).await.map_err(|e| e.to_string())? {
+                return Err(format!("the tenant {id} exists already"));
+            }
+            say(&id);
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::List) => {
+            for t in service.tenants().map_err(|e| e.to_string())? {
+                say(&t);
+            }
+            Ok(())
+        }
+        Command::App(AppCommand::Create { tenant, name, roles, client_id }) => {
+            let secret = enrollgraph_auth::generate_secret();
+            let app_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let roles =
+                if roles.is_empty() { vec![permissions::SERVICE_CONFIG_READ_WRITE_ALL.to_owned()] } else { roles };
+            let app = App {
+                app_id: app_id.clone(),
+                display_name: name,
+                roles,
+                secret_hashes: vec![enrollgraph_auth::hash_secret(&secret)],
+            };
+            service.save_app(&tenant, app).await.map_err(|e| e.to_string())?;
+            say(&format!("client id:     {app_id}\nclient secret: {secret}"));
+            Ok(())
+        }
+        Command::App(AppCommand::List { tenant }) => {
+            for a in service.apps(&tenant).map_err(|e| e.to_string())? {
+                say(&format!("{}  {}  {}", a.app_id, a.display_name, a.roles.join(",")));
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Create { tenant, upn, password, scopes, personal }) => {
+            let scopes =
+                if scopes.is_empty() { vec![permissions::SERVICE_CONFIG_READ_WRITE_ALL.to_owned()] } else { scopes };
+            let existing = service.find_user(&tenant, &upn).map_err(|e| e.to_string())?;
+            let object_id = existing.map_or_else(|| uuid::Uuid::new_v4().to_string(), |u| u.object_id);
+            let user = User {
+                object_id: object_id.clone(),
+                user_principal_name: upn,
+                password_hash: enrollgraph_auth::hash_secret(&password),
+                scopes,
+                personal,
+            };
+            service.save_user(&tenant, user).await.map_err(|e| e.to_string())?;
+            say(&object_id);
+            Ok(())
+        }
+        Command::Token(args) => {
+            let keys = load_keys(&service, None).await?;
+            let issuer = Issuer::new(keys, "https://login.microsoftonline.com");
+            let (token, _) = match (&args.app, &args.user) {
+                (_, Some(upn)) => {
+                    let user =
+                        service.find_user(&args.tenant, upn).map_err(|e| e.to_string())?.ok_or("no such user")?;
+                    issuer.user_token(
+                        &args.tenant,
+                        DEV_CLIENT_ID,
+                        &user.object_id,
+                        &user.user_principal_name,
+                        &user.scopes,
+                        user.personal,
+                        args.lifetime,
+                        now(),
+                    )
+                }
+                (app, None) => {
+                    let app_id = app.as_deref().unwrap_or(DEV_CLIENT_ID);
+                    let app = service
+                        .find_app(&args.tenant, app_id)
+                        .map_err(|e| e.to_string())?
+                        .ok_or("no such app in that tenant")?;
+                    issuer.app_token(&args.tenant, &app.app_id, &app.roles, args.lifetime, now())
+                }
+            }
+            .map_err(|e| e.to_string())?;
+            say(&token);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let mut keys = load_keys(&service, None).await?;
+            keys.rotate(now()).map_err(|e| e.to_string())?;
+            keys.prune(now());
+            service.save_keys(keys.to_json()).await.map_err(|e| e.to_string())?;
+            say(&format!("signing with key {}", keys.current_kid()));
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate) => Ok(()),
+    }
+}
+
+fn open(data_dir: &Path) -> Result<Service, String> {
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let db = data_dir.join("enrollgraph.sqlite");
     let store = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     let model = enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?;
     store.ensure_indexes(&model.behaviour.indexes).map_err(|e| format!("cannot create indexes: {e}"))?;
-    let service = Service::new(Arc::new(model), Arc::new(store), Config { page_size: args.page_size as usize });
-    service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.address, args.port))
+    Ok(Service::new(Arc::new(model), Arc::new(store), Config::default()))
+}
+
+/// The persisted key set, made (or taken from `file`) the first time.
+async fn load_keys(service: &Service, file: Option<&Path>) -> Result<KeySet, String> {
+    let seed = match file {
+        Some(f) => Some(std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?),
+        None => None,
+    };
+    let json = service
+        .load_or_create_keys(move || {
+            seed.unwrap_or_else(|| KeySet::generate().map(|k| k.to_json()).unwrap_or_default())
+        })
         .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let state =
-        AppState { service, default_tenant: args.tenant.clone().into(), public_url: args.public_url.map(Into::into) };
-    // The first line is machine-readable: tests and scripts wait for it.
-    // Written without println!, which panics when stdout has been closed.
-    let banner = format!(
-        "enrollgraph listening on http://{local}\n  tenant:   {}\n  data:     {}\n  try:      curl http://{local}/beta/deviceManagement/deviceEnrollmentConfigurations\n",
-        args.tenant,
-        db.display()
-    );
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        .map_err(|e| e.to_string())?;
+    KeySet::from_json(&json).map_err(|e| format!("the signing keys are unusable: {e}"))
+}
+
+async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(), String> {
+    if args.auth == AuthMode::Off && !args.address.is_loopback() {
+        return Err("--auth off is refused unless the server listens on loopback only (rulings.md 9)".into());
     }
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+    let service = Service::new(
+        Arc::new(enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?),
+        service.store(),
+        Config { page_size: args.page_size as usize },
+    );
+    service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
+    let keys = load_keys(&service, args.signing_keys_file.as_deref()).await?;
+    if service.find_app(&args.tenant, DEV_CLIENT_ID).map_err(|e| e.to_string())?.is_none() {
+        let app = App {
+            app_id: DEV_CLIENT_ID.into(),
+            display_name: "enrollgraph development app".into(),
+            roles: vec![permissions::SERVICE_CONFIG_READ_WRITE_ALL.into()],
+            secret_hashes: vec![enrollgraph_auth::hash_secret(DEV_CLIENT_SECRET)],
+        };
+        service.save_app(&args.tenant, app).await.map_err(|e| e.to_string())?;
+    }
+    let listener = std::net::TcpListener::bind(SocketAddr::new(args.address, args.port))
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let tls = if args.tls { Some(tls::ensure(data_dir)?) } else { None };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let host = if local.ip().is_loopback() && tls.is_some() {
+        format!("localhost:{}", local.port())
+    } else {
+        local.to_string()
+    };
+    let state = AppState {
+        service,
+        default_tenant: args.tenant.clone().into(),
+        public_url: args.public_url.map(Into::into),
+        identity: Arc::new(Identity::new(&keys)),
+        auth_required: args.auth == AuthMode::On,
+    };
+    // The first line is machine-readable: tests and scripts wait for it.
+    let mut banner = format!(
+        "enrollgraph listening on {scheme}://{host}\n  tenant:        {}\n  client id:     {DEV_CLIENT_ID}\n  client secret: {DEV_CLIENT_SECRET}\n  authority:     {scheme}://{host}   (token endpoint: {scheme}://{host}/{}/oauth2/v2.0/token)\n  auth:          {}\n  data:          {}",
+        args.tenant,
+        args.tenant,
+        if state.auth_required {
+            "bearer tokens required"
+        } else {
+            "off: requests without a token use the tenant above"
+        },
+        data_dir.display()
+    );
+    if let Some(files) = &tls {
+        banner.push_str(&format!("\n  trust this CA: {}", files.ca.display()));
+    }
+    say(&banner);
+    let router = app(state);
+    match tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+            axum::serve(listener, router).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+        }
+        Some(files) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                .await
+                .map_err(|e| format!("cannot load the TLS certificate: {e}"))?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown().await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
+            axum_server::from_tcp_rustls(listener, config)
+                .map_err(|e| e.to_string())?
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
 }
 
 async fn shutdown() {

@@ -445,10 +445,11 @@ fn bodies_over_4_mib_are_413() {
     let s = Server::start();
     let before = snapshot(&s);
     let host = s.base.trim_start_matches("http://").to_owned();
+    let token = &s.token;
     // Declared by Content-Length.
     let body = body_of(LIMIT + 1);
     let head = format!(
-        "POST {CFG} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST {CFG} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let (status, json) = raw_exchange(&s, head, body);
@@ -463,14 +464,14 @@ fn bodies_over_4_mib_are_413() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     let head = format!(
-        "POST {CFG} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "POST {CFG} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
     let (status, json) = raw_exchange(&s, head, chunked);
     assert_eq!(status, 413);
     assert_eq!(common::error_code(&json), "RequestEntityTooLarge", "{json}");
     // The whole error shape, for a body the server has read.
     let small_declared = format!(
-        "POST {CFG} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {CFG} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         LIMIT + 1
     );
     let (status, json) = raw_exchange(&s, small_declared, Vec::new());

@@ -180,11 +180,11 @@ pub(crate) async fn run(
 }
 
 fn error_parts(e: HttpError, ids: &RequestIds) -> (u16, Map<String, Value>, Option<Value>) {
-    let (status, body, allow) = e.graph_body(ids);
+    let (status, body, extra) = e.graph_body(ids);
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), Value::String("application/json".into()));
-    if let Some(a) = allow {
-        headers.insert("Allow".into(), Value::String(a));
+    if let Some((name, value)) = extra {
+        headers.insert(name.as_str().to_owned(), Value::String(value));
     }
     (status.as_u16(), headers, Some(body))
 }

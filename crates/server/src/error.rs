@@ -1,7 +1,7 @@
 //! The one place an error becomes a status code and a Graph error body (rulings.md 8):
 //! `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use enrollgraph_service::ServiceError;
 use serde_json::json;
@@ -25,6 +25,10 @@ pub enum HttpError {
     NoRoute(String),
     /// A `$batch` request whose dependency failed.
     FailedDependency,
+    /// 401: no valid token; the `WWW-Authenticate` value rides along.
+    Unauthorized(String, String),
+    /// 403: a valid token without the permission (or a personal account).
+    Forbidden(String),
 }
 
 impl From<ServiceError> for HttpError {
@@ -55,7 +59,7 @@ fn intune_message(problem: &str, ids: &RequestIds) -> String {
 
 impl HttpError {
     /// Status, Graph error code, message, and `Allow` methods: the mapping table.
-    fn parts(&self, ids: &RequestIds) -> (StatusCode, &'static str, String, Option<String>) {
+    fn parts(&self, ids: &RequestIds) -> (StatusCode, &'static str, String, Option<(HeaderName, String)>) {
         match self {
             HttpError::Service(e) => match e {
                 ServiceError::BadRequest(m) => (StatusCode::BAD_REQUEST, "BadRequest", intune_message(m, ids), None),
@@ -64,9 +68,12 @@ impl HttpError {
                 ServiceError::ResourceNotFound(m) => {
                     (StatusCode::NOT_FOUND, "ResourceNotFound", intune_message(m, ids), None)
                 }
-                ServiceError::MethodNotAllowed { allow, .. } => {
-                    (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", e.to_string(), Some(allow.join(", ")))
-                }
+                ServiceError::MethodNotAllowed { allow, .. } => (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    e.to_string(),
+                    Some((header::ALLOW, allow.join(", "))),
+                ),
                 ServiceError::Conflict(m) => (StatusCode::CONFLICT, "Conflict", intune_message(m, ids), None),
                 ServiceError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplemented", e.to_string(), None),
                 ServiceError::Internal(detail) => {
@@ -95,6 +102,13 @@ impl HttpError {
                 None,
             ),
             HttpError::BadVersion(v) => (StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {v}"), None),
+            HttpError::Unauthorized(message, challenge) => (
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                message.clone(),
+                Some((header::WWW_AUTHENTICATE, challenge.clone())),
+            ),
+            HttpError::Forbidden(message) => (StatusCode::FORBIDDEN, "Forbidden", message.clone(), None),
             HttpError::FailedDependency => (
                 StatusCode::FAILED_DEPENDENCY,
                 "FailedDependency",
@@ -112,16 +126,18 @@ impl HttpError {
 
     /// The Graph-shaped response.
     pub fn into_graph_response(self, ids: &RequestIds) -> Response {
-        let (status, body, allow) = self.graph_body(ids);
+        let (status, body, extra) = self.graph_body(ids);
         let mut resp = (status, crate::json_body(&body)).into_response();
-        if let Some(allow) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
-            resp.headers_mut().insert(header::ALLOW, allow);
+        if let Some((name, value)) = extra
+            && let Ok(value) = HeaderValue::from_str(&value)
+        {
+            resp.headers_mut().insert(name, value);
         }
         resp
     }
 
-    /// Status, Graph error body and `Allow` value.
-    pub fn graph_body(self, ids: &RequestIds) -> (StatusCode, serde_json::Value, Option<String>) {
+    /// Status, Graph error body and the extra header (`Allow`, `WWW-Authenticate`).
+    pub fn graph_body(self, ids: &RequestIds) -> (StatusCode, serde_json::Value, Option<(HeaderName, String)>) {
         let (status, code, message, allow) = self.parts(ids);
         let body = json!({
             "error": {

@@ -4,6 +4,7 @@
 
 mod batch;
 mod error;
+pub mod identity;
 
 use std::sync::Arc;
 
@@ -35,6 +36,10 @@ pub struct AppState {
     pub default_tenant: Arc<str>,
     /// A fixed public origin (`https://graph.example`); else taken from each request.
     pub public_url: Option<Arc<str>>,
+    /// Keys, token issuer and validator.
+    pub identity: Arc<identity::Identity>,
+    /// Whether Graph requests need a token (rulings.md 9: yes unless `--auth off`).
+    pub auth_required: bool,
 }
 
 /// The ids a response and its error body carry.
@@ -80,6 +85,12 @@ impl RequestIds {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/common/discovery/instance", get(identity::instance_discovery))
+        // The first segment is a version for Graph and a tenant for the identity endpoints;
+        // matchit needs one parameter name for both.
+        .route("/{version}/v2.0/.well-known/openid-configuration", get(identity::openid_configuration))
+        .route("/{version}/discovery/v2.0/keys", get(identity::keys))
+        .route("/{version}/oauth2/v2.0/token", axum::routing::post(identity::token))
         .route("/{version}/$metadata", get(metadata))
         .route("/{version}", any(graph))
         .route("/{version}/", any(graph))
@@ -113,7 +124,7 @@ fn finish(mut resp: Response, ids: &RequestIds) -> Response {
 
 /// The origin the client used: a configured public URL, else `X-Forwarded-Proto/-Host`,
 /// else `Host` (nextLinks must point back where the client came from: clients.md §0).
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.public_url {
         return url.trim_end_matches('/').to_owned();
     }
@@ -168,6 +179,8 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
         Method::DELETE => ServiceMethod::Delete,
         ref other => ServiceMethod::Other(other.as_str().to_owned()),
     };
+    let principal = authenticate(state, &parts.headers)?;
+    let tenant = principal.as_ref().map_or_else(|| state.default_tenant.to_string(), |p| p.tenant.clone());
     let body = read_json(&parts.headers, body, &method).await?;
     let base = base_url(state, &parts.headers);
     if path.trim_matches('/').eq_ignore_ascii_case("$batch") {
@@ -178,16 +191,18 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
             }));
         }
         let ids = RequestIds::new(&parts.headers, String::new());
-        let out = batch::run(state, version, &state.default_tenant, &base, body.as_ref(), &|_| Ok(()), &ids).await?;
+        let check = |m: &ServiceMethod| authorize(principal.as_ref(), m);
+        let out = batch::run(state, version, &tenant, &base, body.as_ref(), &check, &ids).await?;
         return Ok((StatusCode::OK, json_body(&out)).into_response());
     }
+    authorize(principal.as_ref(), &method)?;
     let request = enrollgraph_service::Request {
         method,
         version,
         path: path.to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
         body,
-        tenant: state.default_tenant.to_string(),
+        tenant,
         base_url: base,
     };
     let out = state.service.handle(request).await?;
@@ -203,6 +218,45 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)
+}
+
+/// The caller a bearer token proves (rulings.md 9: required unless `--auth off`, where a
+/// valid token still picks its tenant and a missing or bad one falls back to the default).
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<enrollgraph_auth::Principal>, HttpError> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate(&state.service, t));
+    let unauthorized = |message: String| HttpError::Unauthorized(message, state.identity.www_authenticate());
+    match checked {
+        Ok(p) if state.identity.tenant_exists(&state.service, &p.tenant) => Ok(Some(p)),
+        Ok(_) if state.auth_required => Err(unauthorized("The token's tenant does not exist.".into())),
+        Err(e) if state.auth_required => Err(unauthorized(e.to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// The permissions of rulings.md 1: reads accept the four `.Read.All`/`.ReadWrite.All`
+/// permissions, writes either `.ReadWrite.All`; personal Microsoft accounts never.
+fn authorize(principal: Option<&enrollgraph_auth::Principal>, method: &ServiceMethod) -> Result<(), HttpError> {
+    let Some(p) = principal else { return Ok(()) };
+    if p.personal_account {
+        return Err(HttpError::Forbidden("Personal Microsoft accounts are not supported for this operation.".into()));
+    }
+    let wanted = match method {
+        ServiceMethod::Get => enrollgraph_auth::permissions::READ,
+        _ => enrollgraph_auth::permissions::WRITE,
+    };
+    if p.has_any(wanted) {
+        return Ok(());
+    }
+    let who = match p.kind {
+        enrollgraph_auth::PrincipalKind::Application => "Application",
+        enrollgraph_auth::PrincipalKind::Delegated => "User",
+    };
+    // Intune's wording for a token without the permission.
+    Err(HttpError::Forbidden(format!(
+        "{who} is not authorized to perform this operation. {who} must have one of the following scopes: {}",
+        wanted.join(", ")
+    )))
 }
 
 /// Reads and parses a JSON body: 413 above the limit, 415 for another media type,

@@ -195,6 +195,14 @@ impl Service {
             .await
     }
 
+    /// The persisted signing keys, if any were made.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn keys(&self) -> Result<Option<String>> {
+        Ok(self.store.read(SYSTEM, |tx| tx.get(ROOT, KEYS, "signing"))?.map(|row| text(&row.body, "keySet")))
+    }
+
     /// Replaces the signing keys (after a rotation).
     ///
     /// # Errors

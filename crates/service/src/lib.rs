@@ -125,6 +125,12 @@ impl Service {
         Service { model, store, config: Arc::new(config) }
     }
 
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
     /// The model.
     #[must_use]
     pub fn model(&self) -> &Model {

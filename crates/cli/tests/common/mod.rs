@@ -20,6 +20,18 @@ pub struct Server {
     pub data_dir: PathBuf,
     extra: Vec<String>,
     client: reqwest::blocking::Client,
+    /// A token of the development app (DeviceManagementServiceConfig.ReadWrite.All), sent by
+    /// `client` on every request; empty when the server runs with `--auth off`.
+    pub token: String,
+}
+
+/// The development app every server registers (README.md).
+pub const DEV_CLIENT_ID: &str = "5e0f7b2a-8c4d-4e1f-9a3b-6d2c1f0e8b7a";
+pub const DEV_CLIENT_SECRET: &str = "egDev8Q~enrollgraph-development-secret-0001";
+
+/// A test-only key set, so that servers do not each generate an RSA key.
+pub fn keys_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signing-keys.json")
 }
 
 fn temp_dir() -> PathBuf {
@@ -46,6 +58,7 @@ impl Server {
             data_dir: temp_dir(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            token: String::new(),
         };
         s.spawn();
         s
@@ -55,6 +68,8 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_enrollgraph"))
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(&self.data_dir)
+            .arg("--signing-keys-file")
+            .arg(keys_file())
             .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -69,6 +84,45 @@ impl Server {
         assert!(url.starts_with("http://"), "unexpected banner: {line}");
         self.base = url;
         self.child = Some(child);
+        if self.token.is_empty() && !self.extra.iter().any(|a| a == "off") {
+            self.token = self.client_credentials_token(crate::common::TENANT, DEV_CLIENT_ID, DEV_CLIENT_SECRET);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {}", self.token).parse().unwrap());
+            self.client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .default_headers(headers)
+                .build()
+                .unwrap();
+        }
+    }
+
+    /// A token from the server's own token endpoint (client credentials grant).
+    pub fn client_credentials_token(&self, tenant: &str, client_id: &str, secret: &str) -> String {
+        let r = reqwest::blocking::Client::new()
+            .post(self.url(&format!("/{tenant}/oauth2/v2.0/token")))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "token endpoint");
+        let v: Value = r.json().unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs the CLI against this server's data dir and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_enrollgraph"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "enrollgraph {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// Stops the server with SIGKILL (no graceful shutdown) and starts it again on the same data.
