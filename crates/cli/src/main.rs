@@ -53,6 +53,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AuthMode {
     /// Graph requests need a valid token (the default: rulings.md 9).
     On,
@@ -85,6 +91,9 @@ struct ServeArgs {
     /// Serve HTTPS with a certificate made and kept in the data dir.
     #[arg(long, env = "ENROLLGRAPH_TLS")]
     tls: bool,
+    /// Translate $filter/$orderby to SQL where exact (off: evaluate in memory; for comparison).
+    #[arg(long, env = "ENROLLGRAPH_QUERY_PUSH_DOWN", value_enum, default_value_t = Switch::On, hide = true)]
+    query_push_down: Switch,
     /// Signing keys (JSON from `enrollgraph keys generate`) to use when the database has none yet.
     #[arg(long, env = "ENROLLGRAPH_SIGNING_KEYS_FILE")]
     signing_keys_file: Option<PathBuf>,
@@ -338,7 +347,7 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
     let service = Service::new(
         Arc::new(enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?),
         service.store(),
-        Config { page_size: args.page_size as usize },
+        Config { page_size: args.page_size as usize, push_down: args.query_push_down == Switch::On },
     );
     service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
     let keys = load_keys(&service, args.signing_keys_file.as_deref()).await?;

@@ -102,11 +102,14 @@ pub struct Response {
 pub struct Config {
     /// Server-driven page size (OData URL §11.2.6.7 `odata.maxpagesize`).
     pub page_size: usize,
+    /// Translate `$filter`/`$orderby` to SQL where exact (off: everything in memory; for
+    /// the benchmark's with/without comparison and for diagnosis).
+    pub push_down: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { page_size: 100 }
+        Config { page_size: 100, push_down: true }
     }
 }
 

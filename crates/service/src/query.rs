@@ -142,7 +142,13 @@ impl QueryPlan {
     /// # Errors
     /// `BadQuery` naming the problem (unknown property on which type, unexpected token at
     /// which position, unsupported function).
-    pub fn parse(view: View<'_>, raw: &str, type_name: &str, version: ApiVersion) -> Result<QueryPlan> {
+    pub fn parse(
+        view: View<'_>,
+        raw: &str,
+        type_name: &str,
+        version: ApiVersion,
+        push_down: bool,
+    ) -> Result<QueryPlan> {
         if raw.is_empty() {
             return Ok(QueryPlan::default());
         }
@@ -153,10 +159,10 @@ impl QueryPlan {
             return Err(ServiceError::NotImplemented("$search".into()));
         }
         let bound = odata::bind(&options, view.schema, type_name).map_err(|e| bad_query(&e))?;
-        Self::from_bound(view, bound, type_name)
+        Self::from_bound(view, bound, type_name, push_down)
     }
 
-    fn from_bound(view: View<'_>, bound: BoundQuery, type_name: &str) -> Result<QueryPlan> {
+    fn from_bound(view: View<'_>, bound: BoundQuery, type_name: &str, push_down: bool) -> Result<QueryPlan> {
         let dialect = odata::Sqlite::default();
         let first = ListSpec::FIRST_PARAM;
         let sql_filter = bound
@@ -165,7 +171,7 @@ impl QueryPlan {
             .and_then(|f| odata::filter_to_sql(f, &dialect, first))
             .map(|s| SqlFragment { text: s.text, params: s.params.into_iter().map(param).collect() });
         let order_first = first + sql_filter.as_ref().map_or(0, |f| f.params.len());
-        let sql_order = if bound.orderby.is_empty() {
+        let sql_order = if bound.orderby.is_empty() || !push_down {
             None
         } else {
             odata::orderby_to_sql(&bound.orderby, &dialect as &dyn SqlDialect, order_first)
@@ -219,13 +225,13 @@ impl QueryPlan {
                     }
                 }
                 BoundExpand::Navigation { name, target_type, options, .. } => {
-                    let plan = Self::from_bound(view, *options, &target_type)?;
+                    let plan = Self::from_bound(view, *options, &target_type, push_down)?;
                     expand.push(ExpandPlan { nav: name, plan });
                 }
             }
         }
         let mut hints = Vec::new();
-        if let Some(f) = &bound.filter {
+        if let Some(f) = bound.filter.as_ref().filter(|_| push_down) {
             index_hints(&f.expr, &view.model.behaviour.indexes, &mut hints);
         }
         let to_usize = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));

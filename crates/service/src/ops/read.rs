@@ -27,22 +27,23 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
         let out = Out { view, req, page_size: service.config.page_size };
         match target {
             Target::Collection(c) => {
-                let plan = QueryPlan::parse(view, &req.query, c.effective_type(), req.version)?;
+                let plan =
+                    QueryPlan::parse(view, &req.query, c.effective_type(), req.version, service.config.push_down)?;
                 out.list(tx, &c, &plan)
             }
             Target::Entity(e) => {
-                let plan = QueryPlan::parse(view, &req.query, &e.row.type_name, req.version)?;
+                let plan = QueryPlan::parse(view, &req.query, &e.row.type_name, req.version, service.config.push_down)?;
                 out.entity(tx, &e, &plan)
             }
             Target::SingleNav { target: Some(e), .. } => {
-                let plan = QueryPlan::parse(view, &req.query, &e.row.type_name, req.version)?;
+                let plan = QueryPlan::parse(view, &req.query, &e.row.type_name, req.version, service.config.push_down)?;
                 out.entity(tx, &e, &plan)
             }
             Target::SingleNav { nav, target: None, .. } => {
                 Err(ServiceError::ResourceNotFound(format!("The navigation property '{}' has no value.", nav.name)))
             }
             Target::Reverse { target, link, element, .. } => {
-                let plan = QueryPlan::parse(view, &req.query, &element, req.version)?;
+                let plan = QueryPlan::parse(view, &req.query, &element, req.version, service.config.push_down)?;
                 let sources = tx.linked_from(target.row.seq, &link)?;
                 let home = home_collection(view, &element)?;
                 let mut rows = Vec::new();
@@ -55,7 +56,8 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
             }
             Target::Count(inner) => match *inner {
                 Target::Collection(c) => {
-                    let plan = QueryPlan::parse(view, &req.query, c.effective_type(), req.version)?;
+                    let plan =
+                        QueryPlan::parse(view, &req.query, c.effective_type(), req.version, service.config.push_down)?;
                     let n = out.count(tx, &c, &plan)?;
                     Ok(Response { status: 200, body: Body::Text(n.to_string()), location: None })
                 }
