@@ -377,6 +377,7 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         public_url: args.public_url.map(Into::into),
         identity: Arc::new(Identity::new(&keys)),
         auth_required: args.auth == AuthMode::On,
+        scheme,
     };
     // The first line is machine-readable: tests and scripts wait for it.
     let mut banner = format!(

@@ -114,9 +114,10 @@ fn token_failure(e: &TokenError, headers: &HeaderMap) -> Response {
 pub async fn openid_configuration(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let authority = crate::base_url(&state, &headers);
+    let authority = crate::base_url(&state, &headers, &uri);
     json(StatusCode::OK, &enrollgraph_auth::openid_configuration(&authority, &tenant))
 }
 
@@ -126,9 +127,14 @@ pub async fn keys(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /common/discovery/instance`
-pub async fn instance_discovery(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let authority = crate::base_url(&state, &headers);
+pub async fn instance_discovery(State(state): State<AppState>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let authority = crate::base_url(&state, &headers, &uri);
     json(StatusCode::OK, &enrollgraph_auth::instance_discovery(&authority, "common"))
+}
+
+/// `GET /{tenant}/oauth2/v2.0/token`: Entra answers `AADSTS900561` (POST only).
+pub async fn token_get(headers: HeaderMap) -> Response {
+    token_failure(&TokenError::post_only("GET"), &headers)
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token` (form-encoded).
@@ -138,7 +144,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match issue(&state, &tenant, &body) {
+    match issue(&state, &tenant, &headers, &body) {
         Ok(v) => json(StatusCode::OK, &v),
         Err(e) => token_failure(&e, &headers),
     }
@@ -149,8 +155,54 @@ fn internal(e: impl std::fmt::Display) -> TokenError {
     TokenError::new("server_error", 500, "AADSTS50000: There was an error issuing a token.")
 }
 
-fn issue(state: &AppState, tenant: &str, body: &[u8]) -> Result<Value, TokenError> {
-    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+/// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1, `client_secret_basic`).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let unescape = |s: &str| form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+/// The scopes of a password grant: `.default` gives every consented permission; explicit
+/// Graph scopes (`https://graph.microsoft.com/X` or `X`) give those consented among them;
+/// OpenID scopes (`openid profile offline_access email`), which MSAL adds, are ignored.
+fn delegated_scopes(requested: &str, consented: &[String], tenant: &str) -> Result<(String, Vec<String>), TokenError> {
+    let mut wanted = Vec::new();
+    for s in requested.split_ascii_whitespace() {
+        if ["openid", "profile", "offline_access", "email"].contains(&s) {
+            continue;
+        }
+        if s.ends_with("/.default") {
+            return Ok((enrollgraph_auth::client_credentials_resource(s, tenant)?, consented.to_vec()));
+        }
+        let name = s.rsplit_once('/').map_or(s, |(resource, name)| {
+            if resource.eq_ignore_ascii_case(enrollgraph_auth::GRAPH_RESOURCE) { name } else { s }
+        });
+        if name.contains('/') {
+            return Err(TokenError::invalid_scope(s));
+        }
+        wanted.push(name.to_owned());
+    }
+    if wanted.is_empty() {
+        return Err(TokenError::missing_parameter("scope"));
+    }
+    let granted = consented.iter().filter(|c| wanted.iter().any(|w| w.eq_ignore_ascii_case(c))).cloned().collect();
+    Ok((enrollgraph_auth::GRAPH_RESOURCE.to_owned(), granted))
+}
+
+fn issue(state: &AppState, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, TokenError> {
+    let mut form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    if let Some((id, secret)) = basic_credentials(headers) {
+        form.push(("client_id".into(), id));
+        form.push(("client_secret".into(), secret));
+    }
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let need = |k: &str| get(k).filter(|v| !v.is_empty()).ok_or_else(|| TokenError::missing_parameter(k));
     let grant = need("grant_type")?;
@@ -159,11 +211,11 @@ fn issue(state: &AppState, tenant: &str, body: &[u8]) -> Result<Value, TokenErro
     if !state.identity.tenant_exists(&state.service, tenant) {
         return Err(TokenError::tenant_not_found(tenant));
     }
-    let audience = enrollgraph_auth::client_credentials_resource(scope, tenant)?;
     let app = state.service.find_app(tenant, client_id).map_err(internal)?;
-    let issuer = state.identity.issuer().with_audience(&audience);
     let (token, expires_in) = match grant {
         "client_credentials" => {
+            let audience = enrollgraph_auth::client_credentials_resource(scope, tenant)?;
+            let issuer = state.identity.issuer().with_audience(&audience);
             let app = app.ok_or_else(|| TokenError::unknown_client(client_id, tenant))?;
             let secret = get("client_secret").ok_or_else(TokenError::missing_client_secret)?;
             if !app.secret_hashes.iter().any(|h| enrollgraph_auth::verify_secret(secret, h)) {
@@ -180,13 +232,17 @@ fn issue(state: &AppState, tenant: &str, body: &[u8]) -> Result<Value, TokenErro
             let user = user
                 .filter(|u| enrollgraph_auth::verify_secret(password, &u.password_hash))
                 .ok_or_else(TokenError::invalid_user_credentials)?;
-            issuer
+            let (audience, scopes) = delegated_scopes(scope, &user.scopes, tenant)?;
+            state
+                .identity
+                .issuer()
+                .with_audience(&audience)
                 .user_token(
                     tenant,
                     client_id,
                     &user.object_id,
                     &user.user_principal_name,
-                    &user.scopes,
+                    &scopes,
                     user.personal,
                     TOKEN_LIFETIME,
                     now(),

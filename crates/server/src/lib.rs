@@ -40,6 +40,8 @@ pub struct AppState {
     pub identity: Arc<identity::Identity>,
     /// Whether Graph requests need a token (rulings.md 9: yes unless `--auth off`).
     pub auth_required: bool,
+    /// The scheme this listener serves (`https` with `--tls`), for origins built from `Host`.
+    pub scheme: &'static str,
 }
 
 /// The ids a response and its error body carry.
@@ -90,7 +92,7 @@ pub fn app(state: AppState) -> Router {
         // matchit needs one parameter name for both.
         .route("/{version}/v2.0/.well-known/openid-configuration", get(identity::openid_configuration))
         .route("/{version}/discovery/v2.0/keys", get(identity::keys))
-        .route("/{version}/oauth2/v2.0/token", axum::routing::post(identity::token))
+        .route("/{version}/oauth2/v2.0/token", axum::routing::post(identity::token).get(identity::token_get))
         .route("/{version}/$metadata", get(metadata))
         .route("/{version}", any(graph))
         .route("/{version}/", any(graph))
@@ -124,15 +126,16 @@ fn finish(mut resp: Response, ids: &RequestIds) -> Response {
 
 /// The origin the client used: a configured public URL, else `X-Forwarded-Proto/-Host`,
 /// else `Host` (nextLinks must point back where the client came from: clients.md §0).
-pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     if let Some(url) = &state.public_url {
         return url.trim_end_matches('/').to_owned();
     }
     let get =
         |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
-    let scheme = get("x-forwarded-proto").unwrap_or("http");
-    let host = get("x-forwarded-host").or_else(|| get("host")).unwrap_or("localhost");
-    format!("{scheme}://{host}")
+    let scheme = get("x-forwarded-proto").unwrap_or(state.scheme);
+    // HTTP/2 carries the host and port in the URI's authority, not in a Host header.
+    let host = get("x-forwarded-host").or_else(|| get("host")).or_else(|| uri.authority().map(|a| a.as_str()));
+    format!("{scheme}://{}", host.unwrap_or("localhost"))
 }
 
 async fn metadata(
@@ -157,7 +160,11 @@ async fn no_route(req: Request) -> Response {
 }
 
 async fn graph(State(state): State<AppState>, req: Request) -> Response {
-    let url = format!("{}{}", base_url(&state, req.headers()), req.uri());
+    let url = format!(
+        "{}{}",
+        base_url(&state, req.headers(), req.uri()),
+        req.uri().path_and_query().map_or("", |p| p.as_str())
+    );
     let ids = RequestIds::new(req.headers(), url);
     let resp = match serve_graph(&state, req).await {
         Ok(r) => r,
@@ -182,7 +189,7 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
     let principal = authenticate(state, &parts.headers)?;
     let tenant = principal.as_ref().map_or_else(|| state.default_tenant.to_string(), |p| p.tenant.clone());
     let body = read_json(&parts.headers, body, &method).await?;
-    let base = base_url(state, &parts.headers);
+    let base = base_url(state, &parts.headers, &parts.uri);
     if path.trim_matches('/').eq_ignore_ascii_case("$batch") {
         if method != ServiceMethod::Post {
             return Err(HttpError::Service(enrollgraph_service::ServiceError::MethodNotAllowed {

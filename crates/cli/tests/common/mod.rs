@@ -344,3 +344,81 @@ pub fn expect_empty_200(r: Response) {
     assert_eq!(status, 200, "{text}");
     assert_eq!(text, "", "an action answers 200 with an empty body");
 }
+// ---------------------------------------------------------------------------------------
+// Helpers added for the authentication suites (auth, azure_identity). They only add.
+
+/// The `enrollgraph` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_enrollgraph")
+}
+
+/// A loopback port that was free a moment ago (for flags that must name the port up front,
+/// such as `--public-url`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server started with `serve --tls` (plus `extra` flags) on a random port with a fresh
+/// data dir and the test key fixture: HTTPS on `localhost` with its own CA. The harness's
+/// HTTP client has no TLS, so this holds neither a client nor a token: the clients under
+/// test bring their own. Killed, and its data dir removed, on drop.
+pub struct TlsServer {
+    child: Child,
+    /// `https://localhost:PORT`, from the banner's first line.
+    pub base: String,
+    /// The CA certificate to trust, from the banner's `trust this CA:` line.
+    pub ca: PathBuf,
+    pub data_dir: PathBuf,
+    /// The whole banner, for messages.
+    pub banner: String,
+}
+
+impl TlsServer {
+    pub fn start(extra: &[&str]) -> TlsServer {
+        let data_dir = temp_dir();
+        let mut child = Command::new(bin())
+            .args(["serve", "--tls", "--data-dir"])
+            .arg(&data_dir)
+            .arg("--signing-keys-file")
+            .arg(keys_file())
+            .args(if extra.contains(&"--port") { &[][..] } else { &["--port", "0"][..] })
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        let mut ca = None;
+        for _ in 0..30 {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            banner.push_str(&line);
+            if let Some(path) = line.trim().strip_prefix("trust this CA:") {
+                ca = Some(PathBuf::from(path.trim()));
+                break;
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let first = banner.lines().next().unwrap_or_default();
+        let base = first.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+        let s = TlsServer { child, base, ca: ca.unwrap_or_default(), data_dir, banner };
+        assert!(s.base.starts_with("https://"), "unexpected banner: {}", s.banner);
+        assert!(s.ca.is_file(), "no CA file in the banner: {}", s.banner);
+        s
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
