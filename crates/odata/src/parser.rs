@@ -534,7 +534,11 @@ impl Cursor<'_> {
     }
 
     fn path(&mut self, first: String) -> Result<Expr, Error> {
-        let mut path = vec![segment(&first)];
+        self.path_from(vec![segment(&first)])
+    }
+
+    /// Continues a member path (`/name`, `/any(...)`) after `path`.
+    fn path_from(&mut self, mut path: Vec<Segment>) -> Result<Expr, Error> {
         while *self.peek() == Tok::Slash {
             self.i += 1;
             let Tok::Ident(name) = self.peek().clone() else {
@@ -593,6 +597,17 @@ impl Cursor<'_> {
             };
             let type_name = self.type_name()?;
             self.expect(Tok::RParen, "')'")?;
+            if lower == "cast" && *self.peek() == Tok::Slash {
+                // `cast(target, T)/groupId` is the path `target/T/groupId` (URL Conventions
+                // §5.1.1.12.3; OData.net accepts a member path after cast).
+                let mut path = match expr.as_deref() {
+                    None => Vec::new(),
+                    Some(Expr::Path(p)) => p.clone(),
+                    Some(_) => return Err(self.syntax()),
+                };
+                path.push(Segment::Cast(type_name));
+                return self.path_from(path);
+            }
             return Ok(if lower == "isof" { Expr::IsOf { expr, type_name } } else { Expr::Cast { expr, type_name } });
         }
         let Some(function) = Function::from_name(name) else {

@@ -119,11 +119,10 @@ fn index_hints(expr: &BoundExpr, indexed: &[Vec<String>], out: &mut Vec<(Vec<Str
     }
 }
 
+/// Every query error is a 400 whose message names the problem, unsupported functions and
+/// options included (issue 3; Graph answers 400 for them too).
 fn bad_query(e: &odata::Error) -> ServiceError {
-    match e.kind {
-        odata::ErrorKind::NotSupported => ServiceError::NotImplemented(e.message.clone()),
-        _ => ServiceError::BadQuery(e.message.clone()),
-    }
+    ServiceError::BadQuery(e.message.clone())
 }
 
 fn param(v: SqlValue) -> SqlParam {
@@ -152,11 +151,23 @@ impl QueryPlan {
         if raw.is_empty() {
             return Ok(QueryPlan::default());
         }
+        // `$format=json` asks for what every answer is already (OData URL §5.1.10).
+        let kept: Vec<&str> = raw
+            .split('&')
+            .filter(|p| {
+                let (name, value) = p.split_once('=').unwrap_or((p, ""));
+                let name = name.trim_start_matches("%24").trim_start_matches('$');
+                !(name.eq_ignore_ascii_case("format")
+                    && (value.eq_ignore_ascii_case("json") || value.eq_ignore_ascii_case("application%2Fjson")))
+            })
+            .collect();
+        let raw = kept.join("&");
+        let raw = raw.as_str();
         // On beta the `$` of system query options is optional (graph-behaviours.md "Paging").
         let cfg = ParseConfig { dollar_optional: version == ApiVersion::Beta, ..ParseConfig::default() };
         let options = odata::parse_query(raw, &cfg).map_err(|e| bad_query(&e))?;
         if options.search.is_some() {
-            return Err(ServiceError::NotImplemented("$search".into()));
+            return Err(ServiceError::BadQuery("The query option '$search' is not supported on this resource.".into()));
         }
         let bound = odata::bind(&options, view.schema, type_name).map_err(|e| bad_query(&e))?;
         Self::from_bound(view, bound, type_name, push_down)
@@ -289,6 +300,11 @@ impl QueryPlan {
         }
     }
 
+    /// The whole filter, in memory (for rows the store did not filter).
+    pub fn eval(&self, row: &Row) -> bool {
+        self.filter.as_ref().is_none_or(|f| odata::eval(f, &row.type_name, &Value::Object(row.body.clone())))
+    }
+
     /// Sorts by `$orderby` in memory (stable; ties keep insertion order).
     pub fn sort(&self, rows: &mut Vec<Row>) {
         if self.orderby.is_empty() {
@@ -309,8 +325,14 @@ impl QueryPlan {
 
     /// The `@odata.context` path with `$select`/`$expand` (OData JSON §10.9).
     pub fn context_path(&self, path: &str) -> String {
-        let mut items: Vec<String> = self.select_text.clone();
-        items.extend(self.expand.iter().map(|e| format!("{}()", e.nav)));
+        let items = self.context_items();
         if items.is_empty() { path.to_owned() } else { format!("{path}({})", items.join(",")) }
+    }
+
+    fn context_items(&self) -> Vec<String> {
+        let mut items: Vec<String> = self.select_text.clone();
+        // An expansion shows its nested $select/$expand, else empty parentheses (OData JSON §10.9).
+        items.extend(self.expand.iter().map(|e| format!("{}({})", e.nav, e.plan.context_items().join(","))));
+        items
     }
 }

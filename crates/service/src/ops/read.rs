@@ -44,14 +44,8 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
             }
             Target::Reverse { target, link, element, .. } => {
                 let plan = QueryPlan::parse(view, &req.query, &element, req.version, service.config.push_down)?;
-                let sources = tx.linked_from(target.row.seq, &link)?;
                 let home = home_collection(view, &element)?;
-                let mut rows = Vec::new();
-                for s in sources {
-                    if let Some(r) = tx.get_seq(s)? {
-                        rows.push(r);
-                    }
-                }
+                let rows = linked_rows(tx, target.row.seq, &link)?;
                 out.list_rows(tx, &home, rows, &plan)
             }
             Target::Count(inner) => match *inner {
@@ -59,6 +53,11 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
                     let plan =
                         QueryPlan::parse(view, &req.query, c.effective_type(), req.version, service.config.push_down)?;
                     let n = out.count(tx, &c, &plan)?;
+                    Ok(Response { status: 200, body: Body::Text(n.to_string()), location: None })
+                }
+                Target::Reverse { target, link, element, .. } => {
+                    let plan = QueryPlan::parse(view, &req.query, &element, req.version, service.config.push_down)?;
+                    let n = linked_rows(tx, target.row.seq, &link)?.iter().filter(|r| plan.eval(r)).count();
                     Ok(Response { status: 200, body: Body::Text(n.to_string()), location: None })
                 }
                 _ => Err(ServiceError::BadQuery("$count is not supported on this resource.".into())),
@@ -154,11 +153,21 @@ impl Out<'_> {
         self.collection_body(tx, &c.path, rows, plan, count, next)
     }
 
+    /// Lists rows the store did not filter (a reverse navigation): filter, order and page
+    /// them in memory, by offset.
     fn list_rows(&self, tx: &dyn ReadTx, home: &CollectionRef, rows: Vec<Row>, plan: &QueryPlan) -> Result<Response> {
-        let mut rows: Vec<Row> = rows.into_iter().filter(|r| plan.matches(r)).collect();
+        let mut rows: Vec<Row> = rows.into_iter().filter(|r| plan.eval(r)).collect();
         plan.sort(&mut rows);
         let count = plan.count.then_some(rows.len() as u64);
-        self.collection_body(tx, &home.path, rows, plan, count, None)
+        let offset = match plan.token {
+            Some(Token::Offset(o)) => o,
+            _ => plan.skip.unwrap_or(0),
+        };
+        let page = plan.top.map_or(self.page_size, |t| t.min(self.page_size));
+        let total = rows.len();
+        let rows: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
+        let next = (offset.saturating_add(page) < total).then_some(Token::Offset(offset.saturating_add(page)));
+        self.collection_body(tx, &home.path, rows, plan, count, next)
     }
 
     fn count(&self, tx: &dyn ReadTx, c: &CollectionRef, plan: &QueryPlan) -> Result<u64> {
@@ -261,7 +270,22 @@ impl Out<'_> {
         };
         let path = format!("{}/{}", e.path(), nav.name);
         let context = context_url(&self.req.base_url, self.req.version, &path);
-        if nav.collection && nav.contains_target {
+        if let Some(link) = self.view.model.behaviour.reverse_navigation(self.view.lineage(&e.row.type_name), &nav.name)
+        {
+            let home = home_collection(self.view, &nav.target)?;
+            let mut rows: Vec<Row> =
+                linked_rows(tx, e.row.seq, link)?.into_iter().filter(|r| expand.plan.eval(r)).collect();
+            expand.plan.sort(&mut rows);
+            let rows = rows.into_iter().skip(expand.plan.skip.unwrap_or(0)).take(expand.plan.top.unwrap_or(usize::MAX));
+            let mut items = Vec::new();
+            for row in rows {
+                let child = EntityRef { row, declared: nav.target.clone(), collection_path: home.path.clone() };
+                if let Some(s) = self.shape(tx, &child, &expand.plan)? {
+                    items.push(Value::Object(s));
+                }
+            }
+            shaped.insert(nav.name.clone(), Value::Array(items));
+        } else if nav.collection && nav.contains_target {
             let c = CollectionRef {
                 parent: e.row.seq,
                 nav: nav.name.clone(),
@@ -315,4 +339,15 @@ impl Out<'_> {
             _ => Err(ServiceError::NotImplemented("GET of this $ref".into())),
         }
     }
+}
+
+/// The rows whose link `link` points at `target`, in link order.
+fn linked_rows(tx: &dyn ReadTx, target: i64, link: &str) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for seq in tx.linked_from(target, link)? {
+        if let Some(r) = tx.get_seq(seq)? {
+            rows.push(r);
+        }
+    }
+    Ok(rows)
 }
