@@ -70,16 +70,8 @@ impl RequestIds {
     /// UTC without offset, as Graph writes `innerError.date` (`2021-12-20T19:37:09`).
     #[must_use]
     pub fn date(&self) -> String {
-        let t = self.at;
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+        let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+        self.at.format(format).unwrap_or_default()
     }
 }
 

@@ -12,17 +12,9 @@ use crate::{Body, Method, Response};
 
 /// `YYYY-MM-DDTHH:MM:SS.fffffffZ`, the precision Graph writes timestamps in.
 pub(crate) fn now_stamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.nanosecond() / 100
-    )
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
+    time::OffsetDateTime::now_utc().format(format).unwrap_or_default()
 }
 
 /// Fills what the server owns on a new or changed entity: fixed values, `fill`
