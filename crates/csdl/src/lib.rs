@@ -17,7 +17,7 @@ pub use payload::{
     Payload, ValidationError, WriteMode, complete, default_value, is_guid, keep_hidden_members,
     validate_action_parameters, validate_entity,
 };
-pub use shape::{Selection, shape_entity};
+pub use shape::{Selection, shape_entity, write_entity_members};
 
 /// A Graph API version; each has its own CSDL document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,6 +4,7 @@
 //! present, unset ones null (graph-behaviours.md "Shapes"); properties the version does not
 //! know left out (rulings.md 6).
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::payload::default_value;
@@ -80,4 +81,84 @@ fn shape_complex(schema: &Schema, declared: &str, obj: &Map<String, Value>) -> M
         out.insert(prop.name.clone(), value);
     }
     out
+}
+
+/// Writes the members of an entity's wire form (no braces) straight from its stored JSON
+/// text into `out`: no intermediate tree is built, stored values are copied verbatim and
+/// only complex values are re-shaped. Same output as [`shape_entity`]; returns false when
+/// this version has no such type. (Listing 100 assignments spent most of its time
+/// parsing and rebuilding JSON trees: issue 8's W3.)
+pub fn write_entity_members(schema: &Schema, type_name: &str, raw: &str, select: &Selection, out: &mut String) -> bool {
+    let Some(t) = schema.structured(type_name) else { return false };
+    let fields: std::collections::HashMap<&str, &RawValue> = serde_json::from_str(raw).unwrap_or_default();
+    out.push_str("\"@odata.type\":\"#");
+    out.push_str(&t.name);
+    out.push('"');
+    let props = schema.all_properties(type_name);
+    for prop in props.iter().filter(|p| p.name == "id").chain(props.iter().filter(|p| p.name != "id")) {
+        if !select.wants(&prop.name) {
+            continue;
+        }
+        out.push_str(",\"");
+        out.push_str(&prop.name);
+        out.push_str("\":");
+        write_value(schema, prop, fields.get(prop.name.as_str()).copied(), out);
+    }
+    true
+}
+
+fn write_value(schema: &Schema, prop: &crate::Property, raw: Option<&RawValue>, out: &mut String) {
+    let Some(raw) = raw else {
+        out.push_str(&default_value(schema, &prop.type_ref, prop.collection, prop.nullable).to_string());
+        return;
+    };
+    let TypeRef::Complex(declared) = &prop.type_ref else {
+        out.push_str(raw.get());
+        return;
+    };
+    if prop.collection {
+        let items: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_complex(schema, declared, item, out);
+        }
+        out.push(']');
+    } else {
+        write_complex(schema, declared, raw, out);
+    }
+}
+
+fn write_complex(schema: &Schema, declared: &str, raw: &RawValue, out: &mut String) {
+    let Ok(fields) = serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(raw.get()) else {
+        out.push_str(raw.get()); // null (or a value of another shape): as stored
+        return;
+    };
+    let stored = fields.get("@odata.type").and_then(|v| serde_json::from_str::<&str>(v.get()).ok()).map(qualify);
+    let mut actual = stored.unwrap_or_else(|| declared.to_owned());
+    if schema.structured(&actual).is_none() {
+        actual = declared.to_owned();
+    }
+    out.push('{');
+    let declared_is_abstract = schema.structured(declared).is_some_and(|t| t.is_abstract);
+    let mut first = true;
+    if actual != declared || declared_is_abstract {
+        out.push_str("\"@odata.type\":\"#");
+        out.push_str(&actual);
+        out.push('"');
+        first = false;
+    }
+    for prop in schema.all_properties(&actual) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push('"');
+        out.push_str(&prop.name);
+        out.push_str("\":");
+        write_value(schema, prop, fields.get(prop.name.as_str()).copied(), out);
+    }
+    out.push('}');
 }

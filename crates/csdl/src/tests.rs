@@ -91,3 +91,43 @@ fn shaping_follows_minimal_metadata_and_the_version() {
         .is_none()
     );
 }
+
+#[test]
+fn writing_from_stored_text_matches_shaping_the_tree() {
+    use crate::write_entity_members;
+    let m = model();
+    let cases = [
+        (
+            "microsoft.graph.enrollmentConfigurationAssignment",
+            json!({"id": "1", "source": "direct", "target": {"@odata.type": "microsoft.graph.groupAssignmentTarget", "groupId": "g", "deviceAndAppManagementAssignmentFilterType": "include"}}),
+        ),
+        ("microsoft.graph.enrollmentConfigurationAssignment", json!({"id": "2", "target": {}})),
+        ("microsoft.graph.enrollmentConfigurationAssignment", json!({"id": "3", "target": null})),
+        (
+            "microsoft.graph.deviceEnrollmentPlatformRestrictionsConfiguration",
+            json!({"id": "4", "iosRestriction": {"platformBlocked": true, "blockedSkus": ["a"]}, "roleScopeTagIds": ["0"]}),
+        ),
+        (
+            "microsoft.graph.appleUserInitiatedEnrollmentProfile",
+            json!({"id": "5", "availableEnrollmentTypeOptions": [{"enrollmentType": "device", "ownerType": "company"}]}),
+        ),
+        (
+            "microsoft.graph.enrollmentConfigurationAssignment",
+            json!({"id": "6", "target": {"@odata.type": "#microsoft.graph.scopeTagGroupAssignmentTarget", "targetType": "user"}}),
+        ),
+    ];
+    for schema in [&m.beta, &m.v1] {
+        for select in [Selection::default(), Selection { properties: Some(vec!["id".into(), "target".into()]) }] {
+            for (t, body) in &cases {
+                let tree = shape_entity(schema, t, body.as_object().unwrap(), &select);
+                let mut out = String::from("{");
+                let known = write_entity_members(schema, t, &body.to_string(), &select, &mut out);
+                out.push('}');
+                assert_eq!(known, tree.is_some());
+                if let Some(tree) = tree {
+                    assert_eq!(out, serde_json::Value::Object(tree).to_string(), "{t} {body}");
+                }
+            }
+        }
+    }
+}

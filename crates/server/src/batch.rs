@@ -159,6 +159,10 @@ pub(crate) async fn run(
                             headers.insert("Content-Type".into(), Value::String(GRAPH_JSON.into()));
                             Some(v)
                         }
+                        ServiceBody::Raw(text) => {
+                            headers.insert("Content-Type".into(), Value::String(GRAPH_JSON.into()));
+                            serde_json::from_str(&text).ok()
+                        }
                         ServiceBody::Text(t) => {
                             headers.insert("Content-Type".into(), Value::String("text/plain".into()));
                             Some(Value::String(t))

@@ -152,20 +152,17 @@ async fn no_route(req: Request) -> Response {
 }
 
 async fn graph(State(state): State<AppState>, req: Request) -> Response {
-    let url = format!(
-        "{}{}",
-        base_url(&state, req.headers(), req.uri()),
-        req.uri().path_and_query().map_or("", |p| p.as_str())
-    );
+    let base = base_url(&state, req.headers(), req.uri());
+    let url = format!("{base}{}", req.uri().path_and_query().map_or("", |p| p.as_str()));
     let ids = RequestIds::new(req.headers(), url);
-    let resp = match serve_graph(&state, req).await {
+    let resp = match serve_graph(&state, req, base).await {
         Ok(r) => r,
         Err(e) => e.into_graph_response(&ids),
     };
     finish(resp, &ids)
 }
 
-async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpError> {
+async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Response, HttpError> {
     let (parts, body) = req.into_parts();
     let full = parts.uri.path().trim_start_matches('/');
     let (version_text, path) = full.split_once('/').unwrap_or((full, ""));
@@ -181,7 +178,6 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
     let principal = authenticate(state, &parts.headers)?;
     let tenant = principal.as_ref().map_or_else(|| state.default_tenant.to_string(), |p| p.tenant.clone());
     let body = read_json(&parts.headers, body, &method).await?;
-    let base = base_url(state, &parts.headers, &parts.uri);
     if path.trim_matches('/').eq_ignore_ascii_case("$batch") {
         if method != ServiceMethod::Post {
             return Err(HttpError::Service(enrollgraph_service::ServiceError::MethodNotAllowed {
@@ -209,6 +205,9 @@ async fn serve_graph(state: &AppState, req: Request) -> Result<Response, HttpErr
     let mut resp = match out.body {
         ServiceBody::Empty => (status, Body::empty()).into_response(),
         ServiceBody::Json(v) => (status, json_body(&v)).into_response(),
+        ServiceBody::Raw(text) => {
+            (status, [(header::CONTENT_TYPE, HeaderValue::from_static(GRAPH_JSON))], text).into_response()
+        }
         ServiceBody::Text(t) => {
             (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=utf-8"))], t).into_response()
         }

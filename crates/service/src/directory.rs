@@ -138,7 +138,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn find_app(&self, tenant: &str, app_id: &str) -> Result<Option<App>> {
-        self.store.read(tenant, |tx| Ok(tx.get(ROOT, APPS, app_id)?.map(|r| App::from_body(&r.body))))
+        self.store.read(tenant, |tx| Ok(tx.get(ROOT, APPS, app_id)?.map(|r| App::from_body(&r.body()))))
     }
 
     /// Every app registration of `tenant`.
@@ -147,7 +147,7 @@ impl Service {
     /// Storage failures.
     pub fn apps(&self, tenant: &str) -> Result<Vec<App>> {
         self.store.read(tenant, |tx| {
-            Ok(tx.list(ROOT, APPS, &ListSpec::default())?.iter().map(|r| App::from_body(&r.body)).collect())
+            Ok(tx.list(ROOT, APPS, &ListSpec::default())?.iter().map(|r| App::from_body(&r.body())).collect())
         })
     }
 
@@ -173,7 +173,7 @@ impl Service {
     /// Storage failures.
     pub fn find_user(&self, tenant: &str, upn: &str) -> Result<Option<User>> {
         self.store
-            .read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body))))
+            .read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body()))))
     }
 
     /// The signing keys as their persisted JSON, created by `generate` on first use (one
@@ -185,7 +185,7 @@ impl Service {
         self.store
             .write(SYSTEM, move |tx: &mut dyn Tx| {
                 if let Some(row) = tx.get(ROOT, KEYS, "signing")? {
-                    return Ok(text(&row.body, "keySet"));
+                    return Ok(text(&row.body(), "keySet"));
                 }
                 let keys = generate();
                 let body = json!({"keySet": keys}).as_object().cloned().unwrap_or_default();
@@ -200,7 +200,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn keys(&self) -> Result<Option<String>> {
-        Ok(self.store.read(SYSTEM, |tx| tx.get(ROOT, KEYS, "signing"))?.map(|row| text(&row.body, "keySet")))
+        Ok(self.store.read(SYSTEM, |tx| tx.get(ROOT, KEYS, "signing"))?.map(|row| text(&row.body(), "keySet")))
     }
 
     /// Replaces the signing keys (after a rotation).

@@ -82,6 +82,9 @@ pub enum Body {
     Empty,
     /// A JSON document.
     Json(Value),
+    /// A JSON document already written as text (the read path writes entities straight
+    /// from their stored text).
+    Raw(String),
     /// `text/plain` (`/$count`).
     Text(String),
 }

@@ -295,14 +295,14 @@ impl QueryPlan {
     /// The in-memory part of the filter (true when SQL already applied it).
     pub fn matches(&self, row: &Row) -> bool {
         match (&self.filter, &self.sql_filter) {
-            (Some(f), None) => odata::eval(f, &row.type_name, &Value::Object(row.body.clone())),
+            (Some(f), None) => odata::eval(f, &row.type_name, &Value::Object(row.body())),
             _ => true,
         }
     }
 
     /// The whole filter, in memory (for rows the store did not filter).
     pub fn eval(&self, row: &Row) -> bool {
-        self.filter.as_ref().is_none_or(|f| odata::eval(f, &row.type_name, &Value::Object(row.body.clone())))
+        self.filter.as_ref().is_none_or(|f| odata::eval(f, &row.type_name, &Value::Object(row.body())))
     }
 
     /// Sorts by `$orderby` in memory (stable; ties keep insertion order).
@@ -310,17 +310,11 @@ impl QueryPlan {
         if self.orderby.is_empty() {
             return;
         }
-        let mut keyed: Vec<(Value, Row)> =
-            rows.drain(..).map(|mut r| (Value::Object(std::mem::take(&mut r.body)), r)).collect();
+        let mut keyed: Vec<(Value, Row)> = rows.drain(..).map(|r| (Value::Object(r.body()), r)).collect();
         keyed.sort_by(|(va, ra), (vb, rb)| {
             odata::compare(&self.orderby, (&ra.type_name, va), (&rb.type_name, vb)).then(Ordering::Equal)
         });
-        rows.extend(keyed.into_iter().map(|(v, mut r)| {
-            if let Value::Object(m) = v {
-                r.body = m;
-            }
-            r
-        }));
+        rows.extend(keyed.into_iter().map(|(_, r)| r));
     }
 
     /// The `@odata.context` path with `$select`/`$expand` (OData JSON §10.9).

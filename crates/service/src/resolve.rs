@@ -43,6 +43,17 @@ pub struct EntityRef {
 }
 
 impl EntityRef {
+    /// The stored body, read now if the path only passed through this entity.
+    ///
+    /// # Errors
+    /// Storage failures, or the row is gone.
+    pub fn loaded(mut self, tx: &dyn ReadTx) -> Result<EntityRef> {
+        if self.row.raw.is_empty() {
+            self.row = tx.get_seq(self.row.seq)?.ok_or_else(|| not_found(&self.row.id))?;
+        }
+        Ok(self)
+    }
+
     /// Canonical path of the entity itself.
     #[must_use]
     pub fn path(&self) -> String {
@@ -135,19 +146,21 @@ pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<
             first.key.clone().unwrap_or_default()
         )));
     }
-    for seg in rest {
-        target = step(view, tx, target, seg)?;
+    for (i, seg) in rest.iter().enumerate() {
+        // Entities the path only passes through are read without their body.
+        let last = i + 1 == rest.len();
+        target = step(view, tx, target, seg, last)?;
     }
     Ok(target)
 }
 
-fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment) -> Result<Target> {
+fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment, last: bool) -> Result<Target> {
     let name = seg.name.as_str();
     let next = match target {
         Target::Action { .. } | Target::Count(_) | Target::Ref(_) => {
             return Err(ServiceError::SegmentNotFound(name.to_owned()));
         }
-        Target::Collection(c) => collection_step(view, tx, c, name)?,
+        Target::Collection(c) => collection_step(view, tx, c, name, last && seg.key.is_none())?,
         Target::Reverse { target, link, nav, element } => {
             if name == "$ref" {
                 Target::Ref(Box::new(Target::Reverse { target, link, nav, element }))
@@ -176,7 +189,7 @@ fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment) -> Resul
     };
     match (&seg.key, next) {
         (None, t) => Ok(t),
-        (Some(key), Target::Collection(c)) => collection_step(view, tx, c, key),
+        (Some(key), Target::Collection(c)) => collection_step(view, tx, c, key, last),
         (Some(_), _) => Err(ServiceError::SegmentNotFound(format!("{name}({})", seg.key.clone().unwrap_or_default()))),
     }
 }
@@ -185,7 +198,7 @@ fn not_found(what: &str) -> ServiceError {
     ServiceError::ResourceNotFound(format!("The requested resource '{what}' does not exist."))
 }
 
-fn collection_step(view: View<'_>, tx: &dyn ReadTx, c: CollectionRef, name: &str) -> Result<Target> {
+fn collection_step(view: View<'_>, tx: &dyn ReadTx, c: CollectionRef, name: &str, last: bool) -> Result<Target> {
     if name == "$count" {
         return Ok(Target::Count(Box::new(Target::Collection(c))));
     }
@@ -199,7 +212,8 @@ fn collection_step(view: View<'_>, tx: &dyn ReadTx, c: CollectionRef, name: &str
         let cast = t.name.clone();
         return Ok(Target::Collection(CollectionRef { path: format!("{}/{cast}", c.path), cast: Some(cast), ..c }));
     }
-    let Some(row) = tx.get(c.parent, &c.nav, name)? else {
+    let row = if last { tx.get(c.parent, &c.nav, name)? } else { tx.get_head(c.parent, &c.nav, name)? };
+    let Some(row) = row else {
         return Err(not_found(name));
     };
     // A type this version does not know, or outside a cast, does not exist here (rulings.md 6).

@@ -55,8 +55,21 @@ pub struct Row {
     pub id: String,
     /// The entity's qualified type name.
     pub type_name: String,
-    /// Structural properties, stored form (see enrollgraph-csdl).
-    pub body: Map<String, Value>,
+    /// Structural properties, stored form (see enrollgraph-csdl), as JSON text: parsed only
+    /// where needed ([`Row::body`]), shaped for the wire straight from the text otherwise.
+    /// Empty for rows read with [`ReadTx::get_head`].
+    pub raw: String,
+}
+
+impl Row {
+    /// The stored properties, parsed.
+    #[must_use]
+    pub fn body(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.raw) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
 }
 
 /// A parameter bound into pushed-down SQL.
@@ -116,6 +129,11 @@ pub trait ReadTx {
     /// # Errors
     /// Backend failures.
     fn get(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError>;
+    /// Like [`ReadTx::get`] without the body (for path segments that only lead further).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn get_head(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError>;
     /// An entity by its key, if it belongs to this tenant.
     ///
     /// # Errors

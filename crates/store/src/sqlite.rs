@@ -187,9 +187,9 @@ impl Store for SqliteStore {
             Some(c) => c,
             None => open_connection(&self.path, true)?,
         };
-        conn.execute_batch("BEGIN")?;
+        conn.prepare_cached("BEGIN")?.execute([])?;
         let result = job(&SqliteTx { conn: &conn, tenant });
-        let ended = conn.execute_batch("COMMIT");
+        let ended = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
         READERS.with(|r| r.borrow_mut().push((self.id, conn)));
         ended?;
         result
@@ -230,12 +230,7 @@ struct SqliteTx<'a> {
 const COLUMNS: &str = "seq, parent, nav, id, type, body";
 
 fn to_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let body: String = r.get(5)?;
-    let body = match serde_json::from_str::<Value>(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    Ok(Row { seq: r.get(0)?, parent: r.get(1)?, nav: r.get(2)?, id: r.get(3)?, type_name: r.get(4)?, body })
+    Ok(Row { seq: r.get(0)?, parent: r.get(1)?, nav: r.get(2)?, id: r.get(3)?, type_name: r.get(4)?, raw: r.get(5)? })
 }
 
 fn bind_param(p: &SqlParam) -> &dyn ToSql {
@@ -322,7 +317,7 @@ impl SqliteTx<'_> {
                 nav: String::new(),
                 id: String::new(),
                 type_name: String::new(),
-                body: Map::new(),
+                raw: String::new(),
             });
         }
         Ok(out)
@@ -334,6 +329,13 @@ impl ReadTx for SqliteTx<'_> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3 AND id = ?4"
         ))?;
+        Ok(stmt.query_row(params![self.tenant, parent, nav, id], to_row).optional()?)
+    }
+
+    fn get_head(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, parent, nav, id, type, '' FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3 AND id = ?4",
+        )?;
         Ok(stmt.query_row(params![self.tenant, parent, nav, id], to_row).optional()?)
     }
 
@@ -412,11 +414,12 @@ impl Tx for SqliteTx<'_> {
         };
         let list = serde_json::to_string(&doomed).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.conn.prepare_cached(
-            "DELETE FROM link WHERE tenant = ?2 AND (source IN (SELECT value FROM json_each(?1)) OR target IN (SELECT value FROM json_each(?1)))",
+            "DELETE FROM link WHERE +tenant = ?2 AND (source IN (SELECT value FROM json_each(?1)) OR target IN (SELECT value FROM json_each(?1)))",
         )?
         .execute(params![list, self.tenant])?;
+        // `+tenant`: look rows up by key, not by scanning the tenant's index (bench W6).
         self.conn
-            .prepare_cached("DELETE FROM entity WHERE tenant = ?2 AND seq IN (SELECT value FROM json_each(?1))")?
+            .prepare_cached("DELETE FROM entity WHERE +tenant = ?2 AND seq IN (SELECT value FROM json_each(?1))")?
             .execute(params![list, self.tenant])?;
         Ok(())
     }

@@ -23,6 +23,7 @@ pub(super) fn invoke(
     let Target::Entity(entity) = binding else {
         return Err(ServiceError::NotImplemented(action.name.clone()));
     };
+    let entity = entity.loaded(&*tx)?;
     let lineage = view.lineage(&entity.row.type_name);
     let Some(kind) = view.model.behaviour.action(lineage, &action.name).cloned() else {
         return Err(ServiceError::NotImplemented(format!("{}/{}", action.binding_type, action.name)));
@@ -37,21 +38,23 @@ pub(super) fn invoke(
             bind_devices(view, tx, &entity, &navigation, params.get(&parameter), &set)
         }
         ActionKind::SetProperties => {
-            let mut row = entity.row;
+            let row = entity.row;
+            let mut body = row.body();
             for (k, v) in params {
                 if view.schema.find_property(&row.type_name, &k).is_some() {
-                    row.body.insert(k, v);
+                    body.insert(k, v);
                 }
             }
-            tx.update(row.seq, &row.type_name, &row.body)?;
+            tx.update(row.seq, &row.type_name, &body)?;
             Ok(empty(200))
         }
         ActionKind::ClearProperties { properties } => {
-            let mut row = entity.row;
+            let row = entity.row;
+            let mut body = row.body();
             for p in properties {
-                row.body.insert(p, Value::Null);
+                body.insert(p, Value::Null);
             }
-            tx.update(row.seq, &row.type_name, &row.body)?;
+            tx.update(row.seq, &row.type_name, &body)?;
             Ok(empty(200))
         }
     }
@@ -151,13 +154,14 @@ fn bind_devices(
         };
         devices.push(device);
     }
-    for mut device in devices {
+    for device in devices {
         tx.set_link(device.seq, nav, Some(profile.row.seq))?;
+        let mut body = device.body();
         for (k, v) in set {
             let v = if v == "{now}" { Value::String(now_stamp()) } else { v.clone() };
-            device.body.insert(k.clone(), v);
+            body.insert(k.clone(), v);
         }
-        tx.update(device.seq, &device.type_name, &device.body)?;
+        tx.update(device.seq, &device.type_name, &body)?;
     }
     Ok(empty(200))
 }

@@ -8,7 +8,7 @@ mod write;
 
 use enrollgraph_csdl::ApiVersion;
 use enrollgraph_store::{StoreExt, Tx};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Result, ServiceError};
 use crate::path::{Segment, parse_path};
@@ -31,22 +31,34 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
     match req.method {
         Method::Get => read::get(service, &req, &segments),
         Method::Post | Method::Patch | Method::Put | Method::Delete => {
-            let ctx = WriteCtx {
-                version: req.version,
-                segments,
-                body: req.body.clone().unwrap_or(Value::Null),
-                base_url: req.base_url.clone(),
-            };
+            let body = req.body.clone().unwrap_or(Value::Null);
+            // 1. Resolve and validate on this worker, against a snapshot: the single writer
+            //    thread then only writes (bench W1), and a bad body never queues.
+            let view = service.view(req.version);
+            let prepared = service.store.read(&req.tenant, |tx| {
+                let target = resolve(view, tx, &segments)?;
+                prepare(view, &req.method, &target, &body)
+            })?;
+            let ctx = WriteCtx { version: req.version, segments, body, base_url: req.base_url.clone() };
             let method = req.method.clone();
             let model = service.model.clone();
-            service
+            // 2. Resolve again inside the transaction (the parent may be gone) and write.
+            let (written, ctx) = service
                 .store
                 .write(&req.tenant, move |tx: &mut dyn Tx| {
                     let view = View { model: &model, schema: model.schema(ctx.version) };
                     let target = resolve(view, &*tx, &ctx.segments)?;
-                    dispatch_write(view, tx, &method, target, &ctx)
+                    let written = dispatch_write(view, tx, &method, target, &ctx, prepared)?;
+                    Ok::<_, ServiceError>((written, ctx))
                 })
-                .await
+                .await?;
+            // 3. Write the answer after the commit, off the writer thread.
+            match written {
+                write::Written::Entity { status, entity, location } => {
+                    write::entity_response(view, status, &entity, location, &ctx)
+                }
+                write::Written::Response(r) => Ok(r),
+            }
         }
         Method::Other(ref m) => {
             // Resolve first: an unknown path is a 400 whatever the method (rulings.md 8).
@@ -82,37 +94,56 @@ fn method_not_allowed(method: &Method, target: &Target) -> ServiceError {
     ServiceError::MethodNotAllowed { method: method.as_str().to_owned(), allow: allowed(target) }
 }
 
+/// A validated body, ready for the write transaction.
+enum Prepared {
+    /// Nothing to validate ahead (actions, `$ref`, deletes).
+    Nothing,
+    /// A create or update body.
+    Payload(enrollgraph_csdl::Payload),
+}
+
+fn prepare(view: View<'_>, method: &Method, target: &Target, body: &Value) -> Result<Prepared> {
+    Ok(match (method, target) {
+        (Method::Post, Target::Collection(c)) => Prepared::Payload(write::validate_new(view, c, body)?),
+        (Method::Patch, Target::Entity(e)) => Prepared::Payload(write::validate_update(view, e, body)?),
+        _ => Prepared::Nothing,
+    })
+}
+
 fn dispatch_write(
     view: View<'_>,
     tx: &mut dyn Tx,
     method: &Method,
     target: Target,
     ctx: &WriteCtx,
-) -> Result<Response> {
-    match (method, target) {
-        (Method::Post, Target::Collection(c)) => write::create(view, tx, &c, &ctx.body, ctx),
-        (Method::Patch, Target::Entity(e)) => write::update(view, tx, e, &ctx.body, ctx),
-        (Method::Delete, Target::Entity(e)) => write::delete(view, tx, &e),
-        (Method::Post, Target::Action { binding, action }) => actions::invoke(view, tx, *binding, &action, &ctx.body),
-        (Method::Put | Method::Post | Method::Delete, Target::Ref(inner)) => {
-            write::set_ref(view, tx, method, *inner, &ctx.body)
+    prepared: Prepared,
+) -> Result<write::Written> {
+    let done = write::Written::Response;
+    match (method, target, prepared) {
+        (Method::Post, Target::Collection(c), Prepared::Payload(p)) => write::create(view, tx, &c, p, ctx),
+        (Method::Patch, Target::Entity(e), Prepared::Payload(p)) => write::update(view, tx, e, p),
+        (Method::Delete, Target::Entity(e), _) => write::delete(view, tx, &e).map(done),
+        (Method::Post, Target::Action { binding, action }, _) => {
+            actions::invoke(view, tx, *binding, &action, &ctx.body).map(done)
         }
-        (Method::Patch, Target::Singleton { name, .. }) => Err(ServiceError::NotImplemented(format!("update {name}"))),
-        (m, t) => Err(method_not_allowed(m, &t)),
+        (Method::Put | Method::Post | Method::Delete, Target::Ref(inner), _) => {
+            write::set_ref(view, tx, method, *inner, &ctx.body).map(done)
+        }
+        (Method::Patch, Target::Singleton { name, .. }, _) => {
+            Err(ServiceError::NotImplemented(format!("update {name}")))
+        }
+        // The target changed kind between validation and the transaction (it cannot, but
+        // the type system does not know): refuse rather than guess.
+        (Method::Post, Target::Collection(_), _) | (Method::Patch, Target::Entity(_), _) => {
+            Err(ServiceError::Conflict("The resource changed while the request was processed; retry.".into()))
+        }
+        (m, t, _) => Err(method_not_allowed(m, &t)),
     }
 }
 
 /// `{base}/{version}/$metadata#{fragment}` (OData JSON Format §10).
 pub(crate) fn context_url(base_url: &str, version: ApiVersion, fragment: &str) -> String {
     format!("{base_url}/{}/$metadata#{fragment}", version.as_str())
-}
-
-/// Puts `@odata.context` first, as Graph writes it.
-pub(crate) fn with_context(context: String, entity: Map<String, Value>) -> Value {
-    let mut out = Map::with_capacity(entity.len() + 1);
-    out.insert("@odata.context".into(), Value::String(context));
-    out.extend(entity);
-    Value::Object(out)
 }
 
 pub(crate) fn empty(status: u16) -> Response {

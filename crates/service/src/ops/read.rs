@@ -1,16 +1,14 @@
 //! GET: entities, collections (server-driven paging with keyset skiptokens), `$count`,
 //! navigations, `$ref`, and the service document.
 
-use enrollgraph_csdl::{Selection, shape_entity};
-use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
-use serde_json::{Map, Value};
-
-use super::{context_url, with_context};
+use super::context_url;
 use crate::error::{Result, ServiceError};
 use crate::path::Segment;
 use crate::query::{ExpandPlan, QueryPlan, Token};
 use crate::resolve::{CollectionRef, EntityRef, Target, View, entity_for_row, home_collection, resolve};
 use crate::{Body, Request, Response, Service};
+use enrollgraph_csdl::{Selection, write_entity_members};
+use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
 
 pub(super) fn service_document(req: &Request) -> Response {
     let body = serde_json::json!({
@@ -83,7 +81,7 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn json(body: Value) -> Response {
+    fn json(body: serde_json::Value) -> Response {
         Response { status: 200, body: Body::Json(body), location: None }
     }
 
@@ -187,26 +185,33 @@ impl Out<'_> {
         count: Option<u64>,
         next: Option<Token>,
     ) -> Result<Response> {
-        let mut out = Map::new();
-        out.insert(
-            "@odata.context".into(),
-            Value::String(context_url(&self.req.base_url, self.req.version, &plan.context_path(path))),
-        );
+        let mut out = String::with_capacity(256 + rows.len() * 512);
+        out.push_str("{\"@odata.context\":");
+        push_str(&mut out, &context_url(&self.req.base_url, self.req.version, &plan.context_path(path)));
         if let Some(n) = count {
-            out.insert("@odata.count".into(), Value::from(n));
+            out.push_str(",\"@odata.count\":");
+            out.push_str(&n.to_string());
         }
         if let Some(token) = next {
-            out.insert("@odata.nextLink".into(), Value::String(self.next_link(&token)));
+            out.push_str(",\"@odata.nextLink\":");
+            push_str(&mut out, &self.next_link(&token));
         }
-        let mut value = Vec::with_capacity(rows.len());
+        out.push_str(",\"value\":[");
+        let mut first = true;
         for row in rows {
-            let collection_path = path.to_owned();
-            if let Some(shaped) = self.shape(tx, &EntityRef { row, declared: String::new(), collection_path }, plan)? {
-                value.push(Value::Object(shaped));
+            let e = EntityRef { row, declared: String::new(), collection_path: path.to_owned() };
+            let mark = out.len();
+            if !first {
+                out.push(',');
+            }
+            if self.write_entity(tx, &e, plan, None, &mut out)? {
+                first = false;
+            } else {
+                out.truncate(mark);
             }
         }
-        out.insert("value".into(), Value::Array(value));
-        Ok(Self::json(Value::Object(out)))
+        out.push_str("]}");
+        Ok(Response { status: 200, body: Body::Raw(out), location: None })
     }
 
     /// The same request with the new skiptoken (and no `$skip`: the token already counts it).
@@ -232,59 +237,92 @@ impl Out<'_> {
     }
 
     fn entity(&self, tx: &dyn ReadTx, e: &EntityRef, plan: &QueryPlan) -> Result<Response> {
-        let Some(shaped) = self.shape(tx, e, plan)? else {
-            return Err(ServiceError::ResourceNotFound(format!(
-                "The requested resource '{}' does not exist.",
-                e.row.id
-            )));
-        };
         let context = context_url(
             &self.req.base_url,
             self.req.version,
             &format!("{}/$entity", plan.context_path(&e.collection_path)),
         );
-        Ok(Self::json(with_context(context, shaped)))
-    }
-
-    /// An entity's wire form with `$select` and `$expand` applied.
-    fn shape(&self, tx: &dyn ReadTx, e: &EntityRef, plan: &QueryPlan) -> Result<Option<Map<String, Value>>> {
-        let selection = Selection { properties: plan.select.clone() };
-        let Some(mut shaped) = shape_entity(self.view.schema, &e.row.type_name, &e.row.body, &selection) else {
-            return Ok(None);
-        };
-        for expand in &plan.expand {
-            self.expand(tx, e, expand, &mut shaped)?;
+        let mut out = String::with_capacity(1024);
+        if !self.write_entity(tx, e, plan, Some(&context), &mut out)? {
+            return Err(ServiceError::ResourceNotFound(format!(
+                "The requested resource '{}' does not exist.",
+                e.row.id
+            )));
         }
-        Ok(Some(shaped))
+        Ok(Response { status: 200, body: Body::Raw(out), location: None })
     }
 
-    fn expand(
+    /// Writes an entity's wire form with `$select` and `$expand` applied (and an
+    /// `@odata.context` first, when given); false when this version has no such type.
+    fn write_entity(
         &self,
         tx: &dyn ReadTx,
         e: &EntityRef,
-        expand: &ExpandPlan,
-        shaped: &mut Map<String, Value>,
+        plan: &QueryPlan,
+        context: Option<&str>,
+        out: &mut String,
+    ) -> Result<bool> {
+        let selection = Selection { properties: plan.select.clone() };
+        out.push('{');
+        if let Some(c) = context {
+            out.push_str("\"@odata.context\":");
+            push_str(out, c);
+            out.push(',');
+        }
+        if !write_entity_members(self.view.schema, &e.row.type_name, &e.row.raw, &selection, out) {
+            return Ok(false);
+        }
+        for expand in &plan.expand {
+            self.expand(tx, e, expand, out)?;
+        }
+        out.push('}');
+        Ok(true)
+    }
+
+    /// Writes `rows` as a JSON array of entities of `collection_path`.
+    fn write_array(
+        &self,
+        tx: &dyn ReadTx,
+        rows: impl Iterator<Item = Row>,
+        declared: &str,
+        collection_path: &str,
+        plan: &QueryPlan,
+        out: &mut String,
     ) -> Result<()> {
+        out.push('[');
+        let mut first = true;
+        for row in rows {
+            let child = EntityRef { row, declared: declared.to_owned(), collection_path: collection_path.to_owned() };
+            let mark = out.len();
+            if !first {
+                out.push(',');
+            }
+            if self.write_entity(tx, &child, plan, None, out)? {
+                first = false;
+            } else {
+                out.truncate(mark);
+            }
+        }
+        out.push(']');
+        Ok(())
+    }
+
+    fn expand(&self, tx: &dyn ReadTx, e: &EntityRef, expand: &ExpandPlan, out: &mut String) -> Result<()> {
         let Some(nav) = self.view.schema.find_navigation(&e.row.type_name, &expand.nav) else {
             return Ok(()); // declared on a derived type this entity is not of
         };
         let path = format!("{}/{}", e.path(), nav.name);
-        let context = context_url(&self.req.base_url, self.req.version, &path);
+        let window = |rows: Vec<Row>| {
+            rows.into_iter().skip(expand.plan.skip.unwrap_or(0)).take(expand.plan.top.unwrap_or(usize::MAX))
+        };
         if let Some(link) = self.view.model.behaviour.reverse_navigation(self.view.lineage(&e.row.type_name), &nav.name)
         {
             let home = home_collection(self.view, &nav.target)?;
             let mut rows: Vec<Row> =
                 linked_rows(tx, e.row.seq, link)?.into_iter().filter(|r| expand.plan.eval(r)).collect();
             expand.plan.sort(&mut rows);
-            let rows = rows.into_iter().skip(expand.plan.skip.unwrap_or(0)).take(expand.plan.top.unwrap_or(usize::MAX));
-            let mut items = Vec::new();
-            for row in rows {
-                let child = EntityRef { row, declared: nav.target.clone(), collection_path: home.path.clone() };
-                if let Some(s) = self.shape(tx, &child, &expand.plan)? {
-                    items.push(Value::Object(s));
-                }
-            }
-            shaped.insert(nav.name.clone(), Value::Array(items));
+            push_member(out, &nav.name);
+            self.write_array(tx, window(rows), &nav.target, &home.path, &expand.plan, out)?;
         } else if nav.collection && nav.contains_target {
             let c = CollectionRef {
                 parent: e.row.seq,
@@ -299,29 +337,28 @@ impl Out<'_> {
                 .filter(|r| expand.plan.matches(r))
                 .collect();
             expand.plan.sort(&mut rows);
-            let rows = rows.into_iter().skip(expand.plan.skip.unwrap_or(0)).take(expand.plan.top.unwrap_or(usize::MAX));
-            let mut items = Vec::new();
-            for row in rows {
-                let child = EntityRef { row, declared: c.element.clone(), collection_path: c.path.clone() };
-                if let Some(s) = self.shape(tx, &child, &expand.plan)? {
-                    items.push(Value::Object(s));
-                }
-            }
-            shaped.insert(format!("{}@odata.context", nav.name), Value::String(context));
-            shaped.insert(nav.name.clone(), Value::Array(items));
+            push_member(out, &format!("{}@odata.context", nav.name));
+            push_str(out, &context_url(&self.req.base_url, self.req.version, &c.path));
+            push_member(out, &nav.name);
+            self.write_array(tx, window(rows), &c.element, &c.path, &expand.plan, out)?;
         } else if !nav.collection {
             let linked = match tx.link(e.row.seq, &nav.name)? {
                 Some(seq) => tx.get_seq(seq)?,
                 None => None,
             };
-            let value = match linked {
+            push_member(out, &nav.name);
+            let mark = out.len();
+            let written = match linked {
                 Some(row) => {
                     let child = entity_for_row(self.view, tx, row)?;
-                    self.shape(tx, &child, &expand.plan)?.map_or(Value::Null, Value::Object)
+                    self.write_entity(tx, &child, &expand.plan, None, out)?
                 }
-                None => Value::Null,
+                None => false,
             };
-            shaped.insert(nav.name.clone(), value);
+            if !written {
+                out.truncate(mark);
+                out.push_str("null");
+            }
         }
         Ok(())
     }
@@ -350,4 +387,16 @@ fn linked_rows(tx: &dyn ReadTx, target: i64, link: &str) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// Appends `s` as a JSON string.
+pub(crate) fn push_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::Value::String(s.to_owned()).to_string());
+}
+
+/// Appends `,"name":`.
+fn push_member(out: &mut String, name: &str) {
+    out.push(',');
+    push_str(out, name);
+    out.push(':');
 }

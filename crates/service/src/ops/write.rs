@@ -1,11 +1,11 @@
 //! Create (POST, 201), update (PATCH, 200 with the entity: seed 004), delete (DELETE, 204),
 //! and `$ref` writes, for any entity type of the schema.
 
-use enrollgraph_csdl::{WriteMode, complete, keep_hidden_members, validate_entity};
+use enrollgraph_csdl::{Payload, WriteMode, complete, keep_hidden_members, validate_entity};
 use enrollgraph_store::{ListSpec, Row, Tx};
 use serde_json::{Map, Value};
 
-use super::{WriteCtx, context_url, empty, with_context};
+use super::{WriteCtx, context_url, empty};
 use crate::error::{Result, ServiceError};
 use crate::resolve::{CollectionRef, EntityRef, Target, View, home_collection, resolve_reference};
 use crate::{Body, Method, Response};
@@ -95,25 +95,42 @@ pub(crate) fn group_members(view: View<'_>, tx: &dyn Tx, parent: i64, nav: &str,
 }
 
 pub(crate) fn priority(row: &Row) -> i64 {
-    row.body.get("priority").and_then(Value::as_i64).unwrap_or(0)
+    row.body().get("priority").and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Renumbers `rows` 1..n in their order, writing only the rows that changed.
 pub(crate) fn renumber(tx: &mut dyn Tx, rows: &mut [Row]) -> Result<()> {
     for (i, row) in rows.iter_mut().enumerate() {
         let want = i64::try_from(i + 1).unwrap_or(i64::MAX);
-        if priority(row) != want {
-            row.body.insert("priority".into(), Value::from(want));
-            tx.update(row.seq, &row.type_name, &row.body)?;
+        let mut body = row.body();
+        if body.get("priority").and_then(Value::as_i64) != Some(want) {
+            body.insert("priority".into(), Value::from(want));
+            tx.update(row.seq, &row.type_name, &body)?;
+            row.raw = Value::Object(body).to_string();
         }
     }
     Ok(())
 }
 
-/// Creates one entity (and any deep-inserted children) in `coll`.
+/// Validates a new entity for `coll` (done before the write transaction where possible, so
+/// that the single writer thread only writes: bench W1).
+pub(crate) fn validate_new(view: View<'_>, coll: &CollectionRef, json: &Value) -> Result<Payload> {
+    Ok(validate_entity(view.schema, &view.model.behaviour, coll.effective_type(), None, json, WriteMode::Create)?)
+}
+
+/// Creates one entity from its JSON (and any deep-inserted children) in `coll`.
 pub(crate) fn create_entity(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRef, json: &Value) -> Result<EntityRef> {
-    let payload =
-        validate_entity(view.schema, &view.model.behaviour, coll.effective_type(), None, json, WriteMode::Create)?;
+    let payload = validate_new(view, coll, json)?;
+    create_validated(view, tx, coll, payload)
+}
+
+/// Creates one entity from a validated payload.
+pub(crate) fn create_validated(
+    view: View<'_>,
+    tx: &mut dyn Tx,
+    coll: &CollectionRef,
+    payload: Payload,
+) -> Result<EntityRef> {
     let parent_id = if coll.parent == enrollgraph_store::ROOT { None } else { tx.get_seq(coll.parent)?.map(|r| r.id) };
     let type_name = payload.type_name.clone();
     let mut body = payload.body;
@@ -126,7 +143,8 @@ pub(crate) fn create_entity(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRe
         body.insert("priority".into(), Value::from(next));
     }
     let seq = tx.insert(coll.parent, &coll.nav, &id, &type_name, &body)?;
-    let row = Row { seq, parent: coll.parent, nav: coll.nav.clone(), id, type_name, body };
+    let row =
+        Row { seq, parent: coll.parent, nav: coll.nav.clone(), id, type_name, raw: Value::Object(body).to_string() };
     let entity = EntityRef { row, declared: coll.element.clone(), collection_path: coll.path.clone() };
     for (nav, reference) in &payload.binds {
         bind(view, tx, &entity, nav, reference)?;
@@ -173,59 +191,91 @@ pub(super) fn create(
     view: View<'_>,
     tx: &mut dyn Tx,
     coll: &CollectionRef,
-    json: &Value,
+    payload: Payload,
     ctx: &WriteCtx,
-) -> Result<Response> {
-    let entity = create_entity(view, tx, coll, json)?;
+) -> Result<Written> {
+    let entity = create_validated(view, tx, coll, payload)?;
     let location = format!("{}/{}/{}", ctx.base_url, ctx.version.as_str(), entity.path());
-    let body = entity_body(view, &entity, ctx)?;
-    Ok(Response { status: 201, body: Body::Json(body), location: Some(location) })
+    Ok(Written::Entity { status: 201, entity, location: Some(location) })
+}
+
+/// What a write produced; the wire form of an entity is written after the transaction,
+/// off the writer thread.
+pub(super) enum Written {
+    /// An entity to answer with.
+    Entity {
+        /// 201 or 200.
+        status: u16,
+        /// The entity as stored.
+        entity: EntityRef,
+        /// `Location`.
+        location: Option<String>,
+    },
+    /// A complete response (empty bodies).
+    Response(Response),
 }
 
 /// The wire form of an entity with its `@odata.context` (`.../{collection}/$entity`).
-pub(super) fn entity_body(view: View<'_>, entity: &EntityRef, ctx: &WriteCtx) -> Result<Value> {
-    let shaped =
-        enrollgraph_csdl::shape_entity(view.schema, &entity.row.type_name, &entity.row.body, &Default::default())
-            .ok_or_else(|| ServiceError::Internal(format!("type {} missing from the schema", entity.row.type_name)))?;
-    let context = context_url(&ctx.base_url, ctx.version, &format!("{}/$entity", entity.collection_path));
-    Ok(with_context(context, shaped))
-}
-
-pub(super) fn update(
+pub(super) fn entity_response(
     view: View<'_>,
-    tx: &mut dyn Tx,
-    mut entity: EntityRef,
-    json: &Value,
+    status: u16,
+    entity: &EntityRef,
+    location: Option<String>,
     ctx: &WriteCtx,
 ) -> Result<Response> {
-    let row = &mut entity.row;
+    let context = context_url(&ctx.base_url, ctx.version, &format!("{}/$entity", entity.collection_path));
+    let mut out = String::with_capacity(1024);
+    out.push_str("{\"@odata.context\":");
+    super::read::push_str(&mut out, &context);
+    out.push(',');
+    if !enrollgraph_csdl::write_entity_members(
+        view.schema,
+        &entity.row.type_name,
+        &entity.row.raw,
+        &Default::default(),
+        &mut out,
+    ) {
+        return Err(ServiceError::Internal(format!("type {} missing from the schema", entity.row.type_name)));
+    }
+    out.push('}');
+    Ok(Response { status, body: Body::Raw(out), location })
+}
+
+/// Validates a PATCH body for `entity` (before the write transaction).
+pub(crate) fn validate_update(view: View<'_>, entity: &EntityRef, json: &Value) -> Result<Payload> {
     let payload = validate_entity(
         view.schema,
         &view.model.behaviour,
         &entity.declared,
-        Some(&row.type_name),
+        Some(&entity.row.type_name),
         json,
         WriteMode::Update,
     )?;
     if !payload.deep.is_empty() {
         return Err(ServiceError::BadRequest("Navigation properties cannot be updated inline.".into()));
     }
+    Ok(payload)
+}
+
+pub(super) fn update(view: View<'_>, tx: &mut dyn Tx, mut entity: EntityRef, payload: Payload) -> Result<Written> {
+    let row = &mut entity.row;
+    let mut body = row.body();
     // Top-level properties replace (complex values whole); beta-only properties not in a
     // v1.0 body stay as they were (rulings.md 6).
     for (key, mut value) in payload.body {
-        if let (Some(prop), Some(old)) = (view.model.beta.find_property(&row.type_name, &key), row.body.get(&key)) {
+        if let (Some(prop), Some(old)) = (view.model.beta.find_property(&row.type_name, &key), body.get(&key)) {
             keep_hidden_members(view.schema, &view.model.beta, &prop.type_ref, old, &mut value);
         }
-        row.body.insert(key, value);
+        body.insert(key, value);
     }
     let parent_id = tx.get_seq(row.parent)?.map(|r| r.id);
-    server_fields(view, &row.type_name.clone(), &mut row.body, parent_id.as_deref(), false);
-    tx.update(row.seq, &row.type_name, &row.body)?;
+    server_fields(view, &row.type_name.clone(), &mut body, parent_id.as_deref(), false);
+    tx.update(row.seq, &row.type_name, &body)?;
+    row.raw = Value::Object(body).to_string();
     for (nav, reference) in &payload.binds {
         bind(view, tx, &entity, nav, reference)?;
     }
-    let body = entity_body(view, &entity, ctx)?;
-    Ok(Response { status: 200, body: Body::Json(body), location: None })
+    Ok(Written::Entity { status: 200, entity, location: None })
 }
 
 pub(super) fn delete(view: View<'_>, tx: &mut dyn Tx, entity: &EntityRef) -> Result<Response> {

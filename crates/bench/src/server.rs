@@ -1,0 +1,145 @@
+//! Server processes: spawned pinned to their core (`taskset`), found by the banner on their
+//! first stdout line, drained afterwards (a server must never block on a full pipe), and
+//! killed on drop. Start-up is timed from the spawn to the first 200 from `/health`.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Where processes run.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinning {
+    /// Servers run on this core, the generator on another (None: unpinned).
+    pub server_core: Option<usize>,
+}
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its process id (the program's own: `taskset` execs it).
+    pub pid: u32,
+    log: PathBuf,
+}
+
+/// True when `taskset` (util-linux) can be run.
+pub fn has_taskset() -> bool {
+    Command::new("taskset").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Pins this process (its current threads; threads made later inherit it) to `core`.
+pub fn pin_self(core: usize) -> Result<(), String> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &core.to_string(), &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("taskset: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("taskset -p failed: {status}")) }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+impl Server {
+    /// Starts `program args…`, pinned, stderr to `log`; waits for the banner.
+    pub fn start(program: &Path, args: &[OsString], pinning: Pinning, log: &Path) -> Result<Server, String> {
+        let mut cmd = match pinning.server_core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(core.to_string()).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let err = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = out.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining, so the server never writes to a full or closed pipe.
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
+        let pid = child.id();
+        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), pid, log: log.to_owned() };
+        let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
+        let url = line.trim().rsplit(' ').next().unwrap_or_default();
+        server.addr = url.strip_prefix("http://").and_then(|a| a.parse().ok()).ok_or_else(|| {
+            format!(
+                "{} did not start (first line {:?}); its stderr ends:\n{}",
+                program.display(),
+                line.trim(),
+                tail(&server.log)
+            )
+        })?;
+        Ok(server)
+    }
+
+    /// Peak resident set size (`VmHWM`), KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Fails (with the server's last log lines) when the process has exited.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(format!("the server exited ({status}); its stderr ends:\n{}", tail(&self.log))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One blocking `GET /health`: true on a 200.
+fn health_ok(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = s.set_nodelay(true);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Time from spawning `program args…` to its first answered `GET /health`, milliseconds.
+pub fn startup_ms(program: &Path, args: &[OsString], pinning: Pinning, log: &Path) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let server = Server::start(program, args, pinning, log)?;
+    loop {
+        if health_ok(server.addr) {
+            return Ok(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            return Err(format!("{} never answered /health", program.display()));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
