@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use enrollgraph_csdl::ApiVersion;
-use enrollgraph_service::{Body, Config, Method, Request, Service};
+use enrollgraph_service::{Config, Method, Request, Service};
 use enrollgraph_store::SqliteStore;
 use serde_json::{Map, Value, json};
 
@@ -99,8 +99,8 @@ async fn post_many(service: &Service, items: Vec<(String, Value)>) -> Result<Vec
             .collect();
         for h in handles {
             let resp = h.await.map_err(|e| format!("seeding task: {e}"))?.map_err(|e| format!("seeding: {e}"))?;
-            let id = match (&resp.status, &resp.body) {
-                (201, Body::Json(v)) => v.get("id").and_then(Value::as_str).map(str::to_owned),
+            let id = match (resp.status, resp.body.json()) {
+                (201, Some(v)) => v.get("id").and_then(Value::as_str).map(str::to_owned),
                 _ => None,
             };
             ids.push(id.ok_or_else(|| format!("seeding: unexpected answer {resp:?}"))?);
@@ -179,7 +179,7 @@ async fn seed_async(dir: &Path, layout: Layout) -> Result<Seeded, String> {
         .handle(request(Method::Get, format!("{}/{child}", assignments_path(config)), None))
         .await
         .map_err(|e| format!("seeding: reading back: {e}"))?;
-    let Body::Json(Value::Object(mut entity)) = got.body else {
+    let Some(Value::Object(mut entity)) = got.body.json() else {
         return Err(format!("seeding: GET answered {got:?}"));
     };
     entity.remove("@odata.context");

@@ -1,12 +1,10 @@
 //! Reading a CSDL XML document (OData CSDL XML v4.01) into a [`Schema`].
 
-use std::collections::HashMap;
-
 use roxmltree::{Document, Node};
 
 use crate::{
-    Action, ApiVersion, CsdlError, EnumType, Navigation, Parameter, Primitive, Property, Schema, StructuredType,
-    TypeKind, TypeRef, qualify,
+    Action, ApiVersion, CsdlError, EnumType, HashMap, Navigation, Parameter, Primitive, Property, Schema,
+    StructuredType, TypeKind, TypeRef, qualify,
 };
 
 /// Splits `Collection(T)` into (T, true).
@@ -46,7 +44,7 @@ impl Schema {
     pub fn parse(version: ApiVersion, xml: &'static str) -> Result<Schema, CsdlError> {
         let label = version.as_str();
         let doc = Document::parse(xml).map_err(|e| CsdlError::Xml(label, e.to_string()))?;
-        let mut enums = HashMap::new();
+        let mut enums = HashMap::default();
         let mut raw_types = Vec::new();
         let mut actions_raw = Vec::new();
         let mut singletons = Vec::new();
@@ -97,7 +95,7 @@ impl Schema {
             }
             Err(CsdlError::Model(label, format!("undefined type {raw}")))
         };
-        let mut types = HashMap::new();
+        let mut types = HashMap::default();
         for (qualified, (_, node)) in struct_names.iter().zip(&raw_types) {
             let mut properties = Vec::new();
             let mut navigations = Vec::new();
@@ -160,7 +158,7 @@ impl Schema {
                 parameters,
             });
         }
-        let mut derived: HashMap<String, Vec<String>> = HashMap::new();
+        let mut derived: HashMap<String, Vec<String>> = HashMap::default();
         let mut names: Vec<&String> = types.keys().collect();
         names.sort();
         for name in names {
@@ -177,7 +175,7 @@ impl Schema {
                 }
             }
         }
-        let mut schema = Schema { version, xml, types, enums, actions, singletons, derived, flat: HashMap::new() };
+        let mut schema = Schema { version, xml, types, enums, actions, singletons, derived, flat: HashMap::default() };
         let flat = schema
             .types
             .keys()

@@ -90,7 +90,7 @@ fn shape_complex(schema: &Schema, declared: &str, obj: &Map<String, Value>) -> M
 /// parsing and rebuilding JSON trees: issue 8's W3.)
 pub fn write_entity_members(schema: &Schema, type_name: &str, raw: &str, select: &Selection, out: &mut String) -> bool {
     let Some(t) = schema.structured(type_name) else { return false };
-    let fields: std::collections::HashMap<&str, &RawValue> = serde_json::from_str(raw).unwrap_or_default();
+    let fields = Members::parse(raw);
     out.push_str("\"@odata.type\":\"#");
     out.push_str(&t.name);
     out.push('"');
@@ -102,7 +102,7 @@ pub fn write_entity_members(schema: &Schema, type_name: &str, raw: &str, select:
         out.push_str(",\"");
         out.push_str(&prop.name);
         out.push_str("\":");
-        write_value(schema, prop, fields.get(prop.name.as_str()).copied(), out);
+        write_value(schema, prop, fields.get(&prop.name), out);
     }
     true
 }
@@ -132,15 +132,14 @@ fn write_value(schema: &Schema, prop: &crate::Property, raw: Option<&RawValue>, 
 }
 
 fn write_complex(schema: &Schema, declared: &str, raw: &RawValue, out: &mut String) {
-    let Ok(fields) = serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(raw.get()) else {
+    if !raw.get().starts_with('{') {
         out.push_str(raw.get()); // null (or a value of another shape): as stored
         return;
-    };
-    let stored = fields.get("@odata.type").and_then(|v| serde_json::from_str::<&str>(v.get()).ok()).map(qualify);
-    let mut actual = stored.unwrap_or_else(|| declared.to_owned());
-    if schema.structured(&actual).is_none() {
-        actual = declared.to_owned();
     }
+    let fields = Members::parse(raw.get());
+    let stored = fields.get("@odata.type").and_then(|v| serde_json::from_str::<&str>(v.get()).ok());
+    // A type this version lacks is shown through the declared type (rulings.md 6).
+    let actual = stored.and_then(|t| schema.structured(t)).map_or(declared, |t| t.name.as_str());
     out.push('{');
     let declared_is_abstract = schema.structured(declared).is_some_and(|t| t.is_abstract);
     let mut first = true;
@@ -150,7 +149,7 @@ fn write_complex(schema: &Schema, declared: &str, raw: &RawValue, out: &mut Stri
         out.push('"');
         first = false;
     }
-    for prop in schema.all_properties(&actual) {
+    for prop in schema.all_properties(actual) {
         if !first {
             out.push(',');
         }
@@ -158,7 +157,37 @@ fn write_complex(schema: &Schema, declared: &str, raw: &RawValue, out: &mut Stri
         out.push('"');
         out.push_str(&prop.name);
         out.push_str("\":");
-        write_value(schema, prop, fields.get(prop.name.as_str()).copied(), out);
+        write_value(schema, prop, fields.get(&prop.name), out);
     }
     out.push('}');
+}
+
+/// The members of a stored JSON object, borrowed from its text, in stored order. A vector
+/// with linear look-up: objects have a few dozen members at most, and hashing every name
+/// showed up in profiles (issue 8's W3).
+struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'a> Members<'a> {
+    fn parse(raw: &'a str) -> Members<'a> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<(&'de str, &'de RawValue)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    out.push(entry);
+                }
+                Ok(out)
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(raw);
+        Members(serde::Deserializer::deserialize_map(&mut de, Visitor).unwrap_or_default())
+    }
+
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
 }

@@ -89,6 +89,18 @@ pub enum Body {
     Text(String),
 }
 
+impl Body {
+    /// The body as a JSON value (parsing [`Body::Raw`]); `None` for empty and text bodies.
+    #[must_use]
+    pub fn json(&self) -> Option<Value> {
+        match self {
+            Body::Json(v) => Some(v.clone()),
+            Body::Raw(text) => serde_json::from_str(text).ok(),
+            Body::Empty | Body::Text(_) => None,
+        }
+    }
+}
+
 /// A Graph response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {

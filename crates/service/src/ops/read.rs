@@ -198,13 +198,23 @@ impl Out<'_> {
         }
         out.push_str(",\"value\":[");
         let mut first = true;
+        let selection = Selection { properties: plan.select.clone() };
         for row in rows {
-            let e = EntityRef { row, declared: String::new(), collection_path: path.to_owned() };
             let mark = out.len();
             if !first {
                 out.push(',');
             }
-            if self.write_entity(tx, &e, plan, None, &mut out)? {
+            let written = if plan.expand.is_empty() {
+                // No expansion: the entity alone, without building an EntityRef per row.
+                out.push('{');
+                let known = write_entity_members(self.view.schema, &row.type_name, &row.raw, &selection, &mut out);
+                out.push('}');
+                known
+            } else {
+                let e = EntityRef { row, declared: String::new(), collection_path: path.to_owned() };
+                self.write_entity(tx, &e, plan, None, &mut out)?
+            };
+            if written {
                 first = false;
             } else {
                 out.truncate(mark);
