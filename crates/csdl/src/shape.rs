@@ -145,7 +145,7 @@ fn write_complex(schema: &Schema, declared: &str, raw: &RawValue, out: &mut Stri
     let mut first = true;
     if actual != declared || declared_is_abstract {
         out.push_str("\"@odata.type\":\"#");
-        out.push_str(&actual);
+        out.push_str(actual);
         out.push('"');
         first = false;
     }

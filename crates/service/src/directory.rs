@@ -93,9 +93,9 @@ impl User {
 /// Inserts or replaces the row `id` of `nav` at the tenant's root.
 fn upsert(tx: &mut dyn Tx, nav: &str, id: &str, kind: &str, body: &Map<String, Value>) -> Result<()> {
     match tx.get(ROOT, nav, id)? {
-        Some(row) => tx.update(row.seq, kind, body)?,
+        Some(row) => tx.update(row.seq, kind, &Value::Object(body.clone()).to_string())?,
         None => {
-            tx.insert(ROOT, nav, id, kind, body)?;
+            tx.insert(ROOT, nav, id, kind, &Value::Object(body.clone()).to_string())?;
         }
     }
     Ok(())
@@ -189,7 +189,7 @@ impl Service {
                 }
                 let keys = generate();
                 let body = json!({"keySet": keys}).as_object().cloned().unwrap_or_default();
-                tx.insert(ROOT, KEYS, "signing", "enrollgraph.keySet", &body)?;
+                tx.insert(ROOT, KEYS, "signing", "enrollgraph.keySet", &Value::Object(body).to_string())?;
                 Ok(keys)
             })
             .await

@@ -63,5 +63,5 @@ fn import(view: View<'_>, tx: &mut dyn Tx, parent: i64, nav: &str, declared: &st
     enrollgraph_csdl::complete(&view.model.beta, &payload.type_name, &mut body);
     enrollgraph_csdl::complete(&view.model.v1, &payload.type_name, &mut body);
     let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    Ok(tx.insert(parent, nav, &id, &payload.type_name, &body)?)
+    Ok(tx.insert(parent, nav, &id, &payload.type_name, &Value::Object(body).to_string())?)
 }

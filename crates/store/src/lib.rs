@@ -168,23 +168,16 @@ pub trait ReadTx {
 
 /// Writes within one tenant, all in one transaction.
 pub trait Tx: ReadTx {
-    /// Inserts an entity and returns its key.
+    /// Inserts an entity (its properties as JSON text) and returns its key.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the id exists in that collection.
-    fn insert(
-        &mut self,
-        parent: Seq,
-        nav: &str,
-        id: &str,
-        type_name: &str,
-        body: &Map<String, Value>,
-    ) -> Result<Seq, StoreError>;
-    /// Replaces an entity's type and body.
+    fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, raw: &str) -> Result<Seq, StoreError>;
+    /// Replaces an entity's type and properties (JSON text).
     ///
     /// # Errors
     /// Backend failures.
-    fn update(&mut self, seq: Seq, type_name: &str, body: &Map<String, Value>) -> Result<(), StoreError>;
+    fn update(&mut self, seq: Seq, type_name: &str, raw: &str) -> Result<(), StoreError>;
     /// Deletes an entity, everything it contains, and links from or to them.
     ///
     /// # Errors

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
-use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::{BoxFuture, ListSpec, ReadTx, Row, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
@@ -375,19 +374,11 @@ impl ReadTx for SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
-    fn insert(
-        &mut self,
-        parent: Seq,
-        nav: &str,
-        id: &str,
-        type_name: &str,
-        body: &Map<String, Value>,
-    ) -> Result<Seq, StoreError> {
-        let body = serde_json::to_string(body).map_err(|e| StoreError::Backend(e.to_string()))?;
+    fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, raw: &str) -> Result<Seq, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        match stmt.execute(params![self.tenant, parent, nav, id, type_name, body]) {
+        match stmt.execute(params![self.tenant, parent, nav, id, type_name, raw]) {
             Ok(_) => Ok(self.conn.last_insert_rowid()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
                 Err(StoreError::Conflict(id.to_owned()))
@@ -396,11 +387,10 @@ impl Tx for SqliteTx<'_> {
         }
     }
 
-    fn update(&mut self, seq: Seq, type_name: &str, body: &Map<String, Value>) -> Result<(), StoreError> {
-        let body = serde_json::to_string(body).map_err(|e| StoreError::Backend(e.to_string()))?;
+    fn update(&mut self, seq: Seq, type_name: &str, raw: &str) -> Result<(), StoreError> {
         let mut stmt =
             self.conn.prepare_cached("UPDATE entity SET type = ?1, body = ?2 WHERE seq = ?3 AND tenant = ?4")?;
-        stmt.execute(params![type_name, body, seq, self.tenant])?;
+        stmt.execute(params![type_name, raw, seq, self.tenant])?;
         Ok(())
     }
 

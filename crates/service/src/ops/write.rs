@@ -105,8 +105,8 @@ pub(crate) fn renumber(tx: &mut dyn Tx, rows: &mut [Row]) -> Result<()> {
         let mut body = row.body();
         if body.get("priority").and_then(Value::as_i64) != Some(want) {
             body.insert("priority".into(), Value::from(want));
-            tx.update(row.seq, &row.type_name, &body)?;
             row.raw = Value::Object(body).to_string();
+            tx.update(row.seq, &row.type_name, &row.raw)?;
         }
     }
     Ok(())
@@ -142,9 +142,9 @@ pub(crate) fn create_validated(
         let next = group_members(view, tx, coll.parent, &coll.nav, &group)?.last().map_or(1, |r| priority(r) + 1);
         body.insert("priority".into(), Value::from(next));
     }
-    let seq = tx.insert(coll.parent, &coll.nav, &id, &type_name, &body)?;
-    let row =
-        Row { seq, parent: coll.parent, nav: coll.nav.clone(), id, type_name, raw: Value::Object(body).to_string() };
+    let raw = Value::Object(body).to_string();
+    let seq = tx.insert(coll.parent, &coll.nav, &id, &type_name, &raw)?;
+    let row = Row { seq, parent: coll.parent, nav: coll.nav.clone(), id, type_name, raw };
     let entity = EntityRef { row, declared: coll.element.clone(), collection_path: coll.path.clone() };
     for (nav, reference) in &payload.binds {
         bind(view, tx, &entity, nav, reference)?;
@@ -270,8 +270,8 @@ pub(super) fn update(view: View<'_>, tx: &mut dyn Tx, mut entity: EntityRef, pay
     }
     let parent_id = tx.get_seq(row.parent)?.map(|r| r.id);
     server_fields(view, &row.type_name.clone(), &mut body, parent_id.as_deref(), false);
-    tx.update(row.seq, &row.type_name, &body)?;
     row.raw = Value::Object(body).to_string();
+    tx.update(row.seq, &row.type_name, &row.raw)?;
     for (nav, reference) in &payload.binds {
         bind(view, tx, &entity, nav, reference)?;
     }

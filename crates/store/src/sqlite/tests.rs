@@ -2,13 +2,9 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use crate::{ListSpec, ROOT, SqlFragment, SqlParam, SqliteStore, Store, StoreError, StoreExt};
-
-fn body(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap()
-}
 
 fn temp_store() -> (tempdir::Dir, Arc<dyn Store>) {
     let dir = tempdir::Dir::new();
@@ -41,18 +37,18 @@ mod tempdir {
 async fn crud_cascade_and_tenant_scoping() {
     let (_d, store) = temp_store();
     let parent = store
-        .write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "c1", "T", &body(json!({"id": "c1"}))))
+        .write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "c1", "T", &json!({"id": "c1"}).to_string()))
         .await
         .unwrap();
     for i in 0..3 {
         store
             .write::<_, StoreError, _>("t1", move |tx| {
-                tx.insert(parent, "assignments", &format!("a{i}"), "A", &body(json!({"n": i})))
+                tx.insert(parent, "assignments", &format!("a{i}"), "A", &json!({"n": i}).to_string())
             })
             .await
             .unwrap();
     }
-    let dup = store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "C1", "T", &Map::new())).await;
+    let dup = store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "C1", "T", "{}")).await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "ids match case-insensitively");
     // another tenant sees nothing of t1
     let other = store.read::<_, StoreError, _>("t2", |tx| tx.get(ROOT, "configs", "c1")).unwrap();
@@ -91,7 +87,7 @@ async fn a_failed_job_rolls_back_alone_while_batched_jobs_commit() {
         handles.push(tokio::spawn(async move {
             store
                 .write::<_, StoreError, _>("t", move |tx| {
-                    tx.insert(ROOT, "c", &format!("x{i}"), "T", &Map::new())?;
+                    tx.insert(ROOT, "c", &format!("x{i}"), "T", "{}")?;
                     if i % 5 == 0 { Err(StoreError::Conflict("boom".into())) } else { Ok(()) }
                 })
                 .await
@@ -113,7 +109,7 @@ async fn committed_data_survives_reopening() {
     let path = dir.0.join("d.db");
     {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-        store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "kept", "T", &Map::new())).await.unwrap();
+        store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "kept", "T", "{}")).await.unwrap();
     }
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     assert!(store.read::<_, StoreError, _>("t", |tx| tx.get(ROOT, "c", "kept")).unwrap().is_some());
