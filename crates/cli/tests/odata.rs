@@ -1420,21 +1420,29 @@ fn paging_10000_assignments_exactly_once_under_concurrent_inserts() {
 }
 
 /// Paging with `$filter` + `$top` (keyset, in SQL and in memory), and with `$orderby` +
-/// `$top`. With `$orderby` the skiptoken is an offset into the sorted result (README
-/// "How it runs"), so an insert between pages may shift rows across a page boundary:
-/// exactly-once is asserted there without concurrent inserts.
+/// `$top`, where the skiptoken names the last row in the sort order: inserts between pages,
+/// before and after the position reached, shift nothing across a page boundary.
 #[test]
 fn paging_10000_assignments_with_filter_and_with_orderby() {
     let s = Server::start_with(&["--page-size", "500"]); // `$top=250` is the page size.
     let cid = ten_thousand(&s);
     let path = format!("{CFG}/{cid}/assignments");
-    // $orderby (offset paging, SQL): every one exactly once, in the requested order.
-    let items = walk(&s, &format!("{path}?$orderby=target/groupId desc&$top=250&$select=id,target"), 250, |_| {});
+    // $orderby (SQL order, key tokens): every original exactly once, in the requested order,
+    // while rows that sort before ("h…", already passed) and after ("a…") are inserted.
+    let mut n = 0;
+    let items = walk(&s, &format!("{path}?$orderby=target/groupId desc&$top=250&$select=id,target"), 250, |_| {
+        s.create(&path, &json!({"target": group(&format!("h-new{n:03}"))}));
+        s.create(&path, &json!({"target": group(&format!("a-new{n:03}"))}));
+        n += 1;
+    });
     let got: Vec<String> = items.iter().map(group_id).collect();
+    let originals: Vec<String> = got.iter().filter(|g| !g.contains("-new")).cloned().collect();
     let want: Vec<String> = (0..10_000).rev().map(|i| format!("g{i:05}")).collect();
-    assert_eq!(got, want);
+    assert_eq!(originals, want);
+    assert!(got.iter().all(|g| !g.starts_with("h-new")), "rows sorting before the position reached never appear");
+    assert_eq!(got.iter().filter(|g| g.starts_with("a-new")).count(), n, "rows sorting after it appear once each");
     let distinct: BTreeSet<&str> = items.iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(distinct.len(), 10_000);
+    assert_eq!(distinct.len(), items.len());
     // $filter (keyset, SQL) with inserts between pages, matching and not matching.
     let first = format!("{path}?$filter=startswith(target/groupId,'g01')&$top=250&$count=true&$select=id,target");
     assert_eq!(get_ok(&s, &first)["@odata.count"], 1000);

@@ -23,8 +23,15 @@ use crate::resolve::View;
 pub enum Token {
     /// After this row in insertion order (keyset).
     After(Seq),
-    /// After this many rows of a sorted result.
+    /// After this many rows (reverse navigations, sorted in memory).
     Offset(usize),
+    /// After this row in a `$orderby` order (its position then, if it is deleted).
+    Key {
+        /// The last row of the previous page.
+        seq: Seq,
+        /// Its position then.
+        offset: usize,
+    },
 }
 
 impl Token {
@@ -33,6 +40,7 @@ impl Token {
         let raw = match self {
             Token::After(s) => format!("a{s}"),
             Token::Offset(o) => format!("o{o}"),
+            Token::Key { seq, offset } => format!("k{seq}.{offset}"),
         };
         URL_SAFE_NO_PAD.encode(raw)
     }
@@ -44,6 +52,10 @@ impl Token {
         match raw.split_at_checked(1) {
             Some(("a", n)) => n.parse().map(Token::After).map_err(|_| bad()),
             Some(("o", n)) => n.parse().map(Token::Offset).map_err(|_| bad()),
+            Some(("k", n)) => {
+                let (seq, offset) = n.split_once('.').ok_or_else(bad)?;
+                Ok(Token::Key { seq: seq.parse().map_err(|_| bad())?, offset: offset.parse().map_err(|_| bad())? })
+            }
             _ => Err(bad()),
         }
     }
@@ -315,6 +327,19 @@ impl QueryPlan {
             odata::compare(&self.orderby, (&ra.type_name, va), (&rb.type_name, vb)).then(Ordering::Equal)
         });
         rows.extend(keyed.into_iter().map(|(_, r)| r));
+    }
+
+    /// Where the rows after `anchor` start in `rows` (sorted by this plan, ties by seq).
+    pub fn position_after(&self, rows: &[Row], anchor: &Row) -> usize {
+        let anchor_value = Value::Object(anchor.body());
+        rows.partition_point(|r| {
+            let order = odata::compare(
+                &self.orderby,
+                (&r.type_name, &Value::Object(r.body())),
+                (&anchor.type_name, &anchor_value),
+            );
+            order.then(r.seq.cmp(&anchor.seq)) != Ordering::Greater
+        })
     }
 
     /// The `@odata.context` path with `$select`/`$expand` (OData JSON §10.9).

@@ -103,7 +103,7 @@ impl Out<'_> {
         let skip = plan.skip.unwrap_or(0);
         let (rows, next) = match plan.token {
             // Keyset paging in insertion order: page N costs what page 1 costs (issue 3).
-            Some(Token::After(_)) | None if plan.keyset() => {
+            Some(Token::After(_) | Token::Offset(_)) | None if plan.keyset() => {
                 if let Some(Token::After(seq)) = plan.token {
                     spec.after = Some(seq);
                 }
@@ -120,27 +120,32 @@ impl Out<'_> {
                 };
                 (rows, next)
             }
-            // With $orderby the order is not the key order: page by offset, in SQL when
-            // both the filter and the order translate, else in memory.
+            // With $orderby the page continues after the last row in the sort order (its
+            // key and seq), not after an offset: stable while rows are inserted or deleted
+            // before it. The sorted set is read whole (in SQL order when the order
+            // translates), so every page costs what the first does.
             token => {
-                let offset = match token {
-                    Some(Token::Offset(o)) => o,
-                    _ => skip,
-                };
-                let mut rows = if plan.all_pushed_down() && plan.order_pushed_down() {
+                let mut all = if plan.all_pushed_down() && plan.order_pushed_down() {
                     spec.order = plan.sql_order();
-                    spec.offset = Some(offset);
-                    spec.limit = Some(page.saturating_add(1));
                     tx.list(c.parent, &c.nav, &spec)?
                 } else {
                     let mut all: Vec<Row> =
                         tx.list(c.parent, &c.nav, &spec)?.into_iter().filter(|r| plan.matches(r)).collect();
                     plan.sort(&mut all);
-                    all.into_iter().skip(offset).take(page.saturating_add(1)).collect()
+                    all
                 };
+                let start = match token {
+                    Some(Token::Key { seq, offset }) => match tx.get_seq(seq)? {
+                        Some(anchor) => plan.position_after(&all, &anchor),
+                        None => offset, // the anchor was deleted: its position is the best guess
+                    },
+                    Some(Token::Offset(o)) => o,
+                    _ => skip,
+                };
+                let mut rows: Vec<Row> = all.drain(start.min(all.len())..).take(page.saturating_add(1)).collect();
                 let next = if rows.len() > page {
                     rows.truncate(page);
-                    Some(Token::Offset(offset.saturating_add(page)))
+                    rows.last().map(|r| Token::Key { seq: r.seq, offset: start.saturating_add(page) })
                 } else {
                     None
                 };
