@@ -13,6 +13,8 @@ use crate::path::{Segment, key_predicate};
 pub struct CollectionRef {
     /// The containing row ([`ROOT`] for the singleton).
     pub parent: Seq,
+    /// The containing entity's id (`None` for the singleton).
+    pub parent_id: Option<String>,
     /// The containing navigation, as the schema spells it.
     pub nav: String,
     /// The declared element type.
@@ -225,9 +227,9 @@ fn collection_step(view: View<'_>, tx: &dyn ReadTx, c: CollectionRef, name: &str
 }
 
 fn entity_step(view: View<'_>, tx: &dyn ReadTx, target: Target, name: &str) -> Result<Target> {
-    let (type_name, seq, path) = match &target {
-        Target::Singleton { name, type_name } => (type_name.clone(), ROOT, name.clone()),
-        Target::Entity(e) => (e.row.type_name.clone(), e.row.seq, e.path()),
+    let (type_name, seq, path, parent_id) = match &target {
+        Target::Singleton { name, type_name } => (type_name.clone(), ROOT, name.clone(), None),
+        Target::Entity(e) => (e.row.type_name.clone(), e.row.seq, e.path(), Some(e.row.id.clone())),
         _ => return Err(ServiceError::SegmentNotFound(name.to_owned())),
     };
     if let Some(nav) = view.schema.find_navigation(&type_name, name).cloned() {
@@ -239,6 +241,7 @@ fn entity_step(view: View<'_>, tx: &dyn ReadTx, target: Target, name: &str) -> R
         if nav.contains_target && nav.collection {
             return Ok(Target::Collection(CollectionRef {
                 parent: seq,
+                parent_id,
                 path: format!("{path}/{}", nav.name),
                 nav: nav.name,
                 element: nav.target,
@@ -284,6 +287,7 @@ pub fn home_collection(view: View<'_>, element: &str) -> Result<CollectionRef> {
         .find(|(_, n)| view.schema.derives_from(element, &n.target))
         .map(|(singleton, n)| CollectionRef {
             parent: ROOT,
+            parent_id: None,
             nav: n.name.clone(),
             element: n.target.clone(),
             cast: None,

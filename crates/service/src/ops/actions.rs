@@ -78,6 +78,7 @@ fn replace_contained(
     };
     let coll = CollectionRef {
         parent: entity.row.seq,
+        parent_id: Some(entity.row.id.clone()),
         nav: navigation.name.clone(),
         element: navigation.target.clone(),
         cast: None,

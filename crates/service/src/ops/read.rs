@@ -341,6 +341,7 @@ impl Out<'_> {
         } else if nav.collection && nav.contains_target {
             let c = CollectionRef {
                 parent: e.row.seq,
+                parent_id: Some(e.row.id.clone()),
                 nav: nav.name.clone(),
                 element: nav.target.clone(),
                 cast: None,

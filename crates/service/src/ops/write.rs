@@ -131,7 +131,7 @@ pub(crate) fn create_validated(
     coll: &CollectionRef,
     payload: Payload,
 ) -> Result<EntityRef> {
-    let parent_id = if coll.parent == enrollgraph_store::ROOT { None } else { tx.get_seq(coll.parent)?.map(|r| r.id) };
+    let parent_id = coll.parent_id.clone();
     let type_name = payload.type_name.clone();
     let mut body = payload.body;
     let id = new_id(view, &type_name, &body, parent_id.as_deref());
@@ -152,6 +152,7 @@ pub(crate) fn create_validated(
     for (nav, children) in &payload.deep {
         let child_coll = CollectionRef {
             parent: seq,
+            parent_id: Some(entity.row.id.clone()),
             nav: nav.clone(),
             element: view
                 .schema
