@@ -103,6 +103,10 @@ enum Prepared {
 }
 
 fn prepare(view: View<'_>, method: &Method, target: &Target, body: &Value) -> Result<Prepared> {
+    // A method the resource does not have is refused before any transaction starts.
+    if !matches!(target, Target::Singleton { .. }) && !allowed(target).contains(&method.as_str()) {
+        return Err(method_not_allowed(method, target));
+    }
     Ok(match (method, target) {
         (Method::Post, Target::Collection(c)) => Prepared::Payload(write::validate_new(view, c, body)?),
         (Method::Patch, Target::Entity(e)) => Prepared::Payload(write::validate_update(view, e, body)?),
