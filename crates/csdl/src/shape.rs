@@ -107,17 +107,19 @@ pub fn write_entity_members(schema: &Schema, type_name: &str, raw: &str, select:
     true
 }
 
-fn write_value(schema: &Schema, prop: &crate::Property, raw: Option<&RawValue>, out: &mut String) {
+fn write_value(schema: &Schema, prop: &crate::Property, raw: Option<&str>, out: &mut String) {
     let Some(raw) = raw else {
         out.push_str(&default_value(schema, &prop.type_ref, prop.collection, prop.nullable).to_string());
         return;
     };
     let TypeRef::Complex(declared) = &prop.type_ref else {
-        out.push_str(raw.get());
+        out.push_str(raw);
         return;
     };
     if prop.collection {
-        let items: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
+        let items = scan_array(raw).unwrap_or_else(|| {
+            serde_json::from_str::<Vec<&RawValue>>(raw).unwrap_or_default().into_iter().map(RawValue::get).collect()
+        });
         out.push('[');
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
@@ -131,13 +133,13 @@ fn write_value(schema: &Schema, prop: &crate::Property, raw: Option<&RawValue>, 
     }
 }
 
-fn write_complex(schema: &Schema, declared: &str, raw: &RawValue, out: &mut String) {
-    if !raw.get().starts_with('{') {
-        out.push_str(raw.get()); // null (or a value of another shape): as stored
+fn write_complex(schema: &Schema, declared: &str, raw: &str, out: &mut String) {
+    if !raw.starts_with('{') {
+        out.push_str(raw); // null (or a value of another shape): as stored
         return;
     }
-    let fields = Members::parse(raw.get());
-    let stored = fields.get("@odata.type").and_then(|v| serde_json::from_str::<&str>(v.get()).ok());
+    let fields = Members::parse(raw);
+    let stored = fields.get("@odata.type").and_then(|v| serde_json::from_str::<&str>(v).ok());
     // A type this version lacks is shown through the declared type (rulings.md 6).
     let actual = stored.and_then(|t| schema.structured(t)).map_or(declared, |t| t.name.as_str());
     out.push('{');
@@ -164,30 +166,171 @@ fn write_complex(schema: &Schema, declared: &str, raw: &RawValue, out: &mut Stri
 
 /// The members of a stored JSON object, borrowed from its text, in stored order. A vector
 /// with linear look-up: objects have a few dozen members at most, and hashing every name
-/// showed up in profiles (issue 8's W3).
-struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+/// showed up in profiles (issue 8's W3). The text is ours (serde_json's compact output),
+/// so a boundary scanner reads it; anything it does not expect falls back to serde_json.
+struct Members<'a>(Vec<(&'a str, &'a str)>);
 
 impl<'a> Members<'a> {
     fn parse(raw: &'a str) -> Members<'a> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Vec<(&'de str, &'de RawValue)>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
-                    out.push(entry);
-                }
-                Ok(out)
-            }
-        }
-        let mut de = serde_json::Deserializer::from_str(raw);
-        Members(serde::Deserializer::deserialize_map(&mut de, Visitor).unwrap_or_default())
+        Members(scan_object(raw).unwrap_or_else(|| serde_parse(raw)))
     }
 
-    fn get(&self, name: &str) -> Option<&'a RawValue> {
+    fn get(&self, name: &str) -> Option<&'a str> {
         self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+}
+
+/// serde_json's reading of an object's members (the fallback).
+fn serde_parse(raw: &str) -> Vec<(&str, &str)> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<(&'de str, &'de str)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+            while let Some((k, v)) = map.next_entry::<&'de str, &'de RawValue>()? {
+                out.push((k, v.get()));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    serde::Deserializer::deserialize_map(&mut de, Visitor).unwrap_or_default()
+}
+
+/// The end (exclusive) of the JSON value starting at `i`, for compact JSON.
+fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = string_end(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            let start = i;
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') {
+                if b[i].is_ascii_whitespace() {
+                    return None;
+                }
+                i += 1;
+            }
+            (i > start).then_some(i)
+        }
+    }
+}
+
+/// The end (exclusive) of the string starting at the quote `i`.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// `{"k":v,...}` as (key, value text) pairs; `None` for anything but compact JSON with
+/// plain keys (then serde_json reads it).
+fn scan_object(raw: &str) -> Option<Vec<(&str, &str)>> {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(24);
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut i = 1;
+    if b.get(i) == Some(&b'}') {
+        return (i + 1 == b.len()).then_some(out);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i)?;
+        let key = raw.get(i + 1..key_end - 1)?;
+        if key.contains('\\') || b.get(key_end) != Some(&b':') {
+            return None;
+        }
+        let start = key_end + 1;
+        let end = value_end(b, start)?;
+        out.push((key, raw.get(start..end)?));
+        match b.get(end) {
+            Some(b',') => i = end + 1,
+            Some(b'}') if end + 1 == b.len() => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// `[v,...]` as value texts; `None` for anything but compact JSON.
+fn scan_array(raw: &str) -> Option<Vec<&str>> {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'[') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 1;
+    if b.get(i) == Some(&b']') {
+        return (i + 1 == b.len()).then_some(out);
+    }
+    loop {
+        let end = value_end(b, i)?;
+        out.push(raw.get(i..end)?);
+        match b.get(end) {
+            Some(b',') => i = end + 1,
+            Some(b']') if end + 1 == b.len() => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod scanner_tests {
+    use super::{scan_array, scan_object, serde_parse};
+
+    #[test]
+    fn the_scanner_reads_what_serde_json_reads() {
+        let objects = [
+            r#"{}"#,
+            r#"{"a":1}"#,
+            r#"{"id":"x","n":-1.5e3,"b":true,"z":null,"s":"q\"uo\\te,}]","o":{"@odata.type":"t","k":[1,{"x":"]"}]},"e":[],"u":"é☃"}"#,
+            r#"{"target":{"@odata.type":"microsoft.graph.groupAssignmentTarget","groupId":"g","deviceAndAppManagementAssignmentFilterId":null}}"#,
+        ];
+        for o in objects {
+            let scanned = scan_object(o).expect(o);
+            assert_eq!(scanned, serde_parse(o), "{o}");
+            // And every value is itself valid JSON.
+            for (_, v) in &scanned {
+                assert!(serde_json::from_str::<serde_json::Value>(v).is_ok(), "{v}");
+            }
+        }
+        // Not compact or not an object: left to serde_json.
+        for o in [r#"{ "a": 1 }"#, "[1]", "null", r#"{"a":1"#, r#"{"a\"b":1}"#, r#"{"a":1}x"#] {
+            assert!(scan_object(o).is_none(), "{o}");
+        }
+        assert_eq!(scan_array(r#"[{"a":[1,2]},"x,]",3]"#), Some(vec![r#"{"a":[1,2]}"#, r#""x,]""#, "3"]));
+        assert_eq!(scan_array("[]"), Some(vec![]));
+        assert!(scan_array("[1,]").is_none());
     }
 }
