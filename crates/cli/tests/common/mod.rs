@@ -84,7 +84,9 @@ impl Server {
         assert!(url.starts_with("http://"), "unexpected banner: {line}");
         self.base = url;
         self.child = Some(child);
-        if self.token.is_empty() && !self.extra.iter().any(|a| a == "off") {
+        let auth_off = self.extra.windows(2).any(|w| w[0] == "--auth" && w[1] == "off")
+            || self.extra.iter().any(|a| a == "--auth=off");
+        if self.token.is_empty() && !auth_off {
             self.token = self.client_credentials_token(crate::common::TENANT, DEV_CLIENT_ID, DEV_CLIENT_SECRET);
             let mut headers = reqwest::header::HeaderMap::new();
             headers.insert("authorization", format!("Bearer {}", self.token).parse().unwrap());
