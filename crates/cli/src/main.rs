@@ -344,11 +344,8 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
     if args.auth == AuthMode::Off && !args.address.is_loopback() {
         return Err("--auth off is refused unless the server listens on loopback only (rulings.md 9)".into());
     }
-    let service = Service::new(
-        Arc::new(enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?),
-        service.store(),
-        Config { page_size: args.page_size as usize, push_down: args.query_push_down == Switch::On },
-    );
+    let service = service
+        .with_config(Config { page_size: args.page_size as usize, push_down: args.query_push_down == Switch::On });
     service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
     let keys = load_keys(&service, args.signing_keys_file.as_deref()).await?;
     if service.find_app(&args.tenant, DEV_CLIENT_ID).map_err(|e| e.to_string())?.is_none() {

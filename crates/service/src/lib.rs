@@ -143,10 +143,10 @@ impl Service {
         Service { model, store, config: Arc::new(config) }
     }
 
-    /// The store.
+    /// The same model and store with other tunables.
     #[must_use]
-    pub fn store(&self) -> Arc<dyn Store> {
-        self.store.clone()
+    pub fn with_config(&self, config: Config) -> Service {
+        Service { model: self.model.clone(), store: self.store.clone(), config: Arc::new(config) }
     }
 
     /// The model.
