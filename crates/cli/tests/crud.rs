@@ -419,16 +419,7 @@ fn defaults_are_the_five_of_defaults_md() {
     let list = get_ok(&s, &format!("{BETA}/deviceEnrollmentConfigurations"));
     let mut got = ids(&list);
     got.sort();
-    let mut want: Vec<String> = [
-        "DefaultLimit",
-        "DefaultPlatformRestrictions",
-        "DefaultWindowsHelloForBusiness",
-        "DefaultWindows10EnrollmentCompletionPageConfiguration",
-        "WindowsRestore",
-    ]
-    .iter()
-    .map(|s| format!("{TENANT}_{s}"))
-    .collect();
+    let mut want = common::default_ids();
     want.sort();
     assert_eq!(got, want);
     let common = |ty: &str, kind: &str, description: &str| {

@@ -75,16 +75,7 @@ fn bad_query(s: &Server, path_and_query: &str, needles: &[&str]) {
 
 /// The five beta defaults, in the order the tenant lists them (defaults.md).
 fn beta_defaults() -> Vec<String> {
-    [
-        "DefaultLimit",
-        "DefaultPlatformRestrictions",
-        "DefaultWindowsHelloForBusiness",
-        "DefaultWindows10EnrollmentCompletionPageConfiguration",
-        "WindowsRestore",
-    ]
-    .iter()
-    .map(|d| format!("{TENANT}_{d}"))
-    .collect()
+    common::default_ids()
 }
 
 /// Configurations of four derived types, created in this order (a few ms apart, so that

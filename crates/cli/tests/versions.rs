@@ -71,15 +71,8 @@ fn v1_lists_only_what_v1_has() {
     );
     let mut got = ids(&list);
     got.sort();
-    let mut want: Vec<String> = [
-        "DefaultLimit",
-        "DefaultPlatformRestrictions",
-        "DefaultWindowsHelloForBusiness",
-        "DefaultWindows10EnrollmentCompletionPageConfiguration",
-    ]
-    .iter()
-    .map(|x| format!("{TENANT}_{x}"))
-    .collect();
+    let mut want: Vec<String> =
+        common::default_ids().into_iter().filter(|id| !id.ends_with("_WindowsRestore")).collect();
     want.sort();
     assert_eq!(got, want, "v1.0 has no windowsRestore type (rulings.md 6)");
     for v in list["value"].as_array().unwrap() {

@@ -424,3 +424,18 @@ impl Drop for TlsServer {
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
+
+/// The ids of the five default configurations of a new tenant, in the order the tenant
+/// lists them (reference/defaults.md).
+pub fn default_ids() -> Vec<String> {
+    [
+        "DefaultLimit",
+        "DefaultPlatformRestrictions",
+        "DefaultWindowsHelloForBusiness",
+        "DefaultWindows10EnrollmentCompletionPageConfiguration",
+        "WindowsRestore",
+    ]
+    .iter()
+    .map(|d| format!("{TENANT}_{d}"))
+    .collect()
+}
