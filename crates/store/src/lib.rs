@@ -164,6 +164,12 @@ pub trait ReadTx {
     /// # Errors
     /// Backend failures.
     fn tenant_exists(&self) -> Result<bool, StoreError>;
+    /// Every row of the tenant in `seq` order (parents before what they contain), and every
+    /// link as (source, nav, target): what a snapshot of the tenant holds.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn export(&self) -> Result<(Vec<Row>, Vec<Link>), StoreError>;
 }
 
 /// Writes within one tenant, all in one transaction.
@@ -193,10 +199,19 @@ pub trait Tx: ReadTx {
     /// # Errors
     /// Backend failures.
     fn create_tenant(&mut self) -> Result<(), StoreError>;
+    /// Removes every row and link of the tenant and its provisioned mark (tenant delete,
+    /// reset and restore start from here).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn drop_tenant(&mut self) -> Result<(), StoreError>;
 }
 
 /// A unit of work run inside a write transaction.
 pub type WriteJob = Box<dyn FnOnce(&mut dyn Tx) -> Result<(), StoreError> + Send>;
+
+/// A single-valued link between two rows: (source, navigation, target).
+pub type Link = (Seq, String, Seq);
 
 /// A boxed future, for the object-safe trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

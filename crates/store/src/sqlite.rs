@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 use tokio::sync::oneshot;
 
-use crate::{BoxFuture, ListSpec, ReadTx, Row, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
+use crate::{BoxFuture, Link, ListSpec, ReadTx, Row, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
 
 /// Forward-only migrations; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[r"
@@ -376,6 +376,18 @@ impl ReadTx for SqliteTx<'_> {
         let mut stmt = self.conn.prepare_cached("SELECT 1 FROM tenant WHERE id = ?1")?;
         Ok(stmt.exists(params![self.tenant])?)
     }
+
+    fn export(&self) -> Result<(Vec<Row>, Vec<Link>), StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entity WHERE tenant = ?1 ORDER BY seq"))?;
+        let rows = stmt.query_map(params![self.tenant], to_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT source, nav, target FROM link WHERE tenant = ?1 ORDER BY source, nav")?;
+        let links = stmt
+            .query_map(params![self.tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((rows, links))
+    }
 }
 
 impl Tx for SqliteTx<'_> {
@@ -444,6 +456,17 @@ impl Tx for SqliteTx<'_> {
 
     fn create_tenant(&mut self) -> Result<(), StoreError> {
         self.conn.prepare_cached("INSERT OR IGNORE INTO tenant (id) VALUES (?1)")?.execute(params![self.tenant])?;
+        Ok(())
+    }
+
+    fn drop_tenant(&mut self) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM link WHERE tenant = ?1",
+            "DELETE FROM entity WHERE tenant = ?1",
+            "DELETE FROM tenant WHERE id = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute(params![self.tenant])?;
+        }
         Ok(())
     }
 }

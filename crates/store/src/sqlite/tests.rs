@@ -114,3 +114,31 @@ async fn committed_data_survives_reopening() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     assert!(store.read::<_, StoreError, _>("t", |tx| tx.get(ROOT, "c", "kept")).unwrap().is_some());
 }
+
+#[tokio::test]
+async fn export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it() {
+    let (_d, store) = temp_store();
+    for t in ["t1", "t2"] {
+        store
+            .write::<_, StoreError, _>(t, |tx| {
+                tx.create_tenant()?;
+                let p = tx.insert(ROOT, "configs", "c1", "T", r#"{"id":"c1"}"#)?;
+                let a = tx.insert(p, "assignments", "a1", "A", r#"{"id":"a1"}"#)?;
+                tx.set_link(a, "profile", Some(p))
+            })
+            .await
+            .unwrap();
+    }
+    let (rows, links) = store.read::<_, StoreError, _>("t1", |tx| tx.export()).unwrap();
+    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["c1", "a1"]);
+    assert_eq!(rows[1].parent, rows[0].seq);
+    assert_eq!(rows[1].raw, r#"{"id":"a1"}"#);
+    assert_eq!(links, vec![(rows[1].seq, "profile".to_owned(), rows[0].seq)]);
+    store.write::<_, StoreError, _>("t1", |tx| tx.drop_tenant()).await.unwrap();
+    let (rows, links) = store.read::<_, StoreError, _>("t1", |tx| tx.export()).unwrap();
+    assert!(rows.is_empty() && links.is_empty());
+    assert!(!store.read::<_, StoreError, _>("t1", |tx| tx.tenant_exists()).unwrap());
+    assert_eq!(store.tenants().unwrap(), ["t2"]);
+    let (rows, links) = store.read::<_, StoreError, _>("t2", |tx| tx.export()).unwrap();
+    assert_eq!((rows.len(), links.len()), (2, 1));
+}
