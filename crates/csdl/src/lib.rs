@@ -246,6 +246,10 @@ impl Schema {
     /// Every structural property of `name`, inherited ones first, in document order.
     #[must_use]
     pub fn all_properties(&self, name: &str) -> &[Property] {
+        // Qualified names (the hot path: shaping every row) in one look-up.
+        if let Some((_, props)) = self.flat.get(name) {
+            return props;
+        }
         let name = self.structured(name).map_or(name, |t| t.name.as_str());
         self.flat.get(name).map_or(&[], |(_, props)| props.as_slice())
     }
