@@ -192,9 +192,10 @@ def all_targets(group_id, filter_id):
 
 
 def target_key(t):
+    """A comparable summary of a target; an unset filter type is the server's default, none."""
     ft = t.device_and_app_management_assignment_filter_type
-    return (type(t).__name__, getattr(t, "group_id", None), getattr(t, "collection_id", None),
-            t.device_and_app_management_assignment_filter_id, ft.value if ft is not None else None)
+    return (type(t).__name__, getattr(t, "group_id", None) or "", getattr(t, "collection_id", None) or "",
+            t.device_and_app_management_assignment_filter_id or "", ft.value if ft is not None else "none")
 
 
 async def configurations(beta, group_id, filter_id, page_size):

@@ -38,7 +38,10 @@ pub fn python() -> Option<PathBuf> {
 
 /// `node` plus the project-local `tests/clients/js/node_modules`.
 pub fn node_modules() -> Option<PathBuf> {
-    required(repo().join("tests/clients/js/node_modules/@microsoft/microsoft-graph-client"), "npm ci --prefix tests/clients/js")
+    required(
+        repo().join("tests/clients/js/node_modules/@microsoft/microsoft-graph-client"),
+        "npm ci --prefix tests/clients/js",
+    )
 }
 
 /// What a script printed.
