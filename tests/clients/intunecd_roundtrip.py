@@ -5,6 +5,9 @@ identical. Run by crates/cli/tests/clients_intunecd.rs with:
   TOKEN_A, TOKEN_B tokens of apps in tenant A (seeded here) and tenant B (new, empty: only
                    Intune's defaults), each with DeviceManagementServiceConfig.ReadWrite.All and
                    Group.ReadWrite.All
+  TENANT_B, CLIENT_ID_B, CLIENT_SECRET_B   tenant B's app: IntuneCD runs against B with its own
+                   msal client-credentials flow (-m 1 with TENANT_NAME/CLIENT_ID/CLIENT_SECRET),
+                   against A with `-t TOKEN_A`
   WORK_DIR         an empty directory for the backups and the request log
 By hand: the same variables, then `.venv/bin/python tests/clients/intunecd_roundtrip.py`.
 
@@ -137,8 +140,12 @@ def seed(t, ids):
             t.post(f"{dm}/windowsAutopilotDeploymentProfiles/{p['id']}/assignments", a)
 
 
-def intunecd(*args):
+def intunecd(*args, msal=None):
     env = dict(os.environ, ENROLLGRAPH_URL=URL, ENROLLGRAPH_REQUEST_LOG=LOG)
+    for k in ("TENANT_NAME", "CLIENT_ID", "CLIENT_SECRET"):
+        env.pop(k, None)
+    if msal:
+        env.update(msal)
     cmd = [sys.executable, WRAPPER, *args]
     print("$ IntuneCD " + " ".join(a if not a.startswith("eyJ") else "TOKEN" for a in args), flush=True)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -187,9 +194,13 @@ def main():
     # Two passes: IntuneCD sets a configuration's priority only when it existed before the run
     # (BaseUpdateModule.create_downstream_data creates without EnrollmentConfigurations
     # ._update_priority), so the first pass creates, the second moves priorities (setpriority).
-    intunecd("update", "-p", backup_a, "-m", "1", "-t", os.environ["TOKEN_B"], "-u", "-e", *EXCLUDE_UPDATE)
-    intunecd("update", "-p", backup_a, "-m", "1", "-t", os.environ["TOKEN_B"], "-u", "-e", *EXCLUDE_UPDATE)
-    intunecd("backup", "-p", backup_b, "-m", "1", "-t", os.environ["TOKEN_B"], "-e", *EXCLUDE)
+    # Against B, IntuneCD signs in itself: msal's discovery and client-credentials token
+    # request go to enrollgraph's own endpoints (the wrapper maps login.microsoftonline.com).
+    b_app = {"TENANT_NAME": os.environ["TENANT_B"], "CLIENT_ID": os.environ["CLIENT_ID_B"],
+             "CLIENT_SECRET": os.environ["CLIENT_SECRET_B"]}
+    intunecd("update", "-p", backup_a, "-m", "1", "-u", "-e", *EXCLUDE_UPDATE, msal=b_app)
+    intunecd("update", "-p", backup_a, "-m", "1", "-u", "-e", *EXCLUDE_UPDATE, msal=b_app)
+    intunecd("backup", "-p", backup_b, "-m", "1", "-e", *EXCLUDE, msal=b_app)
     files_b = tree(backup_b)
     check(sorted(files_a) == sorted(files_b),
           f"both backups hold the same files: only A {sorted(set(files_a) - set(files_b))}, only B {sorted(set(files_b) - set(files_a))}")
@@ -211,6 +222,8 @@ def main():
         for s in e.get("batch") or []:
             if not isinstance(s, dict) or not 200 <= (s.get("status") or 0) < 300:
                 bad.append(f"$batch item {s}")
+    check(any(c.startswith("POST https://login.microsoftonline.com/") for c in calls),
+          "IntuneCD's msal got its token from enrollgraph's token endpoint")
     check(not bad, f"every request answered 2xx ({len(calls)} distinct calls)" + ("" if not bad else ":\n  " + "\n  ".join(bad[:30])))
     with open(os.path.join(WORK, "calls.txt"), "w") as f:
         f.write("\n".join(sorted(calls)) + "\n")

@@ -499,7 +499,7 @@ async def main():
     cred = credential()
     async with cred:
         beta = beta_client(cred)
-        steps = [("groups and assignment filters", None)]
+        print("== groups and assignment filters", flush=True)
         try:
             group_id, filter_id = await groups_and_filters(beta)
         except Exception:  # noqa: BLE001 - a client error is a failed check, with its trace
@@ -518,7 +518,6 @@ async def main():
             except Exception:  # noqa: BLE001
                 traceback.print_exc()
                 check(False, f"{name} raised")
-        del steps
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! Conformance: IntuneCD (PyPI `intunecd`, pinned in tests/clients/requirements.txt, run
 //! unmodified through `tests/clients/intunecd_wrapper.py`, which changes only the origin)
-//! backs up tenant A, updates a second tenant B (made with `enrollgraph tenant create` and
-//! `app create`) from that backup, backs B up; the two backup trees must be identical, and
+//! backs up tenant A (with `-t TOKEN`), updates a second tenant B (made with `enrollgraph
+//! tenant create` and `app create`; IntuneCD signs in there with msal against enrollgraph's
+//! token endpoint) from that backup, backs B up; the two backup trees must be identical, and
 //! every request IntuneCD sends must answer 2xx (`tests/clients/intunecd_roundtrip.py`).
 #![allow(clippy::unwrap_used)]
 
@@ -30,7 +31,8 @@ fn intunecd_backup_update_backup_round_trip_is_identical() {
         "--role",
         "Group.ReadWrite.All",
     ]);
-    let client_id = app.lines().find_map(|l| l.strip_prefix("client id:")).unwrap().trim().to_owned();
+    let field = |k: &str| app.lines().find_map(|l| l.strip_prefix(k)).unwrap().trim().to_owned();
+    let (client_id, secret) = (field("client id:"), field("client secret:"));
     let token_a = s.cli(&["token"]).trim().to_owned();
     let token_b = s.cli(&["token", "--tenant", &tenant_b, "--app", &client_id]).trim().to_owned();
     let work = s.data_dir.join("intunecd");
@@ -41,6 +43,9 @@ fn intunecd_backup_update_backup_round_trip_is_identical() {
             ("ENROLLGRAPH_URL", s.base.clone()),
             ("TOKEN_A", token_a),
             ("TOKEN_B", token_b),
+            ("TENANT_B", tenant_b.clone()),
+            ("CLIENT_ID_B", client_id.clone()),
+            ("CLIENT_SECRET_B", secret),
             ("WORK_DIR", work.display().to_string()),
         ],
         Duration::from_secs(600),
