@@ -173,6 +173,13 @@ def main():
     ids_a = directory(a)
     seed(a, ids_a)
     directory(b)
+    # Two stale objects in B, so that the update also PATCHes (the rest it creates).
+    b.post("deviceManagement/deviceEnrollmentConfigurations",
+           {"@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration", "displayName": "Sales limit",
+            "description": "stale", "limit": 9})
+    b.post("deviceManagement/windowsAutopilotDeploymentProfiles",
+           {"@odata.type": "#microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile",
+            "displayName": "Hybrid sales", "deviceNameTemplate": "OLD-"})
     backup_a, backup_b = os.path.join(WORK, "backup-a"), os.path.join(WORK, "backup-b")
 
     intunecd("backup", "-p", backup_a, "-m", "1", "-t", os.environ["TOKEN_A"], "-e", *EXCLUDE)
@@ -222,6 +229,11 @@ def main():
         for s in e.get("batch") or []:
             if not isinstance(s, dict) or not 200 <= (s.get("status") or 0) < 300:
                 bad.append(f"$batch item {s}")
+    for verb in ("PATCH https://graph.microsoft.com/beta/deviceManagement/deviceEnrollmentConfigurations/",
+                 "PATCH https://graph.microsoft.com/beta/deviceManagement/windowsAutopilotDeploymentProfiles/",
+                 "POST https://graph.microsoft.com/beta/deviceManagement/windowsAutopilotDeploymentProfiles/",
+                 "POST https://graph.microsoft.com/beta/$batch"):
+        check(any(c.startswith(verb) for c in calls), f"IntuneCD sent {verb}...")
     check(any(c.startswith("POST https://login.microsoftonline.com/") for c in calls),
           "IntuneCD's msal got its token from enrollgraph's token endpoint")
     check(not bad, f"every request answered 2xx ({len(calls)} distinct calls)" + ("" if not bad else ":\n  " + "\n  ".join(bad[:30])))
