@@ -1,7 +1,7 @@
 """Conformance suite: the published Python Graph SDKs against a running enrollgraph.
 
 msgraph-beta-sdk (beta) and msgraph-sdk (v1.0), unmodified, authenticated with azure-identity's
-ClientSecretCredential against enrollgraph's own token endpoint. Only the base URL changes
+ClientSecretCredential (async for beta, sync for v1.0) against enrollgraph's own token endpoint. Only the base URL changes
 (`adapter.base_url`, shared reference clients.md §2). Run by crates/cli/tests/clients_python.rs
 against `enrollgraph serve --tls --page-size 3`, with:
   AUTHORITY      https://localhost:PORT (the server's origin: token endpoint and Graph)
@@ -444,7 +444,7 @@ async def autopilot(beta, group_id, filter_id):
     await devices.by_windows_autopilot_device_identity_id(d.id).delete()
 
 
-async def v1(cred, group_id):
+async def v1(group_id):
     from msgraph.generated.device_management.device_enrollment_configurations.item.assign.assign_post_request_body import (
         AssignPostRequestBody,
     )
@@ -460,7 +460,13 @@ async def v1(cred, group_id):
     from msgraph.generated.models.enrollment_configuration_assignment import EnrollmentConfigurationAssignment
     from msgraph.generated.models.group_assignment_target import GroupAssignmentTarget
 
-    client = v1_client(cred)
+    # v1.0 signs in with the synchronous credential (msal: OIDC discovery, then the token
+    # request); beta uses the asynchronous one (its own aiohttp client, no discovery).
+    from azure.identity import ClientSecretCredential as SyncClientSecretCredential
+
+    sync_cred = SyncClientSecretCredential(env("TENANT"), env("CLIENT_ID"), env("CLIENT_SECRET"),
+                                           authority=env("AUTHORITY"), disable_instance_discovery=True)
+    client = v1_client(sync_cred)
     dec = client.device_management.device_enrollment_configurations
     c = await dec.post(DeviceEnrollmentLimitConfiguration(display_name="v1 limit", limit=4))
     eq((type(c).__name__, c.limit), ("DeviceEnrollmentLimitConfiguration", 4), "v1.0: create a limit configuration")
@@ -510,7 +516,7 @@ async def main():
             ("enrollment configurations", lambda: configurations(beta, group_id, filter_id, page_size)),
             ("Apple user-initiated profiles", lambda: apple(beta, group_id, filter_id)),
             ("Autopilot", lambda: autopilot(beta, group_id, filter_id)),
-            ("v1.0 (msgraph-sdk)", lambda: v1(cred, group_id)),
+            ("v1.0 (msgraph-sdk)", lambda: v1(group_id)),
         ]:
             print(f"== {name}", flush=True)
             try:
