@@ -139,26 +139,43 @@ impl View<'_> {
 /// `SegmentNotFound` for names the schema does not have, `ResourceNotFound` for ids
 /// that do not exist, `BadQuery` for misplaced `$count`/`$ref`.
 pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Target> {
+    match resolve_schema(view, tx, segments) {
+        // Only a path the schema does not know can be an out-of-scope collection, so the
+        // common case pays nothing for them.
+        Err(ServiceError::SegmentNotFound(name)) => match resolve_empty(view, tx, segments)? {
+            Some(target) => Ok(target),
+            None => Err(ServiceError::SegmentNotFound(name)),
+        },
+        other => other,
+    }
+}
+
+/// A collection outside our scope that real clients read (behaviour.json `emptyCollections`):
+/// matched by the names of its segments, with no key inside it; what follows is stepped as
+/// usual (and finds nothing).
+fn resolve_empty(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Option<Target>> {
+    let names = |i: usize| segments.get(i).map(|s| s.name.as_str());
+    let Some(empty) = view.model.behaviour.empty_collection(view.schema.version.as_str(), names) else {
+        return Ok(None);
+    };
+    let n = empty.len();
+    if segments[..n - 1].iter().any(|s| s.key.is_some()) {
+        return Ok(None);
+    }
+    if let Some(key) = &segments[n - 1].key {
+        return Err(not_found(key));
+    }
+    let mut target = Target::Empty { path: empty.join("/") };
+    for (i, seg) in segments[n..].iter().enumerate() {
+        target = step(view, tx, target, seg, n + i + 1 == segments.len())?;
+    }
+    Ok(Some(target))
+}
+
+fn resolve_schema(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Target> {
     let Some((first, rest)) = segments.split_first() else {
         return Err(ServiceError::SegmentNotFound(String::new()));
     };
-    // A collection outside our scope that real clients read (behaviour.json emptyCollections):
-    // matched by the names of its segments, with no key inside it; what follows is stepped
-    // as usual (and finds nothing).
-    let names = |i: usize| segments.get(i).map(|s| s.name.as_str());
-    if let Some(empty) = view.model.behaviour.empty_collection(view.schema.version.as_str(), names) {
-        let n = empty.len();
-        if segments[..n - 1].iter().all(|s| s.key.is_none()) {
-            if let Some(key) = &segments[n - 1].key {
-                return Err(not_found(key));
-            }
-            let mut target = Target::Empty { path: empty.join("/") };
-            for (i, seg) in segments[n..].iter().enumerate() {
-                target = step(view, tx, target, seg, n + i + 1 == segments.len())?;
-            }
-            return Ok(target);
-        }
-    }
     let mut target = if let Some((name, type_name)) =
         view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name))
     {
