@@ -249,13 +249,12 @@ fn authorize(
     let write = !matches!(method, ServiceMethod::Get);
     let first = path.trim_start_matches('/').split(['/', '(', '?']).next().unwrap_or_default();
     let own = state.service.model().behaviour.permissions(first, write);
-    let wanted: Vec<&str> = match own {
-        Some(list) => list.iter().map(String::as_str).collect(),
-        None if write => enrollgraph_auth::permissions::WRITE.to_vec(),
-        None => enrollgraph_auth::permissions::READ.to_vec(),
+    let intune = if write { enrollgraph_auth::permissions::WRITE } else { enrollgraph_auth::permissions::READ };
+    let allowed = match own {
+        Some(list) => list.iter().any(|w| p.has_any(&[w.as_str()])),
+        None => p.has_any(intune),
     };
-    let wanted = wanted.as_slice();
-    if p.has_any(wanted) {
+    if allowed {
         return Ok(());
     }
     let who = match p.kind {
@@ -265,7 +264,7 @@ fn authorize(
     // Intune's wording for a token without the permission.
     Err(HttpError::Forbidden(format!(
         "{who} is not authorized to perform this operation. {who} must have one of the following scopes: {}",
-        wanted.join(", ")
+        own.map_or_else(|| intune.join(", "), |list| list.join(", "))
     )))
 }
 
