@@ -355,11 +355,15 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         .with_config(Config { page_size: args.page_size as usize, push_down: args.query_push_down == Switch::On });
     service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
     let keys = load_keys(&service, args.signing_keys_file.as_deref()).await?;
-    if service.find_app(&args.tenant, DEV_CLIENT_ID).map_err(|e| e.to_string())?.is_none() {
+    // The development app may manage the groups it assigns to (README); a data dir made
+    // before groups existed gets the new permission on the next start.
+    let dev_roles =
+        vec![permissions::SERVICE_CONFIG_READ_WRITE_ALL.to_owned(), permissions::GROUP_READ_WRITE_ALL.to_owned()];
+    if service.find_app(&args.tenant, DEV_CLIENT_ID).map_err(|e| e.to_string())?.is_none_or(|a| a.roles != dev_roles) {
         let app = App {
             app_id: DEV_CLIENT_ID.into(),
             display_name: "enrollgraph development app".into(),
-            roles: vec![permissions::SERVICE_CONFIG_READ_WRITE_ALL.into()],
+            roles: dev_roles,
             secret_hashes: vec![enrollgraph_auth::hash_secret(DEV_CLIENT_SECRET)],
         };
         service.save_app(&args.tenant, app).await.map_err(|e| e.to_string())?;

@@ -115,7 +115,7 @@ pub(crate) async fn run(
     tenant: &str,
     base_url: &str,
     body: Option<&Value>,
-    authorize: &(dyn Fn(&Method) -> Result<(), HttpError> + Sync),
+    authorize: &(dyn Fn(&Method, &str) -> Result<(), HttpError> + Sync),
     ids: &RequestIds,
 ) -> Result<Value, HttpError> {
     let items = parse(body)?;
@@ -132,7 +132,7 @@ pub(crate) async fn run(
             error_parts(e, &sub_ids)
         } else {
             let (v, path, query) = split_url(&item.url, version);
-            let outcome = match authorize(&item.method) {
+            let outcome = match authorize(&item.method, &path) {
                 Err(e) => Err(e),
                 Ok(()) => {
                     let req = Request {

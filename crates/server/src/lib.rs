@@ -186,11 +186,11 @@ async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Res
             }));
         }
         let ids = RequestIds::new(&parts.headers, String::new());
-        let check = |m: &ServiceMethod| authorize(principal.as_ref(), m);
+        let check = |m: &ServiceMethod, p: &str| authorize(state, principal.as_ref(), m, p);
         let out = batch::run(state, version, &tenant, &base, body.as_ref(), &check, &ids).await?;
         return Ok((StatusCode::OK, json_body(&out)).into_response());
     }
-    authorize(principal.as_ref(), &method)?;
+    authorize(state, principal.as_ref(), &method, path)?;
     let request = enrollgraph_service::Request {
         method,
         version,
@@ -233,17 +233,28 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<enrollgr
 }
 
 /// The permissions of rulings.md 1: reads accept the four `.Read.All`/`.ReadWrite.All`
-/// permissions, writes either `.ReadWrite.All`; personal Microsoft accounts never.
-fn authorize(principal: Option<&enrollgraph_auth::Principal>, method: &ServiceMethod) -> Result<(), HttpError> {
+/// permissions, writes either `.ReadWrite.All`; personal Microsoft accounts never. A
+/// resource outside Intune (`groups`) names its own in behaviour.json `permissions`,
+/// keyed by the path's first segment.
+fn authorize(
+    state: &AppState,
+    principal: Option<&enrollgraph_auth::Principal>,
+    method: &ServiceMethod,
+    path: &str,
+) -> Result<(), HttpError> {
     let Some(p) = principal else { return Ok(()) };
     if p.personal_account {
         return Err(HttpError::Forbidden("Personal Microsoft accounts are not supported for this operation.".into()));
     }
-    let wanted = match method {
-        ServiceMethod::Get => enrollgraph_auth::permissions::READ,
-        _ => enrollgraph_auth::permissions::WRITE,
+    let write = !matches!(method, ServiceMethod::Get);
+    let first = path.trim_start_matches('/').split(['/', '(', '?']).next().unwrap_or_default();
+    let own = state.service.model().behaviour.permissions(first, write);
+    let intune = if write { enrollgraph_auth::permissions::WRITE } else { enrollgraph_auth::permissions::READ };
+    let allowed = match own {
+        Some(list) => list.iter().any(|w| p.has_any(&[w.as_str()])),
+        None => p.has_any(intune),
     };
-    if p.has_any(wanted) {
+    if allowed {
         return Ok(());
     }
     let who = match p.kind {
@@ -253,7 +264,7 @@ fn authorize(principal: Option<&enrollgraph_auth::Principal>, method: &ServiceMe
     // Intune's wording for a token without the permission.
     Err(HttpError::Forbidden(format!(
         "{who} is not authorized to perform this operation. {who} must have one of the following scopes: {}",
-        wanted.join(", ")
+        own.map_or_else(|| intune.join(", "), |list| list.join(", "))
     )))
 }
 

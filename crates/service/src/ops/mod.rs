@@ -26,7 +26,7 @@ struct WriteCtx {
 pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> {
     let segments = parse_path(&req.path)?;
     if segments.is_empty() {
-        return Ok(read::service_document(&req));
+        return Ok(read::service_document(service, &req));
     }
     match req.method {
         Method::Get => read::get(service, &req, &segments),
@@ -78,7 +78,7 @@ impl Service {
 /// The methods a target supports, for 405's `Allow`.
 pub(crate) fn allowed(target: &Target) -> Vec<&'static str> {
     match target {
-        Target::Singleton { .. } | Target::Count(_) => vec!["GET"],
+        Target::Singleton { .. } | Target::Count(_) | Target::Empty { .. } => vec!["GET"],
         Target::Collection(_) => vec!["GET", "POST"],
         Target::Entity(_) => vec!["GET", "PATCH", "DELETE"],
         Target::SingleNav { .. } | Target::Reverse { .. } => vec!["GET"],

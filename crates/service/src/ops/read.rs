@@ -10,10 +10,15 @@ use crate::{Body, Request, Response, Service};
 use enrollgraph_csdl::{Selection, write_entity_members};
 use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
 
-pub(super) fn service_document(req: &Request) -> Response {
+pub(super) fn service_document(service: &Service, req: &Request) -> Response {
+    let schema = service.view(req.version).schema;
+    let singletons =
+        schema.singletons().iter().map(|(n, _)| serde_json::json!({"name": n, "kind": "Singleton", "url": n}));
+    let sets =
+        schema.entity_sets().iter().map(|n| serde_json::json!({"name": n.name, "kind": "EntitySet", "url": n.name}));
     let body = serde_json::json!({
         "@odata.context": format!("{}/{}/$metadata", req.base_url, req.version.as_str()),
-        "value": [{"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"}],
+        "value": singletons.chain(sets).collect::<Vec<_>>(),
     });
     Response { status: 200, body: Body::Json(body), location: None }
 }
@@ -58,9 +63,14 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
                     let n = linked_rows(tx, target.row.seq, &link)?.iter().filter(|r| plan.eval(r)).count();
                     Ok(Response { status: 200, body: Body::Text(n.to_string()), location: None })
                 }
+                Target::Empty { .. } => Ok(Response { status: 200, body: Body::Text("0".into()), location: None }),
                 _ => Err(ServiceError::BadQuery("$count is not supported on this resource.".into())),
             },
             Target::Ref(inner) => out.reference(&inner),
+            Target::Empty { path } => Ok(Out::json(serde_json::json!({
+                "@odata.context": context_url(&req.base_url, req.version, &path),
+                "value": [],
+            }))),
             Target::Singleton { name, type_name } => {
                 let body = serde_json::json!({
                     "@odata.context": context_url(&req.base_url, req.version, &format!("{name}/$entity")),
