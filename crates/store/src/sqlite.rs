@@ -16,7 +16,8 @@ use tokio::sync::oneshot;
 use crate::{BoxFuture, Link, ListSpec, ReadTx, Row, RowRef, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
 
 /// Forward-only migrations; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE tenant (id TEXT PRIMARY KEY, created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
     CREATE TABLE entity (
         seq    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,7 +38,8 @@ const MIGRATIONS: &[&str] = &[r"
         PRIMARY KEY (source, nav)
     );
     CREATE INDEX link_target ON link (target, nav);
-", r"
+",
+    r"
     -- The integer parent first: a point look-up compares one integer per index entry
     -- before any text, where (tenant, ...) compared a 36-character tenant id first
     -- (callgrind: the look-ups of every request, issue 8's W1/W2). Tenant scoping is
@@ -46,7 +48,8 @@ const MIGRATIONS: &[&str] = &[r"
     DROP INDEX entity_list;
     CREATE UNIQUE INDEX entity_key ON entity (parent, nav, id, tenant);
     CREATE INDEX entity_list ON entity (parent, nav, tenant, seq);
-"];
+",
+];
 
 /// The most writes committed together.
 const MAX_BATCH: usize = 512;
