@@ -10,6 +10,9 @@ use crate::{Body, Request, Response, Service};
 use enrollgraph_csdl::{Selection, write_entity_members};
 use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
 
+/// Where a collection's rows begin.
+const VALUE_OPEN: &str = ",\"value\":[";
+
 pub(super) fn service_document(service: &Service, req: &Request) -> Response {
     let schema = service.view(req.version).schema;
     let singletons =
@@ -184,7 +187,12 @@ impl Out<'_> {
     ) -> Result<Response> {
         let selection = Selection { properties: plan.select.clone() };
         let schema = self.view.schema;
-        let mut value = String::with_capacity(page.min(128) * 512);
+        let count = if plan.count { Some(self.count(tx, c, plan)?) } else { None };
+        // Rows go straight after the head; a next link, known only at the end, is put in
+        // the head then (a copy of the head's tail, not of the whole page).
+        let mut out = self.collection_start(&c.path, plan, count, None, page.min(128) * 512);
+        let link_at = out.len() - VALUE_OPEN.len();
+        let start = out.len();
         let (mut seen, mut last, mut more) = (0usize, None, false);
         tx.list_each(c.parent, &c.nav, spec, &mut |r| {
             seen += 1;
@@ -196,23 +204,24 @@ impl Out<'_> {
                 return Ok(());
             }
             last = Some(r.seq);
-            let mark = value.len();
-            if !value.is_empty() {
-                value.push(',');
+            let mark = out.len();
+            if mark > start {
+                out.push(',');
             }
-            value.push('{');
-            if write_entity_members(schema, r.type_name, r.raw, &selection, &mut value) {
-                value.push('}');
+            out.push('{');
+            if write_entity_members(schema, r.type_name, r.raw, &selection, &mut out) {
+                out.push('}');
             } else {
-                value.truncate(mark);
+                out.truncate(mark);
             }
             Ok(())
         })?;
-        let next = if more { last.map(Token::After) } else { None };
-        let count = if plan.count { Some(self.count(tx, c, plan)?) } else { None };
-        let mut out = self.collection_start(&c.path, plan, count, next, value.len());
-        out.push_str(&value);
         out.push_str("]}");
+        if let (true, Some(seq)) = (more, last) {
+            let mut link = String::from(",\"@odata.nextLink\":");
+            push_str(&mut link, &self.next_link(&Token::After(seq)));
+            out.insert_str(link_at, &link);
+        }
         Ok(Response { status: 200, body: Body::Raw(out), location: None })
     }
 
@@ -298,7 +307,7 @@ impl Out<'_> {
             out.push_str(",\"@odata.nextLink\":");
             push_str(&mut out, &self.next_link(&token));
         }
-        out.push_str(",\"value\":[");
+        out.push_str(VALUE_OPEN);
         out
     }
 
