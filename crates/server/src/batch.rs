@@ -112,7 +112,7 @@ fn split_url(url: &str, default: ApiVersion) -> (ApiVersion, String, String) {
 pub(crate) async fn run(
     state: &AppState,
     version: ApiVersion,
-    tenant: &str,
+    (tenant, app): (&str, Option<&str>),
     base_url: &str,
     body: Option<&Value>,
     authorize: &(dyn Fn(&Method) -> Result<(), HttpError> + Sync),
@@ -132,9 +132,18 @@ pub(crate) async fn run(
             error_parts(e, &sub_ids)
         } else {
             let (v, path, query) = split_url(&item.url, version);
-            let outcome = match authorize(&item.method) {
-                Err(e) => Err(e),
-                Ok(()) => {
+            let gate = match authorize(&item.method) {
+                Err(e) => Some(e),
+                // Throttling and faults count each request of a batch on its own.
+                Ok(()) if state.controls.active() => {
+                    let full = format!("/{}/{}", v.as_str(), path);
+                    crate::admin::batch_item_gate(state, tenant, app, item.method.as_str(), &full).await
+                }
+                Ok(()) => None,
+            };
+            let outcome = match gate {
+                Some(e) => Err(e),
+                None => {
                     let req = Request {
                         method: item.method.clone(),
                         version: v,
