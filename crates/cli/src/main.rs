@@ -369,11 +369,11 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         };
         service.save_app(&args.tenant, app).await.map_err(|e| e.to_string())?;
     }
+    let (controls, admin_banner) = admin::controls(&service, args.admin, args.address.is_loopback()).await?;
     let listener = std::net::TcpListener::bind(SocketAddr::new(args.address, args.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let (controls, admin_banner) = admin::controls(&service, args.admin, local.ip().is_loopback()).await?;
     let tls = if args.tls { Some(tls::ensure(data_dir)?) } else { None };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let host = if local.ip().is_loopback() && tls.is_some() {
