@@ -194,6 +194,8 @@ pub struct Remote {
 
 /// `enrollgraph faults ...`: fault rules of a running server (its admin API).
 #[derive(Subcommand)]
+// Parsed once per run of the CLI; boxing would only obscure the clap definition.
+#[allow(clippy::large_enum_variant)]
 pub enum FaultsCommand {
     /// Add a rule; prints it (with its id) as JSON.
     Add {

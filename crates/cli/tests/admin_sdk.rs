@@ -7,6 +7,8 @@
 //! CI (env `CI` set) and is skipped elsewhere.
 #![allow(clippy::unwrap_used)]
 
+// The harness re-exports helpers this suite does not need.
+#[allow(unused_imports)]
 mod common;
 
 use std::path::PathBuf;

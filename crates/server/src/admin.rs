@@ -396,7 +396,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
     })?;
     let base = crate::base_url(state, &parts.headers, &parts.uri);
     let rest = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
-    let segs: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s)).collect();
+    let segs: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let query = parts.uri.query().unwrap_or_default();
     let m = &parts.method;

@@ -197,7 +197,10 @@ fn error_parts(e: HttpError, ids: &RequestIds) -> (u16, Map<String, Value>, Opti
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), Value::String("application/json".into()));
     if let Some((name, value)) = extra {
-        headers.insert(name.as_str().to_owned(), Value::String(value));
+        // Graph spells it so in batch responses (clients look it up case-sensitively in JSON).
+        let key =
+            if name == axum::http::header::RETRY_AFTER { "Retry-After".to_owned() } else { name.as_str().to_owned() };
+        headers.insert(key, Value::String(value));
     }
     (status.as_u16(), headers, Some(body))
 }

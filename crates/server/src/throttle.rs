@@ -153,7 +153,7 @@ impl Mode {
                 let window = match obj.get("windowSeconds") {
                     None | Some(Value::Null) => 20_000,
                     Some(v) => match v.as_f64() {
-                        Some(s) if s >= 0.001 && s <= 86_400.0 => (s * 1000.0).round() as u64,
+                        Some(s) if (0.001..=86_400.0).contains(&s) => (s * 1000.0).round() as u64,
                         _ => return Err("'windowSeconds' must be a number from 0.001 to 86400".into()),
                     },
                 };
