@@ -77,3 +77,21 @@ fn msgraph_sdk_retry_handler_waits_out_injected_and_throttled_429s() {
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
+
+#[test]
+fn the_readme_example_suite_passes() {
+    let Some(py) = python() else { return };
+    let key = "egadm_example-suite-key";
+    let s = common::Server::start_with(&["--admin-key", key]);
+    let out = Command::new(py)
+        .args(["-m", "unittest", "-v", "tests/clients/examples/test_enrollgraph_example.py"])
+        .current_dir(repo())
+        .env("ENROLLGRAPH_URL", &s.base)
+        .env("ENROLLGRAPH_ADMIN_KEY", key)
+        .env("NO_PROXY", "localhost,127.0.0.1,::1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the example suite failed:\n{stderr}");
+    assert!(stderr.contains("Ran 3 tests"), "{stderr}");
+}
