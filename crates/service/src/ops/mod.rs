@@ -26,7 +26,7 @@ struct WriteCtx {
 pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> {
     let segments = parse_path(&req.path)?;
     if segments.is_empty() {
-        return Ok(read::service_document(&req));
+        return Ok(read::service_document(service, &req));
     }
     match req.method {
         Method::Get => read::get(service, &req, &segments),

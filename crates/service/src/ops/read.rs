@@ -10,10 +10,19 @@ use crate::{Body, Request, Response, Service};
 use enrollgraph_csdl::{Selection, write_entity_members};
 use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
 
-pub(super) fn service_document(req: &Request) -> Response {
+/// OData JSON Format §5: the service document lists the entity container's singletons
+/// (and entity sets, when the schema has any), from the model.
+pub(super) fn service_document(service: &Service, req: &Request) -> Response {
+    let value: Vec<serde_json::Value> = service
+        .view(req.version)
+        .schema
+        .singletons()
+        .iter()
+        .map(|(name, _)| serde_json::json!({"name": name, "kind": "Singleton", "url": name}))
+        .collect();
     let body = serde_json::json!({
         "@odata.context": format!("{}/{}/$metadata", req.base_url, req.version.as_str()),
-        "value": [{"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"}],
+        "value": value,
     });
     Response { status: 200, body: Body::Json(body), location: None }
 }
