@@ -760,6 +760,11 @@ fn the_journal_returns_exactly_what_was_sent_without_secrets() {
     assert_eq!(gets[0]["query"], "$select=id&$top=2");
     assert_eq!(q("status=404").len(), 1);
     assert_eq!(q("status=2xx&method=DELETE").len(), 1);
+    let third = all[2]["time"].as_str().unwrap().replace('+', "%2B");
+    let since: Vec<String> =
+        q(&format!("since={third}")).iter().map(|e| e["method"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(since, ["GET", "DELETE", "DELETE"]);
+    assert_eq!(q(&format!("until={third}")).len(), 2);
     let future = "2999-01-01T00:00:00Z";
     assert_eq!(q(&format!("since={future}")).len(), 0);
     assert_eq!(q(&format!("until={future}&tenant={TENANT}")).len(), 5);

@@ -57,9 +57,11 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// Everything off, and the admin API closed: its key is random and never shown (an
+    /// open admin API must be asked for with `key: None`).
     fn default() -> Self {
         Settings {
-            key: None,
+            key: Some(format!("egadm_{}", uuid::Uuid::new_v4().simple())),
             throttling: Mode::Off,
             manual_clock: false,
             faults_seed: 0,
