@@ -2,6 +2,7 @@
 //! embedded SQLite database; `tenant`, `app`, `user`, `token` and `keys` manage the
 //! built-in directory (README.md).
 
+mod admin;
 mod tls;
 
 use std::net::SocketAddr;
@@ -50,6 +51,9 @@ enum Command {
     /// Manage the signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Fault rules of a running server (its admin API).
+    #[command(subcommand)]
+    Faults(admin::FaultsCommand),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +101,8 @@ struct ServeArgs {
     /// Signing keys (JSON from `enrollgraph keys generate`) to use when the database has none yet.
     #[arg(long, env = "ENROLLGRAPH_SIGNING_KEYS_FILE")]
     signing_keys_file: Option<PathBuf>,
+    #[command(flatten)]
+    admin: admin::AdminArgs,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +115,8 @@ enum TenantCommand {
     },
     /// List the tenants.
     List,
+    #[command(flatten)]
+    Admin(admin::TenantAdmin),
 }
 
 #[derive(Subcommand)]
@@ -226,6 +234,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         say(&KeySet::generate().map_err(|e| e.to_string())?.to_json());
         return Ok(());
     }
+    if let Command::Faults(cmd) = cli.command {
+        return admin::faults(&cli.data_dir, cmd).await;
+    }
     let service = open(&cli.data_dir)?;
     match cli.command {
         Command::Serve(args) => serve(service, &cli.data_dir, args).await,
@@ -243,6 +254,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Tenant(TenantCommand::Admin(cmd)) => admin::tenant(&service, cmd).await,
         Command::App(AppCommand::Create { tenant, name, roles, client_id }) => {
             let secret = enrollgraph_auth::generate_secret();
             let app_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -319,7 +331,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             say(&format!("signing with key {}", keys.current_kid()));
             Ok(())
         }
-        Command::Keys(KeysCommand::Generate) => Ok(()),
+        Command::Keys(KeysCommand::Generate) | Command::Faults(_) => Ok(()),
     }
 }
 
@@ -368,6 +380,7 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         };
         service.save_app(&args.tenant, app).await.map_err(|e| e.to_string())?;
     }
+    let (controls, admin_banner) = admin::controls(&service, args.admin, args.address.is_loopback()).await?;
     let listener = std::net::TcpListener::bind(SocketAddr::new(args.address, args.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -386,6 +399,7 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         identity: Arc::new(Identity::new(&keys)),
         auth_required: args.auth == AuthMode::On,
         scheme,
+        controls: Arc::new(controls),
     };
     // The first line is machine-readable: tests and scripts wait for it.
     let mut banner = format!(
@@ -399,6 +413,7 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         },
         data_dir.display()
     );
+    banner.push_str(&admin_banner);
     if let Some(files) = &tls {
         banner.push_str(&format!("\n  trust this CA: {}", files.ca.display()));
     }

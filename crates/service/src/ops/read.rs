@@ -13,6 +13,8 @@ use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
 /// Where a collection's rows begin.
 const VALUE_OPEN: &str = ",\"value\":[";
 
+/// OData JSON Format §5: the service document lists the entity container's singletons
+/// and entity sets, from the model.
 pub(super) fn service_document(service: &Service, req: &Request) -> Response {
     let schema = service.view(req.version).schema;
     let singletons =
