@@ -161,7 +161,7 @@ fn write_complex(
         out.push_str(raw); // null (or a value of another shape): as stored
         return;
     };
-    let stored = member(fields, "@odata.type").and_then(|(_, v, _)| serde_json::from_str::<&str>(v).ok());
+    let stored = member(fields, "@odata.type").and_then(|(_, v, _)| unquote(v));
     // A type this version lacks is shown through the declared type (rulings.md 6).
     let actual = stored.and_then(|t| schema.structured(t)).map_or(declared, |t| t.name.as_str());
     out.push('{');
@@ -184,6 +184,15 @@ fn write_complex(
         write_value(schema, prop, member(fields, &prop.name), parsed, out);
     }
     out.push('}');
+}
+
+/// A JSON string's text without its quotes, when it has no escapes (type names never do);
+/// serde_json otherwise.
+fn unquote(v: &str) -> Option<&str> {
+    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(inner),
+        _ => serde_json::from_str::<&str>(v).ok(),
+    }
 }
 
 /// One member of a stored object: its name, its value's text, and where the value's own
