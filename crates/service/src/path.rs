@@ -24,10 +24,16 @@ pub fn parse_path(raw: &str) -> Result<Vec<Segment>> {
 }
 
 fn parse_segment(raw: &str) -> Result<Segment> {
-    let decoded = percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| ServiceError::BadQuery(format!("The path segment '{raw}' is not valid UTF-8.")))?
-        .into_owned();
+    // Most segments have nothing to decode; percent-encoding's decoder walks every byte
+    // through an iterator even then (4 % of a point read, callgrind, issue 8's W2).
+    let decoded = if raw.contains('%') {
+        percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| ServiceError::BadQuery(format!("The path segment '{raw}' is not valid UTF-8.")))?
+            .into_owned()
+    } else {
+        raw.to_owned()
+    };
     let Some(open) = decoded.find('(') else {
         return Ok(Segment { name: decoded, key: None });
     };
