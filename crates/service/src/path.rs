@@ -58,9 +58,22 @@ fn parse_segment(raw: &str) -> Result<Segment> {
 /// Quotes a key for a canonical URL: `('a''b')` (OData URL §4.3.1).
 #[must_use]
 pub fn key_predicate(id: &str) -> String {
-    let quoted = id.replace('\'', "''");
-    let encoded = percent_encoding::utf8_percent_encode(&quoted, KEY_ENCODE);
-    format!("('{encoded}')")
+    let mut out = String::with_capacity(id.len() + 4);
+    push_key_predicate(&mut out, id);
+    out
+}
+
+/// Appends [`key_predicate`]`(id)` to `out` (paths are built on every request).
+pub fn push_key_predicate(out: &mut String, id: &str) {
+    out.push_str("('");
+    for piece in percent_encoding::utf8_percent_encode(id, KEY_ENCODE) {
+        if piece.contains('\'') {
+            out.push_str(&piece.replace('\'', "''"));
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out.push_str("')");
 }
 
 /// Characters escaped in a key: controls, space, and URL delimiters.

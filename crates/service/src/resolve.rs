@@ -6,7 +6,7 @@ use enrollgraph_csdl::{Action, Model, Navigation, Schema, qualify};
 use enrollgraph_store::{ROOT, ReadTx, Row, Seq};
 
 use crate::error::{Result, ServiceError};
-use crate::path::{Segment, key_predicate};
+use crate::path::Segment;
 
 /// A collection of entities contained in `parent` under navigation `nav`.
 #[derive(Debug, Clone)]
@@ -59,7 +59,10 @@ impl EntityRef {
     /// Canonical path of the entity itself.
     #[must_use]
     pub fn path(&self) -> String {
-        format!("{}{}", self.collection_path, key_predicate(&self.row.id))
+        let mut out = String::with_capacity(self.collection_path.len() + self.row.id.len() + 4);
+        out.push_str(&self.collection_path);
+        crate::path::push_key_predicate(&mut out, &self.row.id);
+        out
     }
 }
 
