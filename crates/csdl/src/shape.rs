@@ -250,11 +250,14 @@ fn scan_object_tree<'a>(raw: &'a str, i: usize, objects: &mut Vec<Vec<Member<'a>
         if b.get(i) != Some(&b'"') {
             return None;
         }
-        let key_end = string_end(b, i)?;
-        let key = raw.get(i + 1..key_end - 1)?;
-        if key.contains('\\') || b.get(key_end) != Some(&b':') {
+        // A key with an escape is left to serde_json: found by the same scan that finds
+        // the key's end (a second pass over every key was 4 % of W3).
+        let key_end = i + 1 + memchr::memchr2(b'"', b'\\', b.get(i + 1..)?)?;
+        if b[key_end] != b'"' || b.get(key_end + 1) != Some(&b':') {
             return None;
         }
+        let key = raw.get(i + 1..key_end)?;
+        let key_end = key_end + 1;
         let start = key_end + 1;
         let (end, child) = if b.get(start) == Some(&b'{') {
             let (end, child) = scan_object_tree(raw, start, objects)?;
