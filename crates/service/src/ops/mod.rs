@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::{Result, ServiceError};
 use crate::path::{Segment, parse_path};
-use crate::resolve::{Target, View, resolve};
+use crate::resolve::{Target, View, creatable_type, resolve};
 use crate::{Body, Method, Request, Response, Service};
 
 /// The parts of a request a write job needs, owned so the job can move to the writer.
@@ -35,11 +35,22 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
             // 1. Resolve and validate on this worker, against a snapshot: the single writer
             //    thread then only writes (bench W1), and a bad body never queues.
             let view = service.view(req.version);
-            let (prepared, known) = service.store.read(&req.tenant, |tx| {
-                let target = resolve(view, tx, &segments)?;
-                let prepared = prepare(view, &req.method, &target, &body)?;
-                Ok::<_, ServiceError>((prepared, Known::from_target(target)))
-            })?;
+            //    A create on a plain containment path needs no snapshot at all: the schema
+            //    gives the type to validate against, and the transaction finds the parent.
+            let fast = match req.method {
+                Method::Post => creatable_type(view, &segments).map(|t| write::validate_as(view, &t, &body)),
+                _ => None,
+            };
+            let (prepared, known) = match fast {
+                Some(Ok(payload)) => (Prepared::Payload(payload), None),
+                // A bad body on a path that may not exist: the snapshot decides which error
+                // a client sees first (a missing parent is 404 before the body is read).
+                _ => service.store.read(&req.tenant, |tx| {
+                    let target = resolve(view, tx, &segments)?;
+                    let prepared = prepare(view, &req.method, &target, &body)?;
+                    Ok::<_, ServiceError>((prepared, Known::from_target(target)))
+                })?,
+            };
             let ctx = WriteCtx { version: req.version, segments, body, base_url: req.base_url.clone() };
             let method = req.method.clone();
             let model = service.model.clone();
