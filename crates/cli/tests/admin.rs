@@ -157,6 +157,44 @@ fn admin_auth_off_is_loopback_only() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--admin-auth off is refused unless the server listens on loopback only"), "{err}");
+    // A key no Authorization header can carry is refused at start, not a locked admin API.
+    for bad in ["", "two words", "clé-admin-key"] {
+        let err = serve_refused(&s, &["--admin-key", bad]);
+        assert!(err.contains("--admin-key must be 1 to 256 visible ASCII characters"), "{bad:?}: {err}");
+    }
+}
+
+/// `serve` with `args` must stop at start with an error: its stderr. A server that starts
+/// instead is killed (after a bound generous for slow machines) and the test fails.
+fn serve_refused(s: &Server, args: &[&str]) -> String {
+    use std::io::Read;
+    let mut child = std::process::Command::new(common::bin())
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(s.data_dir.join("refused"))
+        .arg("--signing-keys-file")
+        .arg(common::keys_file())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.is_some_and(|st| !st.success()), "serve {args:?} started: {err}");
+    err
 }
 
 // --- tenants on demand ---------------------------------------------------------------------
@@ -249,6 +287,17 @@ fn deleting_a_tenant_takes_its_data_and_credentials() {
     let (_, c2, s2) = new_tenant(&s, &json!({"id": "doomed"}));
     let token = s.client_credentials_token("doomed", &c2, &s2);
     assert_eq!(ids(&bearer(&s, &token, "GET", CFG, None).json::<Value>().unwrap()).len(), 5);
+    // With --auth off, requests without a token are served in the default tenant: it is not
+    // deleted (its writes would land in a tenant that does not exist), only reset.
+    let open = start(&["--auth", "off"]);
+    let anonymous = |m: &str| Client::new().request(m.parse().unwrap(), open.url(CFG));
+    admin_err(admin(&open, "DELETE", &format!("/tenants/{TENANT}"), None), 409, "Conflict");
+    let r =
+        anonymous("POST").header("content-type", "application/json").body(limit("kept").to_string()).send().unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(admin_ok(&open, "GET", "/tenants", None, 200), json!({"value": [{"id": TENANT}]}));
+    admin_ok(&open, "POST", &format!("/tenants/{TENANT}/reset"), None, 204);
+    assert_eq!(ids(&anonymous("GET").send().unwrap().json::<Value>().unwrap()), common::default_ids());
 }
 
 /// Reads that must come back byte for byte.
@@ -349,6 +398,28 @@ fn snapshot_reset_restore_gives_byte_identical_reads() {
     admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&broken)), 400, "BadRequest");
     admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&json!({"format": "x"}))), 400, "BadRequest");
     admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", None), 400, "BadRequest");
+    // So is a snapshot of another shape: rows the schema does not hold where they are, bodies
+    // it refuses, an id that is not the row's, a link that is no navigation.
+    let find =
+        |nav: &str| -> usize { snapshot["entities"].as_array().unwrap().iter().position(|e| e["nav"] == nav).unwrap() };
+    let (cfg, asg) = (find("deviceEnrollmentConfigurations"), find("assignments"));
+    let shapes: [(usize, &str, Value); 6] = [
+        (cfg, "nav", json!("bogusCollection")),
+        (cfg, "type", json!("microsoft.graph.enrollmentConfigurationAssignment")),
+        (cfg, "type", json!("microsoft.graph.noSuchType")),
+        (asg, "type", json!("microsoft.graph.deviceEnrollmentLimitConfiguration")),
+        (cfg, "body", json!({"id": "x", "priority": "high"})),
+        (cfg, "id", json!("not-the-body-id")),
+    ];
+    for (i, field, value) in shapes {
+        let mut other = snapshot.clone();
+        other["entities"][i][field] = value;
+        let m = admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&other)), 400, "BadRequest");
+        assert!(m.starts_with("The snapshot entity with key"), "{field}: {m}");
+    }
+    let mut other = snapshot.clone();
+    other["links"][0]["nav"] = json!("assignments");
+    admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&other)), 400, "BadRequest");
     assert_eq!(ids(&call("GET", CFG, None).json::<Value>().unwrap()), want);
 
     // Restore: every read as before, byte for byte.
@@ -473,6 +544,26 @@ fn throttling_is_exact_at_the_boundary_and_counts_batch_requests_one_by_one() {
         assert_eq!(one_write(&b).status(), 404, "next window, write {i} of B");
     }
     expect_throttled(one_write(&b), "1");
+}
+
+#[test]
+fn throttling_holds_on_every_path_and_the_clock_refuses_moves_that_would_wrap() {
+    let s = start(&["--throttling", "tenant-requests=1,window=3600", "--manual-clock"]);
+    assert_eq!(s.get(CFG).status(), 200);
+    // A path that ends in $batch below the version is not the batch endpoint: it counts
+    // like any request (it once went through unthrottled).
+    expect_throttled(s.post("/beta/deviceManagement/$batch", &json!({"requests": []})), "3600");
+    expect_throttled(s.get(CFG), "3600");
+    // Moves past 1e12 ms are refused; the clock then still moves and refills.
+    for bad in [json!({"advanceMilliseconds": u64::MAX}), json!({"advanceMilliseconds": 1_000_000_000_001_u64})] {
+        admin_err(admin(&s, "POST", "/clock", Some(&bad)), 400, "BadRequest");
+    }
+    advance(&s, 3_600_000);
+    assert_eq!(s.get(CFG).status(), 200);
+    expect_throttled(s.get(CFG), "3600");
+    // A window beyond a day is refused at start, as by the admin API.
+    let err = serve_refused(&s, &["--throttling", "tenant-requests=1,window=18446744073709551"]);
+    assert!(err.contains("'window' is at most 86400 seconds"), "{err}");
 }
 
 #[test]
@@ -794,6 +885,38 @@ fn the_journal_returns_exactly_what_was_sent_without_secrets() {
     let _ = statuses(&s, 3);
     assert_eq!(q("").len(), 0);
     admin_err(admin(&s, "PUT", "/journal/settings", Some(&json!({"size": 0}))), 400, "BadRequest");
+}
+
+#[test]
+fn token_requests_for_unknown_tenants_and_in_other_shapes_keep_no_secret_nor_journal_of_their_own() {
+    let s = start(&["--journal", "on"]);
+    admin_ok(&s, "DELETE", "/journal", None, 200);
+    for i in 0..3 {
+        let r = Client::new()
+            .post(s.url(&format!("/nobody-{i}/oauth2/v2.0/token")))
+            .form(&[("grant_type", "client_credentials"), ("client_id", "x"), ("client_secret", "s3cr3t-form")])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    // A JSON body sent to the token endpoint: its secret sits in what parses as a form name.
+    let r = Client::new()
+        .post(s.url(&format!("/{TENANT}/oauth2/v2.0/token")))
+        .header("content-type", "application/json")
+        .body(r#"{"grant_type":"client_credentials","client_secret":"s3cr3t-json"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Unknown tenants get no journal of their own (anyone may name one: it would grow memory
+    // and push real tenants' journals out); they are kept under the default tenant.
+    let all = admin_ok(&s, "GET", "/journal", None, 200)["value"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|e| e["tenant"] == TENANT), "{all:?}");
+    assert_eq!(all[0]["path"], "/nobody-0/oauth2/v2.0/token");
+    assert_eq!(admin_ok(&s, "GET", "/journal?tenant=nobody-0", None, 200), json!({"value": []}));
+    let text = serde_json::to_string(&all).unwrap();
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert_eq!(all[3]["body"], "REDACTED=REDACTED");
 }
 
 #[test]

@@ -160,7 +160,16 @@ impl Filter {
 fn redact_form(body: &[u8]) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(body) {
-        let secret = SECRET_FIELDS.contains(&k.as_ref());
+        // A name no form field has (a JSON body sent here, `{"client_secret":"..."}`, parses
+        // as one long name) may itself hold a secret: it goes too.
+        let plain = !k.is_empty()
+            && k.len() <= 64
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !plain {
+            out.append_pair("REDACTED", "REDACTED");
+            continue;
+        }
+        let secret = SECRET_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(&k));
         out.append_pair(&k, if secret { "REDACTED" } else { &v });
     }
     out.finish()
@@ -269,7 +278,10 @@ impl Journal {
         let (body, body_truncated) = if r.body.is_empty() {
             (None, false)
         } else if r.token_form {
-            (Some(redact_form(r.body)), false)
+            // The serializer writes ASCII only, so any byte is a character boundary.
+            let form = redact_form(r.body);
+            let cut = form.len() > MAX_BODY;
+            (Some(form.get(..MAX_BODY).unwrap_or(&form).to_owned()), cut)
         } else {
             let cut = &r.body[..r.body.len().min(MAX_BODY)];
             (Some(String::from_utf8_lossy(cut).into_owned()), cut.len() < r.body.len())
@@ -368,5 +380,40 @@ mod tests {
         assert!(Filter::parse("status=4x").is_err());
         assert!(Filter::parse("since=yesterday").is_err());
         assert_eq!(j.clear(Some("t")), 2);
+    }
+
+    #[test]
+    fn a_token_body_in_another_shape_keeps_no_secret_and_is_cut() {
+        let j = Journal::new(true, 10);
+        let h = HeaderMap::new();
+        let long = format!("grant_type=client_credentials&client_id={}", "a".repeat(2 * MAX_BODY));
+        for body in [
+            r#"{"client_secret":"s3cr3t-json","grant_type":"client_credentials"}"#.as_bytes(),
+            b"CLIENT_SECRET=s3cr3t-upper&grant_type=client_credentials",
+            b"client_secret%3Ds3cr3t-encoded=1",
+            long.as_bytes(),
+        ] {
+            j.record(&Record {
+                tenant: "t",
+                app: None,
+                method: "POST",
+                path: "/t/oauth2/v2.0/token",
+                query: "",
+                headers: &h,
+                body,
+                token_form: true,
+                status: 400,
+                duration_ms: 1.0,
+                request_id: None,
+                client_request_id: None,
+            });
+        }
+        let all = j.query(&Filter::default());
+        let text = serde_json::to_string(&all).unwrap_or_default();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert_eq!(all[0]["body"], "REDACTED=REDACTED");
+        assert_eq!(all[1]["body"], "CLIENT_SECRET=REDACTED&grant_type=client_credentials");
+        assert_eq!(all[3]["body"].as_str().map(str::len), Some(MAX_BODY));
+        assert_eq!(all[3]["bodyTruncated"], true);
     }
 }

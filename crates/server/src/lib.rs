@@ -196,7 +196,7 @@ async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Res
     let principal = authenticate(state, &parts.headers)?;
     let tenant = principal.as_ref().map_or_else(|| state.default_tenant.to_string(), |p| p.tenant.clone());
     let body = read_json(&parts.headers, body, &method).await?;
-    if path.trim_matches('/').eq_ignore_ascii_case("$batch") {
+    if is_batch(path) {
         if method != ServiceMethod::Post {
             return Err(HttpError::Service(enrollgraph_service::ServiceError::MethodNotAllowed {
                 method: parts.method.as_str().to_owned(),
@@ -235,6 +235,12 @@ async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Res
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)
+}
+
+/// True for the `$batch` endpoint, given the path after the version segment (one test,
+/// shared with the throttle in admin.rs, so a path is a batch for both or for neither).
+pub(crate) fn is_batch(after_version: &str) -> bool {
+    after_version.trim_matches('/').eq_ignore_ascii_case("$batch")
 }
 
 /// The caller a bearer token proves (rulings.md 9: required unless `--auth off`, where a
