@@ -145,9 +145,7 @@ impl Filter {
     fn keeps(&self, e: &Entry) -> bool {
         self.tenant.as_deref().is_none_or(|t| t.eq_ignore_ascii_case(&e.tenant))
             && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
-            && self.path.as_deref().is_none_or(|p| {
-                crate::faults::glob(p, if e.path.len() > 1 { e.path.trim_end_matches('/') } else { &e.path })
-            })
+            && self.path.as_deref().is_none_or(|p| crate::faults::glob(p, &crate::faults::matched_path(&e.path)))
             && self.status.as_deref().is_none_or(|s| {
                 let have = e.status.to_string();
                 if s.ends_with("xx") { have.as_bytes()[0] == s.as_bytes()[0] } else { have == s }
