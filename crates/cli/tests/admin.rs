@@ -965,10 +965,21 @@ fn service_document_and_health() {
     for v in ["beta", "v1.0"] {
         let doc = get_ok(&s, &format!("/{v}/"));
         assert_eq!(doc["@odata.context"], format!("{}/{v}/$metadata", s.base));
+        // The singleton and every entity set, nothing else (the issue: it lists the entity sets).
         assert_eq!(
-            doc["value"][0],
-            json!({"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"})
+            doc["value"],
+            json!([
+                {"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"},
+                {"name": "groups", "kind": "EntitySet", "url": "groups"}
+            ])
         );
+        // $metadata is the CSDL the server itself runs on, entity sets included.
+        let r = Client::new().get(s.url(&format!("/{v}/$metadata"))).send().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/xml");
+        let xml = r.text().unwrap();
+        assert!(xml.contains(r#"<EntitySet Name="groups""#), "{v}");
+        assert!(xml.contains(r#"<Singleton Name="deviceManagement""#), "{v}");
     }
     let r = Client::new().get(s.url("/health")).send().unwrap();
     assert_eq!(r.status(), 200);
