@@ -924,14 +924,27 @@ fn throttled_and_injected_answers_are_journaled() {
     let s = start(&["--journal", "on", "--throttling", "tenant-requests=1,window=3600"]);
     admin_ok(&s, "DELETE", "/journal", None, 200);
     assert_eq!(s.get(CFG).status(), 200);
-    assert_eq!(s.get(CFG).status(), 429);
-    let got: Vec<Value> = admin_ok(&s, "GET", "/journal", None, 200)["value"]
+    let throttled = s.get(CFG);
+    assert_eq!(throttled.status(), 429);
+    let throttled_id = throttled.headers()["request-id"].to_str().unwrap().to_owned();
+    // An injected answer (fault rules come before throttling), and a dropped connection.
+    admin_ok(&s, "POST", "/faults", Some(&json!({"method": "PATCH", "status": 502, "times": 1})), 201);
+    let injected = s.raw().patch(s.url(&format!("{CFG}/x"))).header("client-request-id", "mine").send().unwrap();
+    assert_eq!(injected.status(), 502);
+    let injected_id = injected.headers()["request-id"].to_str().unwrap().to_owned();
+    admin_ok(&s, "POST", "/faults", Some(&json!({"method": "DELETE", "drop": true, "times": 1})), 201);
+    assert!(Client::new().delete(s.url(&format!("{CFG}/x"))).bearer_auth(&s.token).send().is_err());
+    let got: Vec<(Value, Value, Value, Value)> = admin_ok(&s, "GET", "/journal", None, 200)["value"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["status"].clone())
+        .map(|e| (e["method"].clone(), e["status"].clone(), e["requestId"].clone(), e["clientRequestId"].clone()))
         .collect();
-    assert_eq!(got, [json!(200), json!(429)]);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!((&got[0].0, &got[0].1), (&json!("GET"), &json!(200)));
+    assert_eq!((&got[1].1, &got[1].2), (&json!(429), &json!(throttled_id)));
+    assert_eq!(got[2], (json!("PATCH"), json!(502), json!(injected_id), json!("mine")));
+    assert_eq!(got[3], (json!("DELETE"), json!(0), Value::Null, Value::Null));
 }
 
 // --- the CLI's tenant commands, the service document, health ------------------------------
