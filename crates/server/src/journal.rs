@@ -330,7 +330,16 @@ impl Journal {
     pub fn clear(&self, tenant: Option<&str>) -> usize {
         let Ok(mut inner) = self.inner.lock() else { return 0 };
         match tenant {
-            Some(t) => inner.tenants.remove(t).map_or(0, |q| q.len()),
+            // As `query` matches tenants: without regard to case (tenant ids are GUIDs).
+            Some(t) => {
+                let mut n = 0;
+                inner.tenants.retain(|k, q| {
+                    let hit = k.eq_ignore_ascii_case(t);
+                    n += if hit { q.len() } else { 0 };
+                    !hit
+                });
+                n
+            }
             None => {
                 let n = inner.tenants.values().map(VecDeque::len).sum();
                 inner.tenants.clear();
@@ -377,7 +386,8 @@ mod tests {
         assert_eq!(j.query(&Filter::parse("status=401&method=post").unwrap_or_default()).len(), 1);
         assert!(Filter::parse("status=4x").is_err());
         assert!(Filter::parse("since=yesterday").is_err());
-        assert_eq!(j.clear(Some("t")), 2);
+        assert_eq!(j.clear(Some("T")), 2, "cleared as queried: any case");
+        assert_eq!(j.query(&Filter::default()).len(), 0);
     }
 
     #[test]
