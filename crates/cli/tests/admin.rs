@@ -701,6 +701,36 @@ fn fault_rules_fire_on_the_nth_request_for_k_requests_and_look_like_graph() {
     }
 }
 
+/// A GET sent over a raw connection with the request target in absolute form (RFC 9112
+/// §3.2.2, as HTTP/2 carries it too): the response's status line and body.
+fn absolute_form_get(s: &Server, path: &str) -> (String, Value) {
+    use std::io::{Read, Write};
+    let host = s.base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(host).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req = format!(
+        "GET {}{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.base, s.token
+    );
+    tcp.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn injected_answers_name_the_request_url_once_whatever_the_request_target_form() {
+    let s = start(&[]);
+    admin_ok(&s, "POST", "/faults", Some(&json!({"status": 503, "times": 1})), 201);
+    let (status, body) = absolute_form_get(&s, &format!("{CFG}?$top=1"));
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(body["error"]["code"], "ServiceUnavailable");
+    let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    let message = inner["Message"].as_str().unwrap();
+    assert!(message.ends_with(&format!(" - Url: {}{CFG}?$top=1", s.base)), "{message}");
+}
+
 #[test]
 fn seeded_probability_repeats_the_same_sequence_across_runs_and_processes() {
     let s = start(&[]);

@@ -144,7 +144,7 @@ pub(crate) async fn controlled_graph(state: AppState, req: Request) -> Response 
                 Body::from(sent.clone())
             }
             Err(e) => {
-                let ids = RequestIds::new(&parts.headers, parts.uri.to_string());
+                let ids = RequestIds::new(&parts.headers, crate::request_url(&state, &parts.headers, &parts.uri));
                 let resp = crate::finish(e.into_graph_response(&ids), &ids);
                 record(&state, &parts, who.as_ref(), journal_headers.as_ref(), &sent, &resp, started);
                 return resp;
@@ -164,8 +164,7 @@ pub(crate) async fn controlled_graph(state: AppState, req: Request) -> Response 
         if !decision.latency.is_zero() {
             tokio::time::sleep(decision.latency).await;
         }
-        let base = crate::base_url(&state, &parts.headers, &parts.uri);
-        let ids = || RequestIds::new(&parts.headers, format!("{base}{}", parts.uri));
+        let ids = || RequestIds::new(&parts.headers, crate::request_url(&state, &parts.headers, &parts.uri));
         match decision.action {
             Some(Action::Drop) => {
                 record_status(&state, &parts, who.as_ref(), journal_headers.as_ref(), &sent, 0, None, started);
