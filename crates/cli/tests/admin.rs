@@ -287,6 +287,11 @@ fn deleting_a_tenant_takes_its_data_and_credentials() {
     let (_, c2, s2) = new_tenant(&s, &json!({"id": "doomed"}));
     let token = s.client_credentials_token("doomed", &c2, &s2);
     assert_eq!(ids(&bearer(&s, &token, "GET", CFG, None).json::<Value>().unwrap()).len(), 5);
+    // A second app with a client id the tenant has already is a conflict, not a silent
+    // replacement of the first one's secrets (here: the development app's).
+    let dup = json!({"clientId": common::DEV_CLIENT_ID});
+    admin_err(admin(&s, "POST", &format!("/tenants/{TENANT}/apps"), Some(&dup)), 409, "Conflict");
+    s.client_credentials_token(TENANT, common::DEV_CLIENT_ID, common::DEV_CLIENT_SECRET);
     // With --auth off, requests without a token are served in the default tenant: it is not
     // deleted (its writes would land in a tenant that does not exist), only reset.
     let open = start(&["--auth", "off"]);

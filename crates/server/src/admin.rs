@@ -507,6 +507,15 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
             Method::POST => {
                 enrollgraph_service::check_tenant_id(id)?;
                 let (app, secret) = new_app(json_of(&bytes)?.as_ref(), &[])?;
+                // A create: replacing a registration would drop its secrets (the development
+                // app's printed one included) and roles without a word.
+                if state.service.find_app(id, &app.app_id)?.is_some() {
+                    return Err(AdminError(
+                        StatusCode::CONFLICT,
+                        "Conflict",
+                        format!("The tenant '{id}' has an app '{}' already.", app.app_id),
+                    ));
+                }
                 let out = credentials(id, &app, &secret, &base);
                 state.service.save_app(id, app).await?;
                 Ok(reply(StatusCode::CREATED, &out))
