@@ -64,6 +64,13 @@ pub async fn controls(service: &Service, args: AdminArgs, loopback: bool) -> Res
     if args.admin_auth == OnOff::Off && !loopback {
         return Err("--admin-auth off is refused unless the server listens on loopback only".into());
     }
+    // It travels as `Authorization: Bearer <key>`: a key a header cannot carry (empty,
+    // spaces, non-ASCII) would lock the admin API for good.
+    if let Some(k) = &args.admin_key
+        && (k.is_empty() || k.len() > 256 || !k.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err("--admin-key must be 1 to 256 visible ASCII characters (no spaces)".into());
+    }
     let key = if args.admin_auth == OnOff::On {
         Some(service.admin_key(args.admin_key.clone(), new_key).await.map_err(|e| e.to_string())?)
     } else {

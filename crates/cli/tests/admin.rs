@@ -157,6 +157,44 @@ fn admin_auth_off_is_loopback_only() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--admin-auth off is refused unless the server listens on loopback only"), "{err}");
+    // A key no Authorization header can carry is refused at start, not a locked admin API.
+    for bad in ["", "two words", "clé-admin-key"] {
+        let err = serve_refused(&s, &["--admin-key", bad]);
+        assert!(err.contains("--admin-key must be 1 to 256 visible ASCII characters"), "{bad:?}: {err}");
+    }
+}
+
+/// `serve` with `args` must stop at start with an error: its stderr. A server that starts
+/// instead is killed (after a bound generous for slow machines) and the test fails.
+fn serve_refused(s: &Server, args: &[&str]) -> String {
+    use std::io::Read;
+    let mut child = std::process::Command::new(common::bin())
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(s.data_dir.join("refused"))
+        .arg("--signing-keys-file")
+        .arg(common::keys_file())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.is_some_and(|st| !st.success()), "serve {args:?} started: {err}");
+    err
 }
 
 // --- tenants on demand ---------------------------------------------------------------------
@@ -249,6 +287,22 @@ fn deleting_a_tenant_takes_its_data_and_credentials() {
     let (_, c2, s2) = new_tenant(&s, &json!({"id": "doomed"}));
     let token = s.client_credentials_token("doomed", &c2, &s2);
     assert_eq!(ids(&bearer(&s, &token, "GET", CFG, None).json::<Value>().unwrap()).len(), 5);
+    // A second app with a client id the tenant has already is a conflict, not a silent
+    // replacement of the first one's secrets (here: the development app's).
+    let dup = json!({"clientId": common::DEV_CLIENT_ID});
+    admin_err(admin(&s, "POST", &format!("/tenants/{TENANT}/apps"), Some(&dup)), 409, "Conflict");
+    s.client_credentials_token(TENANT, common::DEV_CLIENT_ID, common::DEV_CLIENT_SECRET);
+    // With --auth off, requests without a token are served in the default tenant: it is not
+    // deleted (its writes would land in a tenant that does not exist), only reset.
+    let open = start(&["--auth", "off"]);
+    let anonymous = |m: &str| Client::new().request(m.parse().unwrap(), open.url(CFG));
+    admin_err(admin(&open, "DELETE", &format!("/tenants/{TENANT}"), None), 409, "Conflict");
+    let r =
+        anonymous("POST").header("content-type", "application/json").body(limit("kept").to_string()).send().unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(admin_ok(&open, "GET", "/tenants", None, 200), json!({"value": [{"id": TENANT}]}));
+    admin_ok(&open, "POST", &format!("/tenants/{TENANT}/reset"), None, 204);
+    assert_eq!(ids(&anonymous("GET").send().unwrap().json::<Value>().unwrap()), common::default_ids());
 }
 
 /// Reads that must come back byte for byte.
@@ -349,6 +403,28 @@ fn snapshot_reset_restore_gives_byte_identical_reads() {
     admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&broken)), 400, "BadRequest");
     admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&json!({"format": "x"}))), 400, "BadRequest");
     admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", None), 400, "BadRequest");
+    // So is a snapshot of another shape: rows the schema does not hold where they are, bodies
+    // it refuses, an id that is not the row's, a link that is no navigation.
+    let find =
+        |nav: &str| -> usize { snapshot["entities"].as_array().unwrap().iter().position(|e| e["nav"] == nav).unwrap() };
+    let (cfg, asg) = (find("deviceEnrollmentConfigurations"), find("assignments"));
+    let shapes: [(usize, &str, Value); 6] = [
+        (cfg, "nav", json!("bogusCollection")),
+        (cfg, "type", json!("microsoft.graph.enrollmentConfigurationAssignment")),
+        (cfg, "type", json!("microsoft.graph.noSuchType")),
+        (asg, "type", json!("microsoft.graph.deviceEnrollmentLimitConfiguration")),
+        (cfg, "body", json!({"id": "x", "priority": "high"})),
+        (cfg, "id", json!("not-the-body-id")),
+    ];
+    for (i, field, value) in shapes {
+        let mut other = snapshot.clone();
+        other["entities"][i][field] = value;
+        let m = admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&other)), 400, "BadRequest");
+        assert!(m.starts_with("The snapshot entity with key"), "{field}: {m}");
+    }
+    let mut other = snapshot.clone();
+    other["links"][0]["nav"] = json!("assignments");
+    admin_err(admin(&s, "PUT", "/tenants/snap/snapshot", Some(&other)), 400, "BadRequest");
     assert_eq!(ids(&call("GET", CFG, None).json::<Value>().unwrap()), want);
 
     // Restore: every read as before, byte for byte.
@@ -473,6 +549,26 @@ fn throttling_is_exact_at_the_boundary_and_counts_batch_requests_one_by_one() {
         assert_eq!(one_write(&b).status(), 404, "next window, write {i} of B");
     }
     expect_throttled(one_write(&b), "1");
+}
+
+#[test]
+fn throttling_holds_on_every_path_and_the_clock_refuses_moves_that_would_wrap() {
+    let s = start(&["--throttling", "tenant-requests=1,window=3600", "--manual-clock"]);
+    assert_eq!(s.get(CFG).status(), 200);
+    // A path that ends in $batch below the version is not the batch endpoint: it counts
+    // like any request (it once went through unthrottled).
+    expect_throttled(s.post("/beta/deviceManagement/$batch", &json!({"requests": []})), "3600");
+    expect_throttled(s.get(CFG), "3600");
+    // Moves past 1e12 ms are refused; the clock then still moves and refills.
+    for bad in [json!({"advanceMilliseconds": u64::MAX}), json!({"advanceMilliseconds": 1_000_000_000_001_u64})] {
+        admin_err(admin(&s, "POST", "/clock", Some(&bad)), 400, "BadRequest");
+    }
+    advance(&s, 3_600_000);
+    assert_eq!(s.get(CFG).status(), 200);
+    expect_throttled(s.get(CFG), "3600");
+    // A window beyond a day is refused at start, as by the admin API.
+    let err = serve_refused(&s, &["--throttling", "tenant-requests=1,window=18446744073709551"]);
+    assert!(err.contains("'window' is at most 86400 seconds"), "{err}");
 }
 
 #[test]
@@ -608,6 +704,36 @@ fn fault_rules_fire_on_the_nth_request_for_k_requests_and_look_like_graph() {
     ] {
         admin_err(admin(&s, "POST", "/faults", Some(&bad)), 400, "BadRequest");
     }
+}
+
+/// A GET sent over a raw connection with the request target in absolute form (RFC 9112
+/// §3.2.2, as HTTP/2 carries it too): the response's status line and body.
+fn absolute_form_get(s: &Server, path: &str) -> (String, Value) {
+    use std::io::{Read, Write};
+    let host = s.base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(host).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req = format!(
+        "GET {}{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.base, s.token
+    );
+    tcp.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn injected_answers_name_the_request_url_once_whatever_the_request_target_form() {
+    let s = start(&[]);
+    admin_ok(&s, "POST", "/faults", Some(&json!({"status": 503, "times": 1})), 201);
+    let (status, body) = absolute_form_get(&s, &format!("{CFG}?$top=1"));
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(body["error"]["code"], "ServiceUnavailable");
+    let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    let message = inner["Message"].as_str().unwrap();
+    assert!(message.ends_with(&format!(" - Url: {}{CFG}?$top=1", s.base)), "{message}");
 }
 
 #[test]
@@ -797,18 +923,63 @@ fn the_journal_returns_exactly_what_was_sent_without_secrets() {
 }
 
 #[test]
+fn token_requests_for_unknown_tenants_and_in_other_shapes_keep_no_secret_nor_journal_of_their_own() {
+    let s = start(&["--journal", "on"]);
+    admin_ok(&s, "DELETE", "/journal", None, 200);
+    for i in 0..3 {
+        let r = Client::new()
+            .post(s.url(&format!("/nobody-{i}/oauth2/v2.0/token")))
+            .form(&[("grant_type", "client_credentials"), ("client_id", "x"), ("client_secret", "s3cr3t-form")])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    // A JSON body sent to the token endpoint: its secret sits in what parses as a form name.
+    let r = Client::new()
+        .post(s.url(&format!("/{TENANT}/oauth2/v2.0/token")))
+        .header("content-type", "application/json")
+        .body(r#"{"grant_type":"client_credentials","client_secret":"s3cr3t-json"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Unknown tenants get no journal of their own (anyone may name one: it would grow memory
+    // and push real tenants' journals out); they are kept under the default tenant.
+    let all = admin_ok(&s, "GET", "/journal", None, 200)["value"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|e| e["tenant"] == TENANT), "{all:?}");
+    assert_eq!(all[0]["path"], "/nobody-0/oauth2/v2.0/token");
+    assert_eq!(admin_ok(&s, "GET", "/journal?tenant=nobody-0", None, 200), json!({"value": []}));
+    let text = serde_json::to_string(&all).unwrap();
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert_eq!(all[3]["body"], "REDACTED=REDACTED");
+}
+
+#[test]
 fn throttled_and_injected_answers_are_journaled() {
     let s = start(&["--journal", "on", "--throttling", "tenant-requests=1,window=3600"]);
     admin_ok(&s, "DELETE", "/journal", None, 200);
     assert_eq!(s.get(CFG).status(), 200);
-    assert_eq!(s.get(CFG).status(), 429);
-    let got: Vec<Value> = admin_ok(&s, "GET", "/journal", None, 200)["value"]
+    let throttled = s.get(CFG);
+    assert_eq!(throttled.status(), 429);
+    let throttled_id = throttled.headers()["request-id"].to_str().unwrap().to_owned();
+    // An injected answer (fault rules come before throttling), and a dropped connection.
+    admin_ok(&s, "POST", "/faults", Some(&json!({"method": "PATCH", "status": 502, "times": 1})), 201);
+    let injected = s.raw().patch(s.url(&format!("{CFG}/x"))).header("client-request-id", "mine").send().unwrap();
+    assert_eq!(injected.status(), 502);
+    let injected_id = injected.headers()["request-id"].to_str().unwrap().to_owned();
+    admin_ok(&s, "POST", "/faults", Some(&json!({"method": "DELETE", "drop": true, "times": 1})), 201);
+    assert!(Client::new().delete(s.url(&format!("{CFG}/x"))).bearer_auth(&s.token).send().is_err());
+    let got: Vec<(Value, Value, Value, Value)> = admin_ok(&s, "GET", "/journal", None, 200)["value"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["status"].clone())
+        .map(|e| (e["method"].clone(), e["status"].clone(), e["requestId"].clone(), e["clientRequestId"].clone()))
         .collect();
-    assert_eq!(got, [json!(200), json!(429)]);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!((&got[0].0, &got[0].1), (&json!("GET"), &json!(200)));
+    assert_eq!((&got[1].1, &got[1].2), (&json!(429), &json!(throttled_id)));
+    assert_eq!(got[2], (json!("PATCH"), json!(502), json!(injected_id), json!("mine")));
+    assert_eq!(got[3], (json!("DELETE"), json!(0), Value::Null, Value::Null));
 }
 
 // --- the CLI's tenant commands, the service document, health ------------------------------
@@ -842,10 +1013,21 @@ fn service_document_and_health() {
     for v in ["beta", "v1.0"] {
         let doc = get_ok(&s, &format!("/{v}/"));
         assert_eq!(doc["@odata.context"], format!("{}/{v}/$metadata", s.base));
+        // The singleton and every entity set, nothing else (the issue: it lists the entity sets).
         assert_eq!(
-            doc["value"][0],
-            json!({"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"})
+            doc["value"],
+            json!([
+                {"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"},
+                {"name": "groups", "kind": "EntitySet", "url": "groups"}
+            ])
         );
+        // $metadata is the CSDL the server itself runs on, entity sets included.
+        let r = Client::new().get(s.url(&format!("/{v}/$metadata"))).send().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/xml");
+        let xml = r.text().unwrap();
+        assert!(xml.contains(r#"<EntitySet Name="groups""#), "{v}");
+        assert!(xml.contains(r#"<Singleton Name="deviceManagement""#), "{v}");
     }
     let r = Client::new().get(s.url("/health")).send().unwrap();
     assert_eq!(r.status(), 200);

@@ -144,7 +144,7 @@ pub(crate) async fn controlled_graph(state: AppState, req: Request) -> Response 
                 Body::from(sent.clone())
             }
             Err(e) => {
-                let ids = RequestIds::new(&parts.headers, parts.uri.to_string());
+                let ids = RequestIds::new(&parts.headers, crate::request_url(&state, &parts.headers, &parts.uri));
                 let resp = crate::finish(e.into_graph_response(&ids), &ids);
                 record(&state, &parts, who.as_ref(), journal_headers.as_ref(), &sent, &resp, started);
                 return resp;
@@ -164,8 +164,7 @@ pub(crate) async fn controlled_graph(state: AppState, req: Request) -> Response 
         if !decision.latency.is_zero() {
             tokio::time::sleep(decision.latency).await;
         }
-        let base = crate::base_url(&state, &parts.headers, &parts.uri);
-        let ids = || RequestIds::new(&parts.headers, format!("{base}{}", parts.uri));
+        let ids = || RequestIds::new(&parts.headers, crate::request_url(&state, &parts.headers, &parts.uri));
         match decision.action {
             Some(Action::Drop) => {
                 record_status(&state, &parts, who.as_ref(), journal_headers.as_ref(), &sent, 0, None, started);
@@ -177,7 +176,8 @@ pub(crate) async fn controlled_graph(state: AppState, req: Request) -> Response 
                 resp = Some(crate::finish(e.into_graph_response(&ids), &ids));
             }
             None => {
-                let batch = path.trim_end_matches('/').to_ascii_lowercase().ends_with("/$batch");
+                let after_version = path.trim_start_matches('/').split_once('/').map_or("", |(_, p)| p);
+                let batch = crate::is_batch(after_version);
                 // The envelope of a batch is not counted: its requests are, one by one
                 // (graph-behaviours.md: "Each item is throttled on its own").
                 if !batch
@@ -280,8 +280,13 @@ pub(crate) fn journal_token(
     started: Instant,
 ) {
     let path = format!("/{tenant}/oauth2/v2.0/token");
+    // Anyone may name any tenant here: a journal per unknown name would let unauthenticated
+    // requests grow memory and push real tenants' journals out (journal.rs MAX_TENANTS), so
+    // those go to the default tenant, like other unauthenticated requests.
+    let known = state.identity.tenant_exists(&state.service, tenant);
+    let default = state.default_tenant.to_string();
     state.controls.journal.record(&Record {
-        tenant,
+        tenant: if known { tenant } else { &default },
         app: None,
         method: "POST",
         path: &path,
@@ -448,6 +453,16 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
                 let throttling = c.throttle.tenant_mode(id).map(Mode::to_json);
                 Ok(reply(StatusCode::OK, &json!({"id": id, "apps": apps, "throttling": throttling})))
             }
+            // With --auth off, requests without a token are served in the default tenant:
+            // deleted, their writes would land in a tenant that does not exist (listed
+            // nowhere, found by no snapshot). It can be reset instead.
+            Method::DELETE if !state.auth_required && *id == &*state.default_tenant => Err(AdminError(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "The tenant '{id}' is the default tenant, which requests without a token are served in (--auth off); reset it instead."
+                ),
+            )),
             Method::DELETE => {
                 state.service.delete_tenant(id).await?;
                 state.identity.forget_tenant(id);
@@ -492,6 +507,15 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
             Method::POST => {
                 enrollgraph_service::check_tenant_id(id)?;
                 let (app, secret) = new_app(json_of(&bytes)?.as_ref(), &[])?;
+                // A create: replacing a registration would drop its secrets (the development
+                // app's printed one included) and roles without a word.
+                if state.service.find_app(id, &app.app_id)?.is_some() {
+                    return Err(AdminError(
+                        StatusCode::CONFLICT,
+                        "Conflict",
+                        format!("The tenant '{id}' has an app '{}' already.", app.app_id),
+                    ));
+                }
                 let out = credentials(id, &app, &secret, &base);
                 state.service.save_app(id, app).await?;
                 Ok(reply(StatusCode::CREATED, &out))
@@ -590,12 +614,12 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
                         (Some(s), None) => {
                             s.as_f64().filter(|s| (0.0..=1e9).contains(s)).map(|s| (s * 1000.0).round() as u64)
                         }
-                        (None, Some(ms)) => ms.as_u64(),
+                        (None, Some(ms)) => ms.as_u64().filter(|ms| *ms <= 1_000_000_000_000),
                         _ => None,
                     }
                     .ok_or_else(|| {
                         AdminError::bad(
-                            "Give 'advanceSeconds' (a number ≥ 0) or 'advanceMilliseconds' (a whole number ≥ 0).",
+                            "Give 'advanceSeconds' (a number from 0 to 1e9) or 'advanceMilliseconds' (a whole number from 0 to 1e12).",
                         )
                     })?;
                     clock.advance(ms);

@@ -217,6 +217,25 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
+/// A request path as patterns see it: `//` collapsed and a trailing `/` dropped, as Graph
+/// serves such paths (rulings.md 12; the Python SDKs' stock base URL sends
+/// `/beta//deviceManagement/...`, clients.md §0), so that `/beta/deviceManagement/*`
+/// matches them too.
+#[must_use]
+pub fn matched_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    if !trimmed.contains("//") {
+        return std::borrow::Cow::Borrowed(trimmed);
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    for c in trimmed.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A path pattern as matched: leading `*/` added to a relative one, trailing `/` dropped.
 #[must_use]
 pub fn normalize_pattern(p: &str) -> String {
@@ -373,9 +392,9 @@ impl Faults {
     pub fn decide(&self, method: &str, path: &str, tenant: &str, app: Option<&str>) -> Decision {
         let mut d = Decision::default();
         let Ok(mut rules) = self.rules.lock() else { return d };
-        let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        let path = matched_path(path);
         for rule in rules.iter_mut() {
-            if !rule.matches(method, path, tenant, app) {
+            if !rule.matches(method, &path, tenant, app) {
                 continue;
             }
             rule.matched += 1;
@@ -415,6 +434,13 @@ mod tests {
         assert!(glob("*", ""));
         assert!(glob("/a*b*c", "/aXbYbc"));
         assert!(!glob("/a*b*c", "/aXbYbd"));
+        let f = Faults::new(0);
+        let _ = f.add(spec(serde_json::json!({"path": "/beta/deviceManagement/*", "status": 503})));
+        for path in ["/beta//deviceManagement/x", "/beta/deviceManagement//x/", "/beta/deviceManagement/x"] {
+            assert!(f.decide("GET", path, "t", None).action.is_some(), "{path}");
+        }
+        assert_eq!(matched_path("/"), "/");
+        assert_eq!(matched_path("//a///b//"), "/a/b");
     }
 
     fn spec(v: Value) -> RuleSpec {

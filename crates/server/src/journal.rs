@@ -145,9 +145,7 @@ impl Filter {
     fn keeps(&self, e: &Entry) -> bool {
         self.tenant.as_deref().is_none_or(|t| t.eq_ignore_ascii_case(&e.tenant))
             && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
-            && self.path.as_deref().is_none_or(|p| {
-                crate::faults::glob(p, if e.path.len() > 1 { e.path.trim_end_matches('/') } else { &e.path })
-            })
+            && self.path.as_deref().is_none_or(|p| crate::faults::glob(p, &crate::faults::matched_path(&e.path)))
             && self.status.as_deref().is_none_or(|s| {
                 let have = e.status.to_string();
                 if s.ends_with("xx") { have.as_bytes()[0] == s.as_bytes()[0] } else { have == s }
@@ -160,7 +158,16 @@ impl Filter {
 fn redact_form(body: &[u8]) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(body) {
-        let secret = SECRET_FIELDS.contains(&k.as_ref());
+        // A name no form field has (a JSON body sent here, `{"client_secret":"..."}`, parses
+        // as one long name) may itself hold a secret: it goes too.
+        let plain = !k.is_empty()
+            && k.len() <= 64
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !plain {
+            out.append_pair("REDACTED", "REDACTED");
+            continue;
+        }
+        let secret = SECRET_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(&k));
         out.append_pair(&k, if secret { "REDACTED" } else { &v });
     }
     out.finish()
@@ -269,7 +276,10 @@ impl Journal {
         let (body, body_truncated) = if r.body.is_empty() {
             (None, false)
         } else if r.token_form {
-            (Some(redact_form(r.body)), false)
+            // The serializer writes ASCII only, so any byte is a character boundary.
+            let form = redact_form(r.body);
+            let cut = form.len() > MAX_BODY;
+            (Some(form.get(..MAX_BODY).unwrap_or(&form).to_owned()), cut)
         } else {
             let cut = &r.body[..r.body.len().min(MAX_BODY)];
             (Some(String::from_utf8_lossy(cut).into_owned()), cut.len() < r.body.len())
@@ -320,7 +330,16 @@ impl Journal {
     pub fn clear(&self, tenant: Option<&str>) -> usize {
         let Ok(mut inner) = self.inner.lock() else { return 0 };
         match tenant {
-            Some(t) => inner.tenants.remove(t).map_or(0, |q| q.len()),
+            // As `query` matches tenants: without regard to case (tenant ids are GUIDs).
+            Some(t) => {
+                let mut n = 0;
+                inner.tenants.retain(|k, q| {
+                    let hit = k.eq_ignore_ascii_case(t);
+                    n += if hit { q.len() } else { 0 };
+                    !hit
+                });
+                n
+            }
             None => {
                 let n = inner.tenants.values().map(VecDeque::len).sum();
                 inner.tenants.clear();
@@ -367,6 +386,42 @@ mod tests {
         assert_eq!(j.query(&Filter::parse("status=401&method=post").unwrap_or_default()).len(), 1);
         assert!(Filter::parse("status=4x").is_err());
         assert!(Filter::parse("since=yesterday").is_err());
-        assert_eq!(j.clear(Some("t")), 2);
+        assert_eq!(j.clear(Some("T")), 2, "cleared as queried: any case");
+        assert_eq!(j.query(&Filter::default()).len(), 0);
+    }
+
+    #[test]
+    fn a_token_body_in_another_shape_keeps_no_secret_and_is_cut() {
+        let j = Journal::new(true, 10);
+        let h = HeaderMap::new();
+        let long = format!("grant_type=client_credentials&client_id={}", "a".repeat(2 * MAX_BODY));
+        for body in [
+            r#"{"client_secret":"s3cr3t-json","grant_type":"client_credentials"}"#.as_bytes(),
+            b"CLIENT_SECRET=s3cr3t-upper&grant_type=client_credentials",
+            b"client_secret%3Ds3cr3t-encoded=1",
+            long.as_bytes(),
+        ] {
+            j.record(&Record {
+                tenant: "t",
+                app: None,
+                method: "POST",
+                path: "/t/oauth2/v2.0/token",
+                query: "",
+                headers: &h,
+                body,
+                token_form: true,
+                status: 400,
+                duration_ms: 1.0,
+                request_id: None,
+                client_request_id: None,
+            });
+        }
+        let all = j.query(&Filter::default());
+        let text = serde_json::to_string(&all).unwrap_or_default();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert_eq!(all[0]["body"], "REDACTED=REDACTED");
+        assert_eq!(all[1]["body"], "CLIENT_SECRET=REDACTED&grant_type=client_credentials");
+        assert_eq!(all[3]["body"].as_str().map(str::len), Some(MAX_BODY));
+        assert_eq!(all[3]["bodyTruncated"], true);
     }
 }

@@ -155,8 +155,8 @@ async fn metadata(
     finish(resp, &ids)
 }
 
-async fn no_route(req: Request) -> Response {
-    let ids = RequestIds::new(req.headers(), req.uri().to_string());
+async fn no_route(State(state): State<AppState>, req: Request) -> Response {
+    let ids = RequestIds::new(req.headers(), request_url(&state, req.headers(), req.uri()));
     finish(HttpError::NoRoute(req.uri().path().to_owned()).into_graph_response(&ids), &ids)
 }
 
@@ -169,10 +169,16 @@ async fn graph(State(state): State<AppState>, req: Request) -> Response {
     graph_plain(state, req).await
 }
 
+/// The URL a request was sent to, for Intune's error message: the client's origin and the
+/// path and query. Not `uri` whole: over HTTP/2, and in HTTP/1.1's absolute form, it holds
+/// the origin already (the message once named it twice).
+pub(crate) fn request_url(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    format!("{}{}", base_url(state, headers, uri), uri.path_and_query().map_or("", |p| p.as_str()))
+}
+
 pub(crate) async fn graph_plain(state: AppState, req: Request) -> Response {
     let base = base_url(&state, req.headers(), req.uri());
-    let url = format!("{base}{}", req.uri().path_and_query().map_or("", |p| p.as_str()));
-    let ids = RequestIds::new(req.headers(), url);
+    let ids = RequestIds::new(req.headers(), request_url(&state, req.headers(), req.uri()));
     let resp = match serve_graph(&state, req, base).await {
         Ok(r) => r,
         Err(e) => e.into_graph_response(&ids),
@@ -196,7 +202,7 @@ async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Res
     let principal = authenticate(state, &parts.headers)?;
     let tenant = principal.as_ref().map_or_else(|| state.default_tenant.to_string(), |p| p.tenant.clone());
     let body = read_json(&parts.headers, body, &method).await?;
-    if path.trim_matches('/').eq_ignore_ascii_case("$batch") {
+    if is_batch(path) {
         if method != ServiceMethod::Post {
             return Err(HttpError::Service(enrollgraph_service::ServiceError::MethodNotAllowed {
                 method: parts.method.as_str().to_owned(),
@@ -235,6 +241,12 @@ async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Res
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)
+}
+
+/// True for the `$batch` endpoint, given the path after the version segment (one test,
+/// shared with the throttle in admin.rs, so a path is a batch for both or for neither).
+pub(crate) fn is_batch(after_version: &str) -> bool {
+    after_version.trim_matches('/').eq_ignore_ascii_case("$batch")
 }
 
 /// The caller a bearer token proves (rulings.md 9: required unless `--auth off`, where a

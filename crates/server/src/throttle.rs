@@ -96,7 +96,9 @@ impl Mode {
                 "app-writes" => l.app_writes = Some(n),
                 "tenant-requests" => l.tenant_requests = Some(n),
                 "app-requests" => l.app_requests = Some(n),
-                "window" => l.window_ms = n.saturating_mul(1000),
+                // The admin API's bound too: a day.
+                "window" if n <= 86_400 => l.window_ms = n * 1000,
+                "window" => return Err(format!("'window' is at most 86400 seconds, not {n}")),
                 other => {
                     return Err(format!(
                         "unknown limit '{other}' (tenant-writes, app-writes, tenant-requests, app-requests, window)"
@@ -205,7 +207,8 @@ impl Clock {
 
     /// Moves the clock forward.
     pub fn advance(&self, ms: u64) {
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        // Saturating: a wrapped clock would run backwards and unblock every bucket.
+        let _ = self.offset_ms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| Some(o.saturating_add(ms)));
     }
 }
 
@@ -350,7 +353,7 @@ impl Throttle {
                 // fractions), and the bucket refuses until then.
                 let ms = (w - b.level).div_ceil(*capacity);
                 let secs = ms.div_ceil(1000).max(1);
-                b.blocked_until = now + secs * 1000;
+                b.blocked_until = now.saturating_add(secs * 1000);
                 wait_ms = wait_ms.max(secs * 1000);
             }
         }
@@ -405,5 +408,18 @@ mod tests {
         assert!(Mode::parse("bogus=1").is_err());
         assert_eq!(Mode::from_json(&Mode::Graph.to_json()), Ok(Mode::Graph));
         assert_eq!(Mode::from_json(&m.to_json()), Ok(m));
+        assert!(Mode::parse("tenant-requests=1,window=86401").is_err());
+        assert!(Mode::parse("tenant-requests=1,window=18446744073709551").is_err());
+    }
+
+    #[test]
+    fn a_clock_at_its_end_neither_wraps_nor_overflows_a_bucket() {
+        let t = Throttle::new(Mode::parse("tenant-requests=1,window=60").unwrap_or(Mode::Off), Clock::new(true));
+        t.clock.advance(u64::MAX - 1);
+        t.clock.advance(5);
+        assert_eq!(t.clock.now_ms(), u64::MAX);
+        assert_eq!(t.check("t", None, false), Ok(()));
+        assert_eq!(t.check("t", None, false), Err(60));
+        assert_eq!(t.check("t", None, false), Err(60));
     }
 }

@@ -251,6 +251,7 @@ impl Service {
     pub async fn restore_tenant(&self, tenant: &str, snapshot: Snapshot) -> Result<()> {
         check_tenant_id(tenant)?;
         check_snapshot(&snapshot)?;
+        check_snapshot_schema(&self.model, &snapshot)?;
         self.store
             .write(tenant, move |tx: &mut dyn Tx| {
                 tx.drop_tenant()?;
@@ -317,6 +318,69 @@ fn check_snapshot(s: &Snapshot) -> Result<()> {
                 "The link {} -{}-> {} names a key the snapshot does not hold.",
                 l.source, l.nav, l.target
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Schema checks of a snapshot's Graph rows (not the `$` directory rows, which are read
+/// leniently): each sits in a collection the schema has, with a type that collection holds
+/// and a body the schema accepts whose `id` is the row's; each link is a navigation of its
+/// source's type to a row of the type it targets. A snapshot of another shape (a hand-edited
+/// file, another server's) is then a 400 that changes nothing, instead of rows that reads
+/// would show against the schema (a `priority` of `"high"`, an assignment that is a
+/// configuration).
+fn check_snapshot_schema(model: &enrollgraph_csdl::Model, s: &Snapshot) -> Result<()> {
+    let schema = &model.beta;
+    let mut types: HashMap<Seq, &str> = HashMap::new();
+    let mut directory = std::collections::HashSet::new();
+    for e in &s.entities {
+        let bad = |m: String| Err(ServiceError::BadRequest(format!("The snapshot entity with key {}: {m}", e.key)));
+        if (e.parent == ROOT && e.nav.starts_with('$')) || directory.contains(&e.parent) {
+            directory.insert(e.key);
+            continue;
+        }
+        let declared = if e.parent == ROOT {
+            schema
+                .contained_collections()
+                .into_iter()
+                .map(|(_, n)| n)
+                .chain(schema.entity_sets())
+                .find(|n| n.name == e.nav)
+                .map(|n| n.target.clone())
+        } else {
+            types.get(&e.parent).and_then(|p| schema.find_navigation(p, &e.nav)).map(|n| n.target.clone())
+        };
+        let Some(declared) = declared else {
+            return bad(format!("'{}' is not a collection the schema has there.", e.nav));
+        };
+        if !schema.derives_from(&e.type_name, &declared) {
+            return bad(format!("the type '{}' is not held by '{}' ({declared}).", e.type_name, e.nav));
+        }
+        let body: Value =
+            serde_json::from_str(e.body.get()).map_err(|err| ServiceError::BadRequest(err.to_string()))?;
+        if body.get("id").and_then(Value::as_str) != Some(e.id.as_str()) {
+            return bad(format!("its body's id is not '{}'.", e.id));
+        }
+        if let Err(err) =
+            validate_entity(schema, &model.behaviour, &declared, Some(&e.type_name), &body, WriteMode::Update)
+        {
+            return bad(ServiceError::from(err).to_string());
+        }
+        types.insert(e.key, e.type_name.as_str());
+    }
+    for l in &s.links {
+        let (Some(source), Some(target)) = (types.get(&l.source), types.get(&l.target)) else {
+            return Err(ServiceError::BadRequest(format!(
+                "The link {} -{}-> {} joins directory rows.",
+                l.source, l.nav, l.target
+            )));
+        };
+        if !schema.find_navigation(source, &l.nav).is_some_and(|n| schema.derives_from(target, &n.target)) {
+            return Err(ServiceError::BadRequest(format!(
+                "The link {} -{}-> {} is not a navigation of '{source}' to '{target}'.",
+                l.source, l.nav, l.target
+            )));
         }
     }
     Ok(())
