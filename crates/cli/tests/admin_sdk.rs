@@ -7,75 +7,34 @@
 //! CI (env `CI` set) and is skipped elsewhere.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/clients.rs"]
+mod clients;
 // The harness re-exports helpers this suite does not need.
 #[allow(unused_imports)]
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use clients::{python, repo, run_script};
 use common::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, TENANT, TlsServer};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's Python, or `None` (after saying so) when it is missing outside CI.
-fn python() -> Option<PathBuf> {
-    let py = repo().join(".venv/bin/python");
-    if py.is_file() {
-        return Some(py);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
-    assert!(
-        !ci,
-        "{} is missing; CI must create it: python3 -m venv .venv && .venv/bin/pip install -r tests/clients/requirements.txt",
-        py.display()
-    );
-    eprintln!("skipping: run .ci/run or create .venv ({} is missing)", py.display());
-    None
-}
 
 #[test]
 fn msgraph_sdk_retry_handler_waits_out_injected_and_throttled_429s() {
     let Some(py) = python() else { return };
     let key = "egadm_sdk-retry-test-key";
     let s = TlsServer::start(&["--admin-key", key]);
-    let mut child = Command::new(py)
-        .arg(repo().join("tests/clients/sdk_retry_check.py"))
-        .current_dir(repo())
-        .env("BASE", &s.base)
-        .env("ADMIN_KEY", key)
-        .env("TENANT", TENANT)
-        .env("CLIENT_ID", DEV_CLIENT_ID)
-        .env("CLIENT_SECRET", DEV_CLIENT_SECRET)
-        .env("REQUESTS_CA_BUNDLE", &s.ca)
-        .env("SSL_CERT_FILE", &s.ca)
-        .env("NO_PROXY", "localhost,127.0.0.1,::1")
-        .env_remove("AZURE_AUTHORITY_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sdk_retry_check.py failed ({}):\n{stdout}\n{stderr}\nbanner:\n{}",
-        out.status,
-        s.banner
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    let envs = [
+        ("BASE", s.base.clone()),
+        ("ADMIN_KEY", key.to_owned()),
+        ("TENANT", TENANT.to_owned()),
+        ("CLIENT_ID", DEV_CLIENT_ID.to_owned()),
+        ("CLIENT_SECRET", DEV_CLIENT_SECRET.to_owned()),
+        ("REQUESTS_CA_BUNDLE", s.ca.display().to_string()),
+        ("SSL_CERT_FILE", s.ca.display().to_string()),
+    ];
+    let context = format!("banner:\n{}", s.banner);
+    run_script(&py, &["tests/clients/sdk_retry_check.py"], &envs, Duration::from_secs(180), &context);
 }
 
 #[test]

@@ -8,72 +8,30 @@
 //! under CI (env `CI` set) and are skipped elsewhere.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/clients.rs"]
+mod clients;
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use clients::{python, run_script};
 use common::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, TENANT, TlsServer, Value, json};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's Python, or `None` (after saying so) when it is missing outside CI.
-fn python() -> Option<PathBuf> {
-    let py = repo().join(".venv/bin/python");
-    if py.is_file() {
-        return Some(py);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
-    assert!(
-        !ci,
-        "{} is missing; CI must create it: python3 -m venv .venv && .venv/bin/pip install -r tests/clients/requirements.txt",
-        py.display()
-    );
-    eprintln!("skipping: run .ci/run or create .venv ({} is missing)", py.display());
-    None
-}
-
 /// Runs `azure_identity_check.py` against `s` with the dev app; `mode` is sync, async or both.
-/// Panics with the script's output unless it exits 0.
-fn run_check(py: &PathBuf, s: &TlsServer, mode: &str) {
-    let mut child = Command::new(py)
-        .arg(repo().join("tests/clients/azure_identity_check.py"))
-        .current_dir(repo())
-        .env("AUTHORITY", &s.base)
-        .env("TENANT", TENANT)
-        .env("CLIENT_ID", DEV_CLIENT_ID)
-        .env("CLIENT_SECRET", DEV_CLIENT_SECRET)
-        .env("GRAPH_URL", s.url("/beta"))
-        .env("REQUESTS_CA_BUNDLE", &s.ca)
-        .env("SSL_CERT_FILE", &s.ca)
-        .env("MODE", mode)
-        .env("NO_PROXY", "localhost,127.0.0.1,::1")
-        .env_remove("AZURE_AUTHORITY_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "azure_identity_check.py ({mode}) failed ({}):\n{stdout}\n{stderr}\nserver banner:\n{}",
-        out.status,
-        s.banner
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+fn run_check(py: &std::path::Path, s: &TlsServer, mode: &str) {
+    let envs = [
+        ("AUTHORITY", s.base.clone()),
+        ("TENANT", TENANT.to_owned()),
+        ("CLIENT_ID", DEV_CLIENT_ID.to_owned()),
+        ("CLIENT_SECRET", DEV_CLIENT_SECRET.to_owned()),
+        ("GRAPH_URL", s.url("/beta")),
+        ("REQUESTS_CA_BUNDLE", s.ca.display().to_string()),
+        ("SSL_CERT_FILE", s.ca.display().to_string()),
+        ("MODE", mode.to_owned()),
+    ];
+    let context = format!("mode {mode}; server banner:\n{}", s.banner);
+    run_script(py, &["tests/clients/azure_identity_check.py"], &envs, Duration::from_secs(120), &context);
 }
 
 #[test]
