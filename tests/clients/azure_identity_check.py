@@ -26,25 +26,10 @@ import time
 import requests
 from azure.identity import ClientSecretCredential
 
+from checks import check, env, eq, failures, finish  # noqa: E402,F401
+
 SCOPE = "https://graph.microsoft.com/.default"
 DEFAULTS = 5
-
-failures = []
-
-
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        print(f"FAIL: environment variable {name} is not set")
-        sys.exit(2)
-    return value
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def check_token(tok, label):
@@ -128,10 +113,7 @@ def main():
         sync_credential(tenant, client_id, secret, authority)
     if mode in ("async", "both"):
         asyncio.run(async_credential(tenant, client_id, secret, authority))
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all checks passed")
+    finish()
 
 
 if __name__ == "__main__":

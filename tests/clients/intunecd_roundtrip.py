@@ -29,20 +29,14 @@ import sys
 
 import requests
 
+from checks import check, env, eq, failures, finish  # noqa: E402,F401
+
 URL = os.environ["ENROLLGRAPH_URL"].rstrip("/")
 WORK = os.environ["WORK_DIR"]
 LOG = os.path.join(WORK, "requests.jsonl")
 WRAPPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "intunecd_wrapper.py")
 EXCLUDE = ["APNs", "ManagedGooglePlay", "DeviceManagementSettings"]
 EXCLUDE_UPDATE = ["DeviceManagementSettings"]  # `update` has no APNs/ManagedGooglePlay modules
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 class Tenant:
@@ -240,10 +234,7 @@ def main():
     with open(os.path.join(WORK, "calls.txt"), "w") as f:
         f.write("\n".join(sorted(calls)) + "\n")
 
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all checks passed")
+    finish()
 
 
 if __name__ == "__main__":

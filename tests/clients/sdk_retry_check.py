@@ -28,26 +28,12 @@ from azure.identity.aio import ClientSecretCredential
 from msgraph import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from checks import check, env, eq, failures, finish  # noqa: E402,F401
+
 SCOPE = "https://graph.microsoft.com/.default"
 # msgraph-sdk is the v1.0 SDK: the v1.0 view lists 4 of the 5 defaults (the Windows
 # restore configuration's type is beta-only; rulings.md 6).
 V1_DEFAULTS = 4
-failures = []
-
-
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        print(f"FAIL: environment variable {name} is not set")
-        sys.exit(2)
-    return value
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 async def main():
@@ -112,10 +98,7 @@ async def main():
     admin("DELETE", f"/tenants/{tenant}/throttling")
     await cred.close()
 
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all checks passed")
+    finish()
 
 
 if __name__ == "__main__":

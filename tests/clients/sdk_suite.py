@@ -27,27 +27,9 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 )
 from msgraph_core.tasks.page_iterator import PageIterator
 
+from checks import check, env, eq, failures, finish  # noqa: E402,F401
+
 SCOPES = ["https://graph.microsoft.com/.default"]
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def eq(got, want, what):
-    return check(got == want, f"{what}: {got!r}" + ("" if got == want else f" (want {want!r})"))
-
-
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        print(f"FAIL: environment variable {name} is not set")
-        sys.exit(2)
-    return value
 
 
 def credential():
@@ -528,7 +510,4 @@ async def main():
 
 if __name__ == "__main__":
     asyncio.run(main())
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all checks passed")
+    finish()
