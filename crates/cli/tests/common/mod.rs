@@ -18,6 +18,8 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database (URL) when the suite runs on PostgreSQL ([`test_database`]).
+    pub database: Option<String>,
     extra: Vec<String>,
     client: reqwest::blocking::Client,
     /// A token of the development app (DeviceManagementServiceConfig.ReadWrite.All), sent by
@@ -46,6 +48,18 @@ fn temp_dir() -> PathBuf {
     d
 }
 
+/// The database a new server runs on: `None` is SQLite in its data dir (the default); with
+/// `ENROLLGRAPH_TEST_BACKEND=postgres` the whole suite runs on PostgreSQL, each server on a
+/// fresh database of the harness's throwaway cluster (rulings.md 11: never skipped then).
+pub fn test_database() -> Option<String> {
+    if !enrollgraph_testpg::requested() {
+        return None;
+    }
+    let cluster = enrollgraph_testpg::cluster()
+        .unwrap_or_else(|e| panic!("ENROLLGRAPH_TEST_BACKEND=postgres but PostgreSQL cannot run: {e}"));
+    Some(cluster.create_database())
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(&[])
@@ -56,6 +70,7 @@ impl Server {
             child: None,
             base: String::new(),
             data_dir: temp_dir(),
+            database: test_database(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             token: String::new(),
@@ -71,6 +86,8 @@ impl Server {
             .arg("--signing-keys-file")
             .arg(keys_file())
             .args(&self.extra)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(self.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -121,6 +138,8 @@ impl Server {
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(self.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
             .output()
             .unwrap();
         assert!(out.status.success(), "enrollgraph {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -385,6 +404,8 @@ impl TlsServer {
             .arg(keys_file())
             .args(if extra.contains(&"--port") { &[][..] } else { &["--port", "0"][..] })
             .args(extra)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(test_database().map(|d| ("ENROLLGRAPH_DATABASE", d)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
