@@ -364,7 +364,14 @@ fn pg_literal(v: &SqlValue) -> String {
 
 /// Like `run_case`, against a real PostgreSQL through `psql` (values are passed to a
 /// prepared statement as literals, which only this test writes).
-fn run_case_pg(psql: &std::path::Path, url: &str, entities: &[(String, Value)], filter_text: &str, orderby_text: &str, stats: &mut Stats) {
+fn run_case_pg(
+    psql: &std::path::Path,
+    url: &str,
+    entities: &[(String, Value)],
+    filter_text: &str,
+    orderby_text: &str,
+    stats: &mut Stats,
+) {
     let m = model();
     let cfg = ParseConfig::default();
     let filter = bind_filter(&parse_filter(filter_text, &cfg).unwrap(), &m, CONFIG).unwrap();

@@ -66,11 +66,17 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Server {
+        Server::start_on(test_database(), extra)
+    }
+
+    /// A server on `database` (a PostgreSQL URL; `None` = SQLite in its data dir): several
+    /// servers on one database are replicas of one service.
+    pub fn start_on(database: Option<String>, extra: &[&str]) -> Server {
         let mut s = Server {
             child: None,
             base: String::new(),
             data_dir: temp_dir(),
-            database: test_database(),
+            database,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             token: String::new(),
@@ -153,6 +159,19 @@ impl Server {
             c.wait().unwrap();
         }
         self.spawn();
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Stops the server with SIGKILL (no graceful shutdown), leaving it stopped.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
