@@ -32,7 +32,7 @@
 //! - **Migrations** are versioned and forward-only (`schema_migrations`), run at start
 //!   under a session advisory lock, because replicas may start together.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -184,14 +184,26 @@ impl ToSql for Param<'_> {
 struct Conn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// The writer's connection is driven by a runtime of the writer thread's own, inside
+    /// each wait: a round trip then costs no hand-off to another thread and back (the
+    /// writer is serial, so the latency of its round trips is its throughput).
+    local: Option<tokio::runtime::Runtime>,
 }
 
 impl Conn {
+    /// Waits for one of this connection's futures.
+    fn wait<F: Future>(&self, f: F) -> F::Output {
+        match &self.local {
+            Some(rt) => rt.block_on(f),
+            None => block_on(f),
+        }
+    }
+
     fn statement(&mut self, sql: &str, types: &[Type]) -> Result<Statement, StoreError> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = block_on(self.client.prepare_typed(sql, types)).map_err(|e| pg_err(&e))?;
+        let s = self.wait(self.client.prepare_typed(sql, types)).map_err(|e| pg_err(&e))?;
         if self.statements.len() >= MAX_STATEMENTS {
             self.statements.clear();
         }
@@ -201,16 +213,26 @@ impl Conn {
 
     fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let s = self.statement(sql, &[])?;
-        block_on(self.client.query(&s, params)).map_err(|e| pg_err(&e))
+        self.wait(self.client.query(&s, params)).map_err(|e| pg_err(&e))
     }
 
     fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let s = self.statement(sql, &[])?;
-        block_on(self.client.execute(&s, params)).map_err(|e| pg_err(&e))
+        self.wait(self.client.execute(&s, params)).map_err(|e| pg_err(&e))
     }
 
     fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        block_on(self.client.batch_execute(sql)).map_err(|e| pg_err(&e))
+        self.wait(self.client.batch_execute(sql)).map_err(|e| pg_err(&e))
+    }
+
+    /// Sends `sql` without waiting for its answer (pipelined: the connection discards the
+    /// answer of a dropped request). Only for commands whose failure the next awaited
+    /// statement on this connection reveals (a failure aborts the transaction, and every
+    /// later statement then fails too).
+    fn send(&self, sql: &str) {
+        let mut f = pin!(self.client.batch_execute(sql));
+        // The first poll queues the message; nothing is awaited.
+        let _ = f.as_mut().poll(&mut Context::from_waker(Waker::noop()));
     }
 }
 
@@ -273,8 +295,24 @@ impl Driver {
         });
         let client =
             blocking(|| rx.recv()).map_err(|_| StoreError::Backend("the PostgreSQL driver has stopped".into()))??;
-        Ok(Conn { client, statements: HashMap::new() })
+        Ok(Conn { client, statements: HashMap::new(), local: None })
     }
+}
+
+/// A connection driven by a current-thread runtime of its own ([`Conn::local`]); only for
+/// a plain thread that is never inside another runtime (the writer).
+fn connect_local(config: &tokio_postgres::Config) -> Result<Conn, StoreError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| pg_err(&e))?;
+    rt.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(Conn { client, statements: HashMap::new(), local: Some(rt) })
 }
 
 impl Drop for Driver {
@@ -319,13 +357,22 @@ impl PostgresStore {
         let driver = Arc::new(Driver::start()?);
         let mut admin = driver.connect(&config)?;
         migrate(&mut admin)?;
-        let writer_conn = driver.connect(&config)?;
         let (writer, queue) = mpsc::channel::<WriteRequest>();
-        let (w_driver, w_config) = (driver.clone(), config.clone());
+        let (started, ready) = mpsc::channel();
+        let w_config = config.clone();
         std::thread::Builder::new()
             .name("enrollgraph-pg-writer".into())
-            .spawn(move || write_loop(writer_conn, &queue, &w_driver, &w_config))
+            .spawn(move || match connect_local(&w_config) {
+                Ok(conn) => {
+                    let _ = started.send(Ok(()));
+                    write_loop(conn, &queue, &w_config);
+                }
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                }
+            })
             .map_err(|e| StoreError::Backend(e.to_string()))?;
+        blocking(|| ready.recv()).map_err(|_| StoreError::Backend("the PostgreSQL writer did not start".into()))??;
         Ok(PostgresStore {
             config,
             driver,
@@ -416,7 +463,13 @@ fn migrate(conn: &mut Conn) -> Result<(), StoreError> {
 }
 
 /// Group commit across tenants, serialised per tenant across replicas (module docs).
-fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, driver: &Driver, config: &tokio_postgres::Config) {
+///
+/// Round trips are what a serial writer pays for, so everything that need not be awaited
+/// is pipelined: BEGIN and the locks go in one message, each job's SAVEPOINT and RELEASE
+/// are sent without waiting, and the COMMIT goes with a probe that fails if the
+/// transaction is aborted (PostgreSQL answers COMMIT of an aborted transaction with a
+/// silent ROLLBACK, which must not be reported as committed).
+fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_postgres::Config) {
     let conn = RefCell::new(conn);
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -427,7 +480,7 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, driver: &Driver,
             }
         }
         if conn.borrow().client.is_closed() {
-            match driver.connect(config) {
+            match connect_local(config) {
                 Ok(c) => *conn.borrow_mut() = c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot reconnect the PostgreSQL writer");
@@ -442,21 +495,40 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, driver: &Driver,
         let mut keys: Vec<i64> = batch.iter().map(|r| tenant_lock(&r.tenant)).collect();
         keys.sort_unstable();
         keys.dedup();
-        let begun = begin_locked(&mut conn.borrow_mut(), &keys);
+        let begun = begin_locked(&conn.borrow(), &keys);
         let mut results = Vec::with_capacity(batch.len());
         let mut dones = Vec::with_capacity(batch.len());
-        for req in batch {
+        let mut broken = None;
+        for (n, req) in batch.into_iter().enumerate() {
             dones.push(req.done);
-            match &begun {
-                Ok(()) => results.push(run_job(&conn, &req.tenant, req.job)),
-                Err(e) => results.push(Err(StoreError::Backend(format!("cannot begin: {e}")))),
+            if let Err(e) = &begun {
+                results.push(Err(StoreError::Backend(format!("cannot begin: {e}"))));
+                continue;
+            }
+            if let Some(e) = &broken {
+                results.push(Err(StoreError::Backend(format!("the transaction failed: {e}"))));
+                continue;
+            }
+            match run_job(&conn, n, &req.tenant, req.job) {
+                Ok(outcome) => results.push(outcome),
+                Err(e) => {
+                    // The savepoint machinery itself failed: nothing of the batch is sure.
+                    broken = Some(e.to_string());
+                    results.push(Err(e));
+                }
             }
         }
         if begun.is_ok() {
             let c = conn.borrow();
-            let committed = if results.iter().any(Result::is_ok) { c.batch("COMMIT") } else { c.batch("ROLLBACK") };
+            let committed = if broken.is_none() && results.iter().any(Result::is_ok) {
+                c.batch("SELECT 1; COMMIT")
+            } else {
+                c.batch("ROLLBACK").and(Err(StoreError::Backend(broken.unwrap_or_default())))
+            };
             if let Err(e) = committed {
-                tracing::error!(error = %e, "commit failed");
+                if results.iter().any(Result::is_ok) {
+                    tracing::error!(error = %e, "commit failed");
+                }
                 let _ = c.batch("ROLLBACK");
                 for r in &mut results {
                     if r.is_ok() {
@@ -471,21 +543,21 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, driver: &Driver,
     }
 }
 
-/// BEGIN and take the tenants' locks in sorted order; retried when the server breaks a
-/// deadlock or a serialisation failure (nothing of a job has run yet, so a retry is safe).
-fn begin_locked(conn: &mut Conn, keys: &[i64]) -> Result<(), StoreError> {
+/// BEGIN and take the tenants' locks in sorted order, in one round trip; retried when the
+/// server breaks a deadlock or a serialisation failure (nothing of a job has run yet, so a
+/// retry is safe).
+fn begin_locked(conn: &Conn, keys: &[i64]) -> Result<(), StoreError> {
+    let mut sql = String::from("BEGIN ISOLATION LEVEL READ COMMITTED;");
+    for k in keys {
+        // Integers formatted by us: nothing to escape.
+        sql.push_str(&format!(" SELECT pg_advisory_xact_lock({k});"));
+    }
     let mut last = None;
     for attempt in 0..5u32 {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(10 << attempt));
         }
-        let locked = conn.batch("BEGIN ISOLATION LEVEL READ COMMITTED").and_then(|()| {
-            for k in keys {
-                conn.execute("SELECT pg_advisory_xact_lock($1)", &[k])?;
-            }
-            Ok(())
-        });
-        match locked {
+        match conn.batch(&sql) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 let _ = conn.batch("ROLLBACK");
@@ -496,22 +568,29 @@ fn begin_locked(conn: &mut Conn, keys: &[i64]) -> Result<(), StoreError> {
     Err(last.unwrap_or_else(|| StoreError::Backend("cannot lock the tenant".into())))
 }
 
-fn run_job(conn: &RefCell<Conn>, tenant: &str, job: WriteJob) -> Result<(), StoreError> {
-    conn.borrow().batch("SAVEPOINT job")?;
-    let mut tx = PgTx { conn, tenant };
-    let mut outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)))
+/// Runs job number `n` of the batch in its own savepoint. The outer `Err` means the
+/// savepoint could not be rolled back (the transaction is unusable); the inner result is
+/// the job's.
+fn run_job(conn: &RefCell<Conn>, n: usize, tenant: &str, job: WriteJob) -> Result<Result<(), StoreError>, StoreError> {
+    // A name per job: rolling back to a savepoint that was never made fails loudly instead
+    // of rolling back an earlier job's savepoint of the same name.
+    conn.borrow().send(&format!("SAVEPOINT job{n}"));
+    let failed = Cell::new(false);
+    let mut tx = PgTx { conn, tenant, failed: &failed };
+    let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)))
         .unwrap_or_else(|_| Err(StoreError::Backend("a write job panicked".into())));
     let c = conn.borrow();
-    if outcome.is_ok() && c.batch("RELEASE SAVEPOINT job").is_ok() {
-        return Ok(());
+    match outcome {
+        Ok(()) if !failed.get() => {
+            c.send(&format!("RELEASE SAVEPOINT job{n}"));
+            Ok(Ok(()))
+        }
+        outcome => {
+            // The job failed, or swallowed a failed statement (the savepoint is aborted).
+            c.batch(&format!("ROLLBACK TO SAVEPOINT job{n}; RELEASE SAVEPOINT job{n}"))?;
+            Ok(outcome.and(Err(StoreError::Backend("a statement of the write failed".into()))))
+        }
     }
-    // The job failed, or swallowed a failed statement (the savepoint is then aborted).
-    if outcome.is_ok() {
-        outcome = Err(StoreError::Backend("a statement of the write failed".into()));
-    }
-    c.batch("ROLLBACK TO SAVEPOINT job")?;
-    c.batch("RELEASE SAVEPOINT job")?;
-    outcome
 }
 
 impl Store for PostgresStore {
@@ -531,17 +610,16 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         blocking(|| {
             let conn = self.take()?;
-            let began = conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-            if let Err(e) = began {
-                self.give_back(conn, false);
-                return Err(e);
-            }
+            // Pipelined: BEGIN goes ahead of the job's first query, COMMIT is not awaited
+            // (a read-only transaction has nothing to lose; the next user's statements
+            // queue behind it on the connection).
+            conn.send("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
             let cell = RefCell::new(conn);
-            let result = job(&PgTx { conn: &cell, tenant });
+            let failed = Cell::new(false);
+            let result = job(&PgTx { conn: &cell, tenant, failed: &failed });
             let conn = cell.into_inner();
-            let ended = conn.batch("COMMIT");
-            self.give_back(conn, ended.is_ok());
-            ended?;
+            conn.send("COMMIT");
+            self.give_back(conn, true);
             result
         })
     }
@@ -593,6 +671,9 @@ fn json_path_expr(path: &[String]) -> String {
 struct PgTx<'a> {
     conn: &'a RefCell<Conn>,
     tenant: &'a str,
+    /// Set when a statement failed (the transaction or savepoint is then aborted, even if
+    /// the job goes on as if nothing happened).
+    failed: &'a Cell<bool>,
 }
 
 const COLUMNS: &str = "seq, parent, nav, id, type, raw";
@@ -608,11 +689,11 @@ const FIXED_TYPES: [Type; 9] =
 
 impl PgTx<'_> {
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        self.conn.borrow_mut().query(sql, params)
+        self.conn.borrow_mut().query(sql, params).inspect_err(|_| self.failed.set(true))
     }
 
     fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        self.conn.borrow_mut().execute(sql, params)
+        self.conn.borrow_mut().execute(sql, params).inspect_err(|_| self.failed.set(true))
     }
 
     fn list_query(
@@ -671,8 +752,10 @@ impl PgTx<'_> {
             .collect();
         params.extend(rest.iter().map(|p| p as &(dyn ToSql + Sync)));
         let mut conn = self.conn.borrow_mut();
-        let stmt = conn.statement(&sql, &FIXED_TYPES)?;
-        block_on(conn.client.query(&stmt, &params)).map_err(|e| pg_err(&e))
+        let rows = conn
+            .statement(&sql, &FIXED_TYPES)
+            .and_then(|stmt| conn.wait(conn.client.query(&stmt, &params)).map_err(|e| pg_err(&e)));
+        rows.inspect_err(|_| self.failed.set(true))
     }
 }
 
