@@ -61,7 +61,9 @@ const MIGRATIONS: &[&str] = &[r#"
         id     text   NOT NULL,
         type   text   NOT NULL,
         raw    text   NOT NULL,
-        body   jsonb  GENERATED ALWAYS AS (raw::jsonb) STORED
+        -- jsonb refuses the escape \u0000 that JSON allows (and SQLite keeps): the
+        -- queryable copy reads it as U+FFFD rather than failing the write.
+        body   jsonb  GENERATED ALWAYS AS (replace(raw, '\u0000', '\ufffd')::jsonb) STORED
     );
     CREATE UNIQUE INDEX entity_key ON entity (tenant, parent, nav, lower(id COLLATE "C"));
     CREATE INDEX entity_list ON entity (tenant, parent, nav, seq);

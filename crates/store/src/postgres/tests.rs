@@ -196,6 +196,11 @@ fn the_body_text_is_kept_exactly_and_reads_work_outside_a_runtime() {
         .unwrap()
         .unwrap();
     assert_eq!(row.raw, raw);
+    // JSON's \u0000, which jsonb refuses, is stored and given back as sent.
+    let nul = r#"{"n":"a\u0000b"}"#;
+    rt.block_on(store.write::<_, StoreError, _>("t", move |tx| tx.insert(ROOT, "nul", "x", "T", nul))).unwrap();
+    let row = store.read::<_, StoreError, _>("t", |tx| tx.get(ROOT, "nul", "x")).unwrap().unwrap();
+    assert_eq!(row.raw, nul);
     // A nested read (a read inside a read) takes its own connection.
     let n = store
         .read::<_, StoreError, _>("t", |outer| {
