@@ -105,6 +105,13 @@ impl Server {
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         let url = line.trim().rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("http://"), "unexpected banner: {line}");
+        // On PostgreSQL nothing of the data is in the data dir: the run really is on it.
+        assert_eq!(
+            self.data_dir.join("enrollgraph.sqlite").exists(),
+            self.database.is_none(),
+            "database {:?}",
+            self.database
+        );
         self.base = url;
         self.child = Some(child);
         let auth_off = self.extra.windows(2).any(|w| w[0] == "--auth" && w[1] == "off")
