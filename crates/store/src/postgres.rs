@@ -10,8 +10,9 @@
 //!   worker the read runs under `block_in_place`, so the worker's other tasks move on.
 //! - **Reads** take a pooled connection (at most [`MAX_READERS`] open) and run in one
 //!   `REPEATABLE READ READ ONLY` transaction: a consistent snapshot, as the trait promises.
-//! - **Writes** mirror the SQLite store's group commit: one writer connection takes every
-//!   queued job, runs each in a SAVEPOINT inside one transaction (a failing job rolls back
+//! - **Writes** mirror the SQLite store's group commit: a writer connection takes every
+//!   queued job of its share of the tenants ([`WRITERS`] writers, a tenant always on the
+//!   same one), runs each in a SAVEPOINT inside one transaction (a failing job rolls back
 //!   alone) and commits once; a job is answered only after the COMMIT returned
 //!   (`synchronous_commit` as the server has it: on by default, so the commit is flushed).
 //! - **Replicas.** Before any job runs, the writer takes `pg_advisory_xact_lock` on each
@@ -78,6 +79,8 @@ const MIGRATIONS: &[&str] = &[r#"
     CREATE INDEX link_tenant ON link (tenant);
 "#];
 
+/// Writer connections (and threads) per store; each serves a fixed share of the tenants.
+const WRITERS: usize = 4;
 /// The most writes committed together.
 const MAX_BATCH: usize = 512;
 /// The most read connections a store keeps open (every replica has its own).
@@ -341,7 +344,8 @@ pub struct PostgresStore {
     driver: Arc<Driver>,
     pool: Mutex<Pool>,
     returned: Condvar,
-    writer: mpsc::Sender<WriteRequest>,
+    /// One queue per writer; a tenant always goes to the same one ([`WRITERS`]).
+    writers: Vec<mpsc::Sender<WriteRequest>>,
 }
 
 impl PostgresStore {
@@ -359,28 +363,33 @@ impl PostgresStore {
         let driver = Arc::new(Driver::start()?);
         let mut admin = driver.connect(&config)?;
         migrate(&mut admin)?;
-        let (writer, queue) = mpsc::channel::<WriteRequest>();
-        let (started, ready) = mpsc::channel();
-        let w_config = config.clone();
-        std::thread::Builder::new()
-            .name("enrollgraph-pg-writer".into())
-            .spawn(move || match connect_local(&w_config) {
-                Ok(conn) => {
-                    let _ = started.send(Ok(()));
-                    write_loop(conn, &queue, &w_config);
-                }
-                Err(e) => {
-                    let _ = started.send(Err(e));
-                }
-            })
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        blocking(|| ready.recv()).map_err(|_| StoreError::Backend("the PostgreSQL writer did not start".into()))??;
+        let mut writers = Vec::with_capacity(WRITERS);
+        for i in 0..WRITERS {
+            let (writer, queue) = mpsc::channel::<WriteRequest>();
+            let (started, ready) = mpsc::channel();
+            let w_config = config.clone();
+            std::thread::Builder::new()
+                .name(format!("enrollgraph-pg-writer-{i}"))
+                .spawn(move || match connect_local(&w_config) {
+                    Ok(conn) => {
+                        let _ = started.send(Ok(()));
+                        write_loop(conn, &queue, &w_config);
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                })
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            blocking(|| ready.recv())
+                .map_err(|_| StoreError::Backend("the PostgreSQL writer did not start".into()))??;
+            writers.push(writer);
+        }
         Ok(PostgresStore {
             config,
             driver,
             pool: Mutex::new(Pool { idle: vec![admin], open: 1 }),
             returned: Condvar::new(),
-            writer,
+            writers,
         })
     }
 
@@ -598,7 +607,12 @@ fn run_job(conn: &RefCell<Conn>, n: usize, tenant: &str, job: WriteJob) -> Resul
 impl Store for PostgresStore {
     fn write_job(&self, tenant: &str, job: WriteJob) -> BoxFuture<'_, Result<(), StoreError>> {
         let (done, wait) = oneshot::channel();
-        let sent = self.writer.send(WriteRequest { tenant: tenant.to_owned(), job, done });
+        // A tenant's writes stay in one queue (their order is kept); tenants spread over the
+        // writers, so different tenants commit in parallel and never wait on one another's
+        // advisory locks inside a replica.
+        let lock = tenant_lock(tenant);
+        let i = usize::try_from(lock.unsigned_abs() % WRITERS as u64).unwrap_or(0);
+        let sent = self.writers[i].send(WriteRequest { tenant: tenant.to_owned(), job, done });
         Box::pin(async move {
             sent.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
             wait.await.map_err(|_| StoreError::Backend("the writer thread dropped a request".into()))?

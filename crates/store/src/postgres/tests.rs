@@ -279,3 +279,39 @@ async fn two_stores_over_one_database_serialise_a_tenants_writes() {
     let log = a.read::<_, StoreError, _>("t", |tx| tx.list(ROOT, "log", &ListSpec::default())).unwrap();
     assert_eq!(log.len(), 200);
 }
+
+/// While one replica holds a tenant (a slow job inside its transaction), another replica's
+/// write to that tenant waits for the commit and then reads it (the lock comes before any
+/// statement of the job), and writes to other tenants go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_held_by_one_replica_waits_for_its_commit_and_others_go_on() {
+    let Some(url) = database() else { return };
+    let a = open(&url);
+    let b = open(&url);
+    let writer = |t: &str| super::tenant_lock(t).unsigned_abs() % super::WRITERS as u64;
+    let held = "held-tenant";
+    let other = (0..100).map(|i| format!("other-{i}")).find(|t| writer(t) != writer(held)).unwrap();
+    let hold = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.write::<_, StoreError, _>(held, |tx| {
+                tx.insert(ROOT, "c", "from-b", "T", "{}")?;
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                Ok(())
+            })
+            .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    a.write::<_, StoreError, _>(&other, |tx| tx.insert(ROOT, "c", "x", "T", "{}")).await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(800),
+        "another tenant waited: {:?}",
+        started.elapsed()
+    );
+    let seen = a.write::<_, StoreError, _>(held, |tx| Ok(tx.get(ROOT, "c", "from-b")?.is_some())).await.unwrap();
+    assert!(seen, "the write after the lock did not see the other replica's commit");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "the held tenant did not wait");
+    hold.await.unwrap().unwrap();
+}
