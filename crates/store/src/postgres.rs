@@ -506,7 +506,15 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_p
         let mut keys: Vec<i64> = batch.iter().map(|r| tenant_lock(&r.tenant)).collect();
         keys.sort_unstable();
         keys.dedup();
-        let begun = begin_locked(&conn.borrow(), &keys);
+        let mut begun = begin_locked(&conn.borrow(), &keys);
+        if begun.is_err() && conn.borrow().client.is_closed() {
+            // The server dropped the connection (a restart, a failover, an idle timeout):
+            // nothing of the batch has run, so it may begin again on a fresh one.
+            if let Ok(c) = connect_local(config) {
+                *conn.borrow_mut() = c;
+                begun = begin_locked(&conn.borrow(), &keys);
+            }
+        }
         let mut results = Vec::with_capacity(batch.len());
         let mut dones = Vec::with_capacity(batch.len());
         let mut broken = None;
@@ -573,6 +581,9 @@ fn begin_locked(conn: &Conn, keys: &[i64]) -> Result<(), StoreError> {
             Err(e) => {
                 let _ = conn.batch("ROLLBACK");
                 last = Some(e);
+                if conn.client.is_closed() {
+                    break;
+                }
             }
         }
     }

@@ -315,3 +315,27 @@ async fn a_tenant_held_by_one_replica_waits_for_its_commit_and_others_go_on() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "the held tenant did not wait");
     hold.await.unwrap().unwrap();
 }
+
+/// Connections the server drops (a restart, a failover, an administrator) are replaced:
+/// the next write begins on a fresh connection instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_drops_are_replaced() {
+    let Some(url) = database() else { return };
+    let store = open(&url);
+    store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "before", "T", "{}")).await.unwrap();
+    assert!(store.read::<_, StoreError, _>("t", |tx| tx.get(ROOT, "c", "before")).unwrap().is_some());
+    let cluster = enrollgraph_testpg::cluster().unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    let killed = cluster
+        .psql(
+            db,
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+        )
+        .unwrap();
+    assert!(killed.trim().parse::<u32>().unwrap() >= 2, "{killed}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "after", "T", "{}")).await.unwrap();
+    let n = store.read::<_, StoreError, _>("t", |tx| tx.count(ROOT, "c", &ListSpec::default())).unwrap();
+    assert_eq!(n, 2);
+}
