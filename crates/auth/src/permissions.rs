@@ -10,6 +10,10 @@ pub const CONFIGURATION_READ_ALL: &str = "DeviceManagementConfiguration.Read.All
 /// `DeviceManagementConfiguration.ReadWrite.All`.
 pub const CONFIGURATION_READ_WRITE_ALL: &str = "DeviceManagementConfiguration.ReadWrite.All";
 
+/// `Group.ReadWrite.All`: the development app's permission on `groups` (behaviour.json
+/// `permissions`), so that it can create the groups it assigns to.
+pub const GROUP_READ_WRITE_ALL: &str = "Group.ReadWrite.All";
+
 /// Any of these permits a read (GET) of an enrollment resource (least to most privileged).
 pub const READ: &[&str] =
     &[SERVICE_CONFIG_READ_ALL, CONFIGURATION_READ_ALL, SERVICE_CONFIG_READ_WRITE_ALL, CONFIGURATION_READ_WRITE_ALL];

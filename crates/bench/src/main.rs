@@ -27,6 +27,7 @@ mod pg;
 mod report;
 mod seed;
 mod server;
+mod tenants;
 mod workloads;
 
 use std::ffi::OsString;
@@ -57,7 +58,7 @@ struct Cli {
     /// Seconds each run is measured (default 8; quick 1), after a warm-up of a quarter of it.
     #[arg(long)]
     duration: Option<f64>,
-    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W3,W4,W5,W6,startup,pg).
+    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W3,W4,W5,W6,startup,tenants,pg).
     #[arg(long)]
     only: Option<String>,
     /// Slices per run, alternating servers (default 4; quick 1).
@@ -273,6 +274,13 @@ fn bench(cli: &Cli) -> Result<bool, String> {
              start that made its signing keys",
             seeded.total
         ));
+    }
+
+    if plan.wants("tenants") {
+        for line in tenants::run(&enrollgraph, pinning, &scratch.0, if quick { 20 } else { 200 })? {
+            println!("  {line}");
+            report.notes.push(line);
+        }
     }
 
     // Every server runs at once (idle ones cost nothing), so each workload runs on its

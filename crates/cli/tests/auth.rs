@@ -945,7 +945,8 @@ fn token_endpoint_errors_follow_entra() {
         assert_eq!(claims_of(token)["aud"], aud);
         assert_eq!(claims_of(token)["tid"], TENANT);
         assert_eq!(claims_of(token)["iss"], format!("https://sts.windows.net/{TENANT}/"));
-        assert_eq!(claims_of(token)["roles"], json!([SC_RW]));
+        // The development app also manages groups (README: the dev app).
+        assert_eq!(claims_of(token)["roles"], json!([SC_RW, "Group.ReadWrite.All"]));
         assert_eq!(call(&s, &bearer(token), "GET", CFG, None).status(), 200);
     }
     // B's app gets a token in B.

@@ -276,6 +276,20 @@ fn unknown_ids_and_missing_parents_are_404() {
         404,
         "ResourceNotFound",
     );
+    // A bad body under a missing parent: the missing parent is what Graph reports (a create
+    // validates before any read, so this takes the slow path on purpose).
+    expect_error(s.post(&format!("{CFG}/{missing}/assignments"), &json!({"target": 7})), 404, "ResourceNotFound");
+    // The same bad body under a parent that exists is the body's error.
+    expect_error(s.post(&format!("{CFG}/{TENANT}_DefaultLimit/assignments"), &json!({"target": 7})), 400, "BadRequest");
+    // A valid body under a missing parent of another resource: the transaction finds it gone.
+    expect_error(
+        s.post(
+            &format!("{BETA}/appleUserInitiatedEnrollmentProfiles/nope/assignments"),
+            &json!({"target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}}),
+        ),
+        404,
+        "ResourceNotFound",
+    );
     expect_error(s.patch(&format!("{CFG}/{missing}"), &json!({"displayName": "x"})), 404, "ResourceNotFound");
     expect_error(s.delete(&format!("{CFG}/{missing}")), 404, "ResourceNotFound");
     expect_error(s.delete(&format!("{CFG}/{TENANT}_DefaultLimit/assignments/nope")), 404, "ResourceNotFound");

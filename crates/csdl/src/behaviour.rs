@@ -84,6 +84,21 @@ pub struct Behaviour {
     reverse: HashMap<String, String>,
     /// Property paths to index (segments), from the `indexes` section.
     pub indexes: Vec<Vec<String>>,
+    /// Per version, the paths (as segments) of collections that always answer empty.
+    empty: HashMap<String, Vec<Vec<String>>>,
+    /// Types whose key is answered whatever `$select` says.
+    key_always_selected: Vec<String>,
+    /// Per first path segment, the permissions that allow reads and writes there.
+    permissions: HashMap<String, Permissions>,
+}
+
+/// The permissions a resource outside Intune accepts (any one of a list will do).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Permissions {
+    /// For GET.
+    pub read: Vec<String>,
+    /// For every other method.
+    pub write: Vec<String>,
 }
 
 /// Drops the `_why`/`_doc` notes that every section carries.
@@ -125,7 +140,44 @@ impl Behaviour {
                     a.iter().filter_map(Value::as_str).map(|p| p.split('/').map(str::to_owned).collect()).collect()
                 })
                 .unwrap_or_default(),
+            empty: entries::<Vec<String>>(&v, "emptyCollections")?
+                .into_iter()
+                .map(|(ver, paths)| (ver, paths.iter().map(|p| p.split('/').map(str::to_owned).collect()).collect()))
+                .collect(),
+            permissions: entries(&v, "permissions")?,
+            key_always_selected: v
+                .pointer("/keyAlwaysSelected/types")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
         })
+    }
+
+    /// True when one of `lineage`'s types answers its key whatever `$select` says.
+    #[must_use]
+    pub fn key_always_selected(&self, lineage: &[String]) -> bool {
+        lineage.iter().any(|t| self.key_always_selected.contains(t))
+    }
+
+    /// The permissions behaviour.json names for paths starting with `first` (case-insensitive),
+    /// for a write or a read; `None` when the resource uses the Intune defaults.
+    #[must_use]
+    pub fn permissions(&self, first: &str, write: bool) -> Option<&[String]> {
+        self.permissions
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(first))
+            .map(|(_, p)| if write { p.write.as_slice() } else { p.read.as_slice() })
+    }
+
+    /// The always-empty collection of `version` that the path `names` starts with, as its
+    /// segments (matched case-insensitively, like navigations).
+    #[must_use]
+    pub fn empty_collection<'a>(&self, version: &str, names: impl Fn(usize) -> Option<&'a str>) -> Option<&[String]> {
+        self.empty
+            .get(version)?
+            .iter()
+            .find(|p| p.iter().enumerate().all(|(i, seg)| names(i).is_some_and(|n| n.eq_ignore_ascii_case(seg))))
+            .map(Vec::as_slice)
     }
 
     /// True when `prop`, declared on one of `lineage`'s types, is server-owned.

@@ -13,7 +13,7 @@ mod shape;
 /// these long, trusted names (profiled: issue 8).
 type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
-pub use behaviour::{ActionKind, Behaviour, TypeBehaviour};
+pub use behaviour::{ActionKind, Behaviour, Permissions, TypeBehaviour};
 pub use enrollgraph_odata::{Primitive, PropertyInfo, TypeRef};
 pub use payload::{
     Payload, ValidationError, WriteMode, complete, default_value, is_guid, keep_hidden_members,
@@ -164,6 +164,7 @@ pub struct Schema {
     enums: HashMap<String, EnumType>,
     actions: Vec<Action>,
     singletons: Vec<(String, String)>,
+    entity_sets: Vec<Navigation>,
     derived: HashMap<String, Vec<String>>,
     /// Per type, precomputed at load (these lookups are on every request's path):
     /// its lineage names (root first) and all its properties, inherited first.
@@ -230,6 +231,19 @@ impl Schema {
         &self.singletons
     }
 
+    /// The entity-container entity sets (`groups`), each as the collection navigation of
+    /// the service root it is for addressing (rows live under the store's root row).
+    #[must_use]
+    pub fn entity_sets(&self) -> &[Navigation] {
+        &self.entity_sets
+    }
+
+    /// The entity set named `name` (case-insensitive, like navigations: clients.md §0).
+    #[must_use]
+    pub fn entity_set(&self, name: &str) -> Option<&Navigation> {
+        self.entity_sets.iter().find(|n| n.name.eq_ignore_ascii_case(name))
+    }
+
     /// The chain from the root base type down to `name` (inclusive).
     #[must_use]
     pub fn lineage(&self, name: &str) -> Vec<&StructuredType> {
@@ -246,6 +260,10 @@ impl Schema {
     /// Every structural property of `name`, inherited ones first, in document order.
     #[must_use]
     pub fn all_properties(&self, name: &str) -> &[Property] {
+        // Qualified names (the hot path: shaping every row) in one look-up.
+        if let Some((_, props)) = self.flat.get(name) {
+            return props;
+        }
         let name = self.structured(name).map_or(name, |t| t.name.as_str());
         self.flat.get(name).map_or(&[], |(_, props)| props.as_slice())
     }
@@ -306,8 +324,9 @@ impl Schema {
         })
     }
 
-    /// The entity sets reachable by containment from a singleton, as
-    /// (singleton, navigation, element type): used to find where a non-contained
+    /// The collections whose rows live under the store's root row, as (path prefix,
+    /// navigation): those contained in a singleton (prefix: the singleton's name) and the
+    /// container's entity sets (prefix: empty). Used to find where a non-contained
     /// navigation's targets live (the schema has no NavigationPropertyBinding).
     #[must_use]
     pub fn contained_collections(&self) -> Vec<(&str, &Navigation)> {
@@ -320,6 +339,7 @@ impl Schema {
                     .filter(|n| n.contains_target && n.collection)
                     .map(move |n| (name.as_str(), n))
             })
+            .chain(self.entity_sets.iter().map(|n| ("", n)))
             .collect()
     }
 }

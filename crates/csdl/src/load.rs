@@ -48,6 +48,7 @@ impl Schema {
         let mut raw_types = Vec::new();
         let mut actions_raw = Vec::new();
         let mut singletons = Vec::new();
+        let mut entity_sets = Vec::new();
         for schema in doc.descendants().filter(|n| n.has_tag_name("Schema")) {
             let ns = schema.attribute("Namespace").unwrap_or("microsoft.graph");
             for node in schema.children().filter(Node::is_element) {
@@ -71,6 +72,18 @@ impl Schema {
                         for s in node.children().filter(|c| c.has_tag_name("Singleton")) {
                             if let (Some(n), Some(t)) = (s.attribute("Name"), s.attribute("Type")) {
                                 singletons.push((n.to_owned(), qualify(t)));
+                            }
+                        }
+                        // A top-level entity set (`groups`) is, for addressing, a contained
+                        // collection of the service root: its rows live under the root row.
+                        for s in node.children().filter(|c| c.has_tag_name("EntitySet")) {
+                            if let (Some(n), Some(t)) = (s.attribute("Name"), s.attribute("EntityType")) {
+                                entity_sets.push(Navigation {
+                                    name: n.to_owned(),
+                                    target: qualify(t),
+                                    collection: true,
+                                    contains_target: true,
+                                });
                             }
                         }
                     }
@@ -175,7 +188,13 @@ impl Schema {
                 }
             }
         }
-        let mut schema = Schema { version, xml, types, enums, actions, singletons, derived, flat: HashMap::default() };
+        for set in &entity_sets {
+            if !types.contains_key(&set.target) {
+                return Err(CsdlError::Model(label, format!("entity set {}: undefined type {}", set.name, set.target)));
+            }
+        }
+        let mut schema =
+            Schema { version, xml, types, enums, actions, singletons, entity_sets, derived, flat: HashMap::default() };
         let flat = schema
             .types
             .keys()

@@ -90,7 +90,8 @@ fn shape_complex(schema: &Schema, declared: &str, obj: &Map<String, Value>) -> M
 /// parsing and rebuilding JSON trees: issue 8's W3.)
 pub fn write_entity_members(schema: &Schema, type_name: &str, raw: &str, select: &Selection, out: &mut String) -> bool {
     let Some(t) = schema.structured(type_name) else { return false };
-    let fields = Members::parse(raw);
+    let parsed = Parsed::parse(raw);
+    let fields = parsed.root();
     out.push_str("\"@odata.type\":\"#");
     out.push_str(&t.name);
     out.push('"');
@@ -102,13 +103,19 @@ pub fn write_entity_members(schema: &Schema, type_name: &str, raw: &str, select:
         out.push_str(",\"");
         out.push_str(&prop.name);
         out.push_str("\":");
-        write_value(schema, prop, fields.get(&prop.name), out);
+        write_value(schema, prop, member(fields, &prop.name), &parsed, out);
     }
     true
 }
 
-fn write_value(schema: &Schema, prop: &crate::Property, raw: Option<&str>, out: &mut String) {
-    let Some(raw) = raw else {
+fn write_value(
+    schema: &Schema,
+    prop: &crate::Property,
+    value: Option<Member<'_>>,
+    parsed: &Parsed<'_>,
+    out: &mut String,
+) {
+    let Some((_, raw, child)) = value else {
         out.push_str(&default_value(schema, &prop.type_ref, prop.collection, prop.nullable).to_string());
         return;
     };
@@ -125,21 +132,36 @@ fn write_value(schema: &Schema, prop: &crate::Property, raw: Option<&str>, out: 
             if i > 0 {
                 out.push(',');
             }
-            write_complex(schema, declared, item, out);
+            let own = Parsed::parse(item);
+            write_complex(schema, declared, item, own.objects.first().map(Vec::as_slice), &own, out);
         }
         out.push(']');
     } else {
-        write_complex(schema, declared, raw, out);
+        match child.and_then(|c| parsed.objects.get(c)) {
+            Some(fields) => write_complex(schema, declared, raw, Some(fields), parsed, out),
+            None => {
+                // Not read by the enclosing pass (its fallback): read on its own.
+                let own = Parsed::parse(raw);
+                write_complex(schema, declared, raw, own.objects.first().map(Vec::as_slice), &own, out);
+            }
+        }
     }
 }
 
-fn write_complex(schema: &Schema, declared: &str, raw: &str, out: &mut String) {
-    if !raw.starts_with('{') {
+/// Writes a complex value; `fields` are its members when the enclosing pass read them.
+fn write_complex(
+    schema: &Schema,
+    declared: &str,
+    raw: &str,
+    fields: Option<&[Member<'_>]>,
+    parsed: &Parsed<'_>,
+    out: &mut String,
+) {
+    let Some(fields) = fields else {
         out.push_str(raw); // null (or a value of another shape): as stored
         return;
-    }
-    let fields = Members::parse(raw);
-    let stored = fields.get("@odata.type").and_then(|v| serde_json::from_str::<&str>(v).ok());
+    };
+    let stored = member(fields, "@odata.type").and_then(|(_, v, _)| unquote(v));
     // A type this version lacks is shown through the declared type (rulings.md 6).
     let actual = stored.and_then(|t| schema.structured(t)).map_or(declared, |t| t.name.as_str());
     out.push('{');
@@ -159,24 +181,96 @@ fn write_complex(schema: &Schema, declared: &str, raw: &str, out: &mut String) {
         out.push('"');
         out.push_str(&prop.name);
         out.push_str("\":");
-        write_value(schema, prop, fields.get(&prop.name), out);
+        write_value(schema, prop, member(fields, &prop.name), parsed, out);
     }
     out.push('}');
 }
 
-/// The members of a stored JSON object, borrowed from its text, in stored order. A vector
-/// with linear look-up: objects have a few dozen members at most, and hashing every name
-/// showed up in profiles (issue 8's W3). The text is ours (serde_json's compact output),
-/// so a boundary scanner reads it; anything it does not expect falls back to serde_json.
-struct Members<'a>(Vec<(&'a str, &'a str)>);
+/// A JSON string's text without its quotes, when it has no escapes (type names never do);
+/// serde_json otherwise.
+fn unquote(v: &str) -> Option<&str> {
+    match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(inner),
+        _ => serde_json::from_str::<&str>(v).ok(),
+    }
+}
 
-impl<'a> Members<'a> {
-    fn parse(raw: &'a str) -> Members<'a> {
-        Members(scan_object(raw).unwrap_or_else(|| serde_parse(raw)))
+/// One member of a stored object: its name, its value's text, and where the value's own
+/// members are in [`Parsed::objects`] when it is an object.
+type Member<'a> = (&'a str, &'a str, Option<usize>);
+
+/// A member by name. A linear search: objects have a few dozen members at most, and
+/// hashing every name showed up in profiles (issue 8's W3).
+fn member<'a>(fields: &[Member<'a>], name: &str) -> Option<Member<'a>> {
+    fields.iter().find(|(k, _, _)| *k == name).copied()
+}
+
+/// The members of a stored JSON object, borrowed from its text, in stored order, with
+/// nested objects read in the same pass, so each byte of a row is scanned once (scanning
+/// a nested value to find its end and then again to read it was a third of W3). The text
+/// is ours (serde_json's compact output), so a boundary scanner reads it; anything it does
+/// not expect falls back to serde_json (one level at a time).
+struct Parsed<'a> {
+    /// `objects[0]` is the root; a member's third field indexes its object's members.
+    objects: Vec<Vec<Member<'a>>>,
+}
+
+impl<'a> Parsed<'a> {
+    fn parse(raw: &'a str) -> Parsed<'a> {
+        let mut objects = Vec::with_capacity(4);
+        match scan_object_tree(raw, 0, &mut objects) {
+            Some((end, _)) if end == raw.len() => Parsed { objects },
+            _ if raw.starts_with('{') => {
+                Parsed { objects: vec![serde_parse(raw).into_iter().map(|(k, v)| (k, v, None)).collect()] }
+            }
+            _ => Parsed { objects: Vec::new() },
+        }
     }
 
-    fn get(&self, name: &str) -> Option<&'a str> {
-        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    /// The root object's members (none when the text is not an object).
+    fn root(&self) -> &[Member<'a>] {
+        self.objects.first().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Reads the compact object starting at `i` into `objects` (nested objects first-come, as
+/// they are met); returns its end (exclusive) and its index.
+fn scan_object_tree<'a>(raw: &'a str, i: usize, objects: &mut Vec<Vec<Member<'a>>>) -> Option<(usize, usize)> {
+    let b = raw.as_bytes();
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let idx = objects.len();
+    objects.push(Vec::with_capacity(if idx == 0 { 24 } else { 8 }));
+    let mut i = i + 1;
+    if b.get(i) == Some(&b'}') {
+        return Some((i + 1, idx));
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        // A key with an escape is left to serde_json: found by the same scan that finds
+        // the key's end (a second pass over every key was 4 % of W3).
+        let key_end = i + 1 + memchr::memchr2(b'"', b'\\', b.get(i + 1..)?)?;
+        if b[key_end] != b'"' || b.get(key_end + 1) != Some(&b':') {
+            return None;
+        }
+        let key = raw.get(i + 1..key_end)?;
+        let key_end = key_end + 1;
+        let start = key_end + 1;
+        let (end, child) = if b.get(start) == Some(&b'{') {
+            let (end, child) = scan_object_tree(raw, start, objects)?;
+            (end, Some(child))
+        } else {
+            (value_end(b, start)?, None)
+        };
+        objects[idx].push((key, raw.get(start..end)?, child));
+        match b.get(end) {
+            Some(b',') => i = end + 1,
+            Some(b'}') => return Some((end + 1, idx)),
+            _ => return None,
+        }
     }
 }
 
@@ -200,20 +294,37 @@ fn serde_parse(raw: &str) -> Vec<(&str, &str)> {
     serde::Deserializer::deserialize_map(&mut de, Visitor).unwrap_or_default()
 }
 
-/// The end (exclusive) of the JSON value starting at `i`, for compact JSON.
+/// What a byte means to [`value_end`] inside an object or array.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const OPEN: u8 = 2;
+const CLOSE: u8 = 3;
+static CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    t[b'"' as usize] = QUOTE;
+    t[b'{' as usize] = OPEN;
+    t[b'[' as usize] = OPEN;
+    t[b'}' as usize] = CLOSE;
+    t[b']' as usize] = CLOSE;
+    t
+};
+
+/// The end (exclusive) of the JSON value starting at `i`, for compact JSON. Strings are
+/// skipped with `memchr` and containers walked with a byte-class table: the byte-at-a-time
+/// version was a fifth of listing 100 assignments (callgrind, issue 8's W3).
 fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
     match *b.get(i)? {
         b'"' => string_end(b, i),
         b'{' | b'[' => {
             let mut depth = 0usize;
             while i < b.len() {
-                match b[i] {
-                    b'"' => {
+                match CLASS[usize::from(b[i])] {
+                    QUOTE => {
                         i = string_end(b, i)?;
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    OPEN => depth += 1,
+                    CLOSE => {
                         depth -= 1;
                         if depth == 0 {
                             return Some(i + 1);
@@ -241,45 +352,12 @@ fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
 /// The end (exclusive) of the string starting at the quote `i`.
 fn string_end(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
-    while j < b.len() {
-        match b[j] {
-            b'\\' => j += 2,
-            b'"' => return Some(j + 1),
-            _ => j += 1,
-        }
-    }
-    None
-}
-
-/// `{"k":v,...}` as (key, value text) pairs; `None` for anything but compact JSON with
-/// plain keys (then serde_json reads it).
-fn scan_object(raw: &str) -> Option<Vec<(&str, &str)>> {
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(24);
-    if b.first() != Some(&b'{') {
-        return None;
-    }
-    let mut i = 1;
-    if b.get(i) == Some(&b'}') {
-        return (i + 1 == b.len()).then_some(out);
-    }
     loop {
-        if b.get(i) != Some(&b'"') {
-            return None;
+        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+        if b[j] == b'"' {
+            return Some(j + 1);
         }
-        let key_end = string_end(b, i)?;
-        let key = raw.get(i + 1..key_end - 1)?;
-        if key.contains('\\') || b.get(key_end) != Some(&b':') {
-            return None;
-        }
-        let start = key_end + 1;
-        let end = value_end(b, start)?;
-        out.push((key, raw.get(start..end)?));
-        match b.get(end) {
-            Some(b',') => i = end + 1,
-            Some(b'}') if end + 1 == b.len() => return Some(out),
-            _ => return None,
-        }
+        j += 2; // an escape and the character it escapes
     }
 }
 
@@ -307,7 +385,14 @@ fn scan_array(raw: &str) -> Option<Vec<&str>> {
 
 #[cfg(test)]
 mod scanner_tests {
-    use super::{scan_array, scan_object, serde_parse};
+    use super::{Parsed, scan_array, serde_parse};
+
+    /// The tree scanner's root members, or `None` when it gave up (serde_json read them).
+    fn scan_object(raw: &str) -> Option<Vec<(&str, &str)>> {
+        let mut objects = Vec::new();
+        let (end, _) = super::scan_object_tree(raw, 0, &mut objects)?;
+        (end == raw.len()).then(|| objects[0].iter().map(|(k, v, _)| (*k, *v)).collect())
+    }
 
     #[test]
     fn the_scanner_reads_what_serde_json_reads() {
@@ -329,6 +414,12 @@ mod scanner_tests {
         for o in [r#"{ "a": 1 }"#, "[1]", "null", r#"{"a":1"#, r#"{"a\"b":1}"#, r#"{"a":1}x"#] {
             assert!(scan_object(o).is_none(), "{o}");
         }
+        // Nested objects are read in the same pass, their members indexed.
+        let parsed = Parsed::parse(r#"{"a":{"b":{"c":1}},"d":2}"#);
+        assert_eq!(parsed.objects.len(), 3);
+        assert_eq!(parsed.root()[0], ("a", r#"{"b":{"c":1}}"#, Some(1)));
+        assert_eq!(parsed.objects[1][0], ("b", r#"{"c":1}"#, Some(2)));
+        assert_eq!(parsed.objects[2][0], ("c", "1", None));
         assert_eq!(scan_array(r#"[{"a":[1,2]},"x,]",3]"#), Some(vec![r#"{"a":[1,2]}"#, r#""x,]""#, "3"]));
         assert_eq!(scan_array("[]"), Some(vec![]));
         assert!(scan_array("[1,]").is_none());

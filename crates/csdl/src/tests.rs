@@ -131,3 +131,27 @@ fn writing_from_stored_text_matches_shaping_the_tree() {
         }
     }
 }
+
+#[test]
+fn entity_sets_and_the_client_neighbourhood_are_schema() {
+    let m = model();
+    for schema in [&m.beta, &m.v1] {
+        let set = schema.entity_set("GROUPS").unwrap();
+        assert_eq!((set.name.as_str(), set.target.as_str()), ("groups", "microsoft.graph.group"));
+        assert!(schema.derives_from("microsoft.graph.group", "microsoft.graph.directoryObject"));
+        // Entity sets are found where non-contained navigations look for a home.
+        assert!(schema.contained_collections().iter().any(|(prefix, n)| prefix.is_empty() && n.name == "groups"));
+    }
+    assert!(m.beta.find_navigation("microsoft.graph.deviceManagement", "assignmentFilters").is_some());
+    assert!(m.v1.find_navigation("microsoft.graph.deviceManagement", "assignmentFilters").is_none());
+    let b = &m.behaviour;
+    let path = ["deviceManagement", "roleScopeTags", "x"];
+    let names = |i: usize| path.get(i).copied();
+    assert_eq!(b.empty_collection("beta", names).unwrap(), ["deviceManagement", "roleScopeTags"]);
+    assert!(b.empty_collection("v1.0", names).is_none());
+    assert!(b.empty_collection("beta", |i| ["deviceManagement"].get(i).copied()).is_none());
+    assert_eq!(b.permissions("Groups", true).unwrap(), ["Group.ReadWrite.All", "Directory.ReadWrite.All"]);
+    assert!(b.permissions("deviceManagement", false).is_none());
+    assert!(b.key_always_selected(m.beta.lineage_names("microsoft.graph.deviceAndAppManagementAssignmentFilter")));
+    assert!(!b.key_always_selected(m.beta.lineage_names("microsoft.graph.group")));
+}

@@ -112,10 +112,10 @@ fn split_url(url: &str, default: ApiVersion) -> (ApiVersion, String, String) {
 pub(crate) async fn run(
     state: &AppState,
     version: ApiVersion,
-    tenant: &str,
+    (tenant, app): (&str, Option<&str>),
     base_url: &str,
     body: Option<&Value>,
-    authorize: &(dyn Fn(&Method) -> Result<(), HttpError> + Sync),
+    authorize: &(dyn Fn(&Method, &str) -> Result<(), HttpError> + Sync),
     ids: &RequestIds,
 ) -> Result<Value, HttpError> {
     let items = parse(body)?;
@@ -132,9 +132,18 @@ pub(crate) async fn run(
             error_parts(e, &sub_ids)
         } else {
             let (v, path, query) = split_url(&item.url, version);
-            let outcome = match authorize(&item.method) {
-                Err(e) => Err(e),
-                Ok(()) => {
+            let gate = match authorize(&item.method, &path) {
+                Err(e) => Some(e),
+                // Throttling and faults count each request of a batch on its own.
+                Ok(()) if state.controls.active() => {
+                    let full = format!("/{}/{}", v.as_str(), path);
+                    crate::admin::batch_item_gate(state, tenant, app, item.method.as_str(), &full).await
+                }
+                Ok(()) => None,
+            };
+            let outcome = match gate {
+                Some(e) => Err(e),
+                None => {
                     let req = Request {
                         method: item.method.clone(),
                         version: v,
@@ -188,7 +197,10 @@ fn error_parts(e: HttpError, ids: &RequestIds) -> (u16, Map<String, Value>, Opti
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), Value::String("application/json".into()));
     if let Some((name, value)) = extra {
-        headers.insert(name.as_str().to_owned(), Value::String(value));
+        // Graph spells it so in batch responses (clients look it up case-sensitively in JSON).
+        let key =
+            if name == axum::http::header::RETRY_AFTER { "Retry-After".to_owned() } else { name.as_str().to_owned() };
+        headers.insert(key, Value::String(value));
     }
     (status.as_u16(), headers, Some(body))
 }

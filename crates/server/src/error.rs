@@ -1,6 +1,8 @@
 //! The one place an error becomes a status code and a Graph error body (rulings.md 8):
 //! `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use enrollgraph_service::ServiceError;
@@ -29,6 +31,19 @@ pub enum HttpError {
     Unauthorized(String, String),
     /// 403: a valid token without the permission (or a personal account).
     Forbidden(String),
+    /// 429 over a throttling limit; `Retry-After` seconds (graph-behaviours.md "throttling").
+    Throttled(u64),
+    /// An answer a fault rule injects (admin.rs), shaped as Graph's own.
+    Injected {
+        /// Status.
+        status: u16,
+        /// Graph error code.
+        code: String,
+        /// The problem.
+        message: String,
+        /// `Retry-After` seconds.
+        retry_after: Option<u64>,
+    },
 }
 
 impl From<ServiceError> for HttpError {
@@ -59,7 +74,20 @@ fn intune_message(problem: &str, ids: &RequestIds) -> String {
 
 impl HttpError {
     /// Status, Graph error code, message, and `Allow` methods: the mapping table.
-    fn parts(&self, ids: &RequestIds) -> (StatusCode, &'static str, String, Option<(HeaderName, String)>) {
+    fn parts(&self, ids: &RequestIds) -> (StatusCode, Cow<'static, str>, String, Option<(HeaderName, String)>) {
+        if let HttpError::Injected { status, code, message, retry_after } = self {
+            return (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                Cow::Owned(code.clone()),
+                intune_message(message, ids),
+                retry_after.map(|s| (header::RETRY_AFTER, s.to_string())),
+            );
+        }
+        let (status, code, message, extra) = self.static_parts(ids);
+        (status, Cow::Borrowed(code), message, extra)
+    }
+
+    fn static_parts(&self, ids: &RequestIds) -> (StatusCode, &'static str, String, Option<(HeaderName, String)>) {
         match self {
             HttpError::Service(e) => match e {
                 ServiceError::BadRequest(m) => (StatusCode::BAD_REQUEST, "BadRequest", intune_message(m, ids), None),
@@ -115,6 +143,16 @@ impl HttpError {
                 "A request this request depends on failed.".to_owned(),
                 None,
             ),
+            HttpError::Throttled(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                intune_message("Too many requests: the request was throttled.", ids),
+                Some((header::RETRY_AFTER, secs.to_string())),
+            ),
+            // Answered by `parts` (its code is the rule's, not a static one).
+            HttpError::Injected { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", String::new(), None)
+            }
             HttpError::NoRoute(p) => (
                 StatusCode::NOT_FOUND,
                 "NotFound",

@@ -92,6 +92,13 @@ impl Identity {
         exists
     }
 
+    /// Forgets a tenant seen to exist (after the admin API deleted it).
+    pub fn forget_tenant(&self, tenant: &str) {
+        if let Ok(mut k) = self.known_tenants.write() {
+            k.remove(tenant);
+        }
+    }
+
     /// Graph's `WWW-Authenticate` for a 401.
     #[must_use]
     pub fn www_authenticate(&self) -> String {
@@ -144,10 +151,15 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match issue(&state, &tenant, &headers, &body) {
+    let started = std::time::Instant::now();
+    let resp = match issue(&state, &tenant, &headers, &body) {
         Ok(v) => json(StatusCode::OK, &v),
         Err(e) => token_failure(&e, &headers),
+    };
+    if state.controls.journal.is_on() {
+        crate::admin::journal_token(&state, &tenant, &headers, &body, resp.status().as_u16(), started);
     }
+    resp
 }
 
 fn internal(e: impl std::fmt::Display) -> TokenError {

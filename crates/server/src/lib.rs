@@ -2,9 +2,13 @@
 //! `enrollgraph_service::Request`s and writes Graph's headers and bodies. No Graph
 //! semantics live here; see `ARCHITECTURE.md`.
 
+pub mod admin;
 mod batch;
 mod error;
+pub mod faults;
 pub mod identity;
+pub mod journal;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -42,6 +46,8 @@ pub struct AppState {
     pub auth_required: bool,
     /// The scheme this listener serves (`https` with `--tls`), for origins built from `Host`.
     pub scheme: &'static str,
+    /// Throttling, fault rules, the request journal and the admin key (admin.rs).
+    pub controls: Arc<admin::Controls>,
 }
 
 /// The ids a response and its error body carry.
@@ -57,7 +63,7 @@ pub struct RequestIds {
 }
 
 impl RequestIds {
-    fn new(headers: &HeaderMap, url: String) -> Self {
+    pub(crate) fn new(headers: &HeaderMap, url: String) -> Self {
         let request_id = uuid::Uuid::new_v4().to_string();
         let client_request_id = headers
             .get("client-request-id")
@@ -86,6 +92,9 @@ pub fn app(state: AppState) -> Router {
         .route("/{version}/discovery/v2.0/keys", get(identity::keys))
         .route("/{version}/oauth2/v2.0/token", axum::routing::post(identity::token).get(identity::token_get))
         .route("/{version}/$metadata", get(metadata))
+        .route(admin::PREFIX, any(admin::handle))
+        .route(&format!("{}/", admin::PREFIX), any(admin::handle))
+        .route(&format!("{}/{{*rest}}", admin::PREFIX), any(admin::handle))
         .route("/{version}", any(graph))
         .route("/{version}/", any(graph))
         .route("/{version}/{*path}", any(graph))
@@ -98,7 +107,7 @@ pub(crate) fn json_body(v: &Value) -> ([(HeaderName, HeaderValue); 1], String) {
 }
 
 /// Headers Graph puts on every response (graph-behaviours.md "Headers").
-fn finish(mut resp: Response, ids: &RequestIds) -> Response {
+pub(crate) fn finish(mut resp: Response, ids: &RequestIds) -> Response {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
         h.insert("request-id", v);
@@ -152,6 +161,15 @@ async fn no_route(req: Request) -> Response {
 }
 
 async fn graph(State(state): State<AppState>, req: Request) -> Response {
+    // Throttling, faults and the journal are off unless asked for: then this is the
+    // whole cost they add (admin.rs).
+    if state.controls.active() {
+        return admin::controlled_graph(state, req).await;
+    }
+    graph_plain(state, req).await
+}
+
+pub(crate) async fn graph_plain(state: AppState, req: Request) -> Response {
     let base = base_url(&state, req.headers(), req.uri());
     let url = format!("{base}{}", req.uri().path_and_query().map_or("", |p| p.as_str()));
     let ids = RequestIds::new(req.headers(), url);
@@ -186,11 +204,12 @@ async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Res
             }));
         }
         let ids = RequestIds::new(&parts.headers, String::new());
-        let check = |m: &ServiceMethod| authorize(principal.as_ref(), m);
-        let out = batch::run(state, version, &tenant, &base, body.as_ref(), &check, &ids).await?;
+        let check = |m: &ServiceMethod, p: &str| authorize(state, principal.as_ref(), m, p);
+        let app = principal.as_ref().map(|p| p.app_id.as_str());
+        let out = batch::run(state, version, (&tenant, app), &base, body.as_ref(), &check, &ids).await?;
         return Ok((StatusCode::OK, json_body(&out)).into_response());
     }
-    authorize(principal.as_ref(), &method)?;
+    authorize(state, principal.as_ref(), &method, path)?;
     let request = enrollgraph_service::Request {
         method,
         version,
@@ -220,7 +239,10 @@ async fn serve_graph(state: &AppState, req: Request, base: String) -> Result<Res
 
 /// The caller a bearer token proves (rulings.md 9: required unless `--auth off`, where a
 /// valid token still picks its tenant and a missing or bad one falls back to the default).
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<enrollgraph_auth::Principal>, HttpError> {
+pub(crate) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<enrollgraph_auth::Principal>, HttpError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate(&state.service, t));
     let unauthorized = |message: String| HttpError::Unauthorized(message, state.identity.www_authenticate());
@@ -233,17 +255,28 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<enrollgr
 }
 
 /// The permissions of rulings.md 1: reads accept the four `.Read.All`/`.ReadWrite.All`
-/// permissions, writes either `.ReadWrite.All`; personal Microsoft accounts never.
-fn authorize(principal: Option<&enrollgraph_auth::Principal>, method: &ServiceMethod) -> Result<(), HttpError> {
+/// permissions, writes either `.ReadWrite.All`; personal Microsoft accounts never. A
+/// resource outside Intune (`groups`) names its own in behaviour.json `permissions`,
+/// keyed by the path's first segment.
+fn authorize(
+    state: &AppState,
+    principal: Option<&enrollgraph_auth::Principal>,
+    method: &ServiceMethod,
+    path: &str,
+) -> Result<(), HttpError> {
     let Some(p) = principal else { return Ok(()) };
     if p.personal_account {
         return Err(HttpError::Forbidden("Personal Microsoft accounts are not supported for this operation.".into()));
     }
-    let wanted = match method {
-        ServiceMethod::Get => enrollgraph_auth::permissions::READ,
-        _ => enrollgraph_auth::permissions::WRITE,
+    let write = !matches!(method, ServiceMethod::Get);
+    let first = path.trim_start_matches('/').split(['/', '(', '?']).next().unwrap_or_default();
+    let own = state.service.model().behaviour.permissions(first, write);
+    let intune = if write { enrollgraph_auth::permissions::WRITE } else { enrollgraph_auth::permissions::READ };
+    let allowed = match own {
+        Some(list) => list.iter().any(|w| p.has_any(&[w.as_str()])),
+        None => p.has_any(intune),
     };
-    if p.has_any(wanted) {
+    if allowed {
         return Ok(());
     }
     let who = match p.kind {
@@ -253,7 +286,7 @@ fn authorize(principal: Option<&enrollgraph_auth::Principal>, method: &ServiceMe
     // Intune's wording for a token without the permission.
     Err(HttpError::Forbidden(format!(
         "{who} is not authorized to perform this operation. {who} must have one of the following scopes: {}",
-        wanted.join(", ")
+        own.map_or_else(|| intune.join(", "), |list| list.join(", "))
     )))
 }
 
@@ -280,7 +313,7 @@ async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> R
 /// Reads at most [`BODY_LIMIT`] bytes. Past the limit the rest is read and dropped (up to
 /// [`DRAIN_LIMIT`] bytes or [`DRAIN_TIME`]) before the 413, so that a client still writing
 /// its body reads the answer instead of a reset connection.
-async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, HttpError> {
+pub(crate) async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, HttpError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let declared =

@@ -15,6 +15,7 @@ use crate::error::{Result, ServiceError};
 const APPS: &str = "$apps";
 const USERS: &str = "$users";
 const KEYS: &str = "$keys";
+const ADMIN: &str = "$admin";
 /// Server-wide rows (signing keys) live in this pseudo-tenant, never a Graph tenant id.
 const SYSTEM: &str = "$system";
 
@@ -88,6 +89,11 @@ impl User {
             personal: b.get("personal").and_then(Value::as_bool).unwrap_or(false),
         }
     }
+}
+
+/// Stores a new app registration (inside a transaction that creates its tenant).
+pub(crate) fn insert_app(tx: &mut dyn Tx, app: &App) -> Result<()> {
+    upsert(tx, APPS, &app.app_id, "enrollgraph.app", &app.to_body())
 }
 
 /// Inserts or replaces the row `id` of `nav` at the tenant's root.
@@ -201,6 +207,40 @@ impl Service {
     /// Storage failures.
     pub fn keys(&self) -> Result<Option<String>> {
         Ok(self.store.read(SYSTEM, |tx| tx.get(ROOT, KEYS, "signing"))?.map(|row| text(&row.body(), "keySet")))
+    }
+
+    /// The admin API key (issue 9): `preset` when given (stored, so the CLI on the same
+    /// data dir finds it), else the stored one, else `generate()`'s, stored.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn admin_key(
+        &self,
+        preset: Option<String>,
+        generate: impl FnOnce() -> String + Send + 'static,
+    ) -> Result<String> {
+        self.store
+            .write(SYSTEM, move |tx: &mut dyn Tx| {
+                let stored = tx.get(ROOT, ADMIN, "key")?.map(|row| text(&row.body(), "key"));
+                let key = match (preset, stored) {
+                    (None, Some(k)) if !k.is_empty() => return Ok(k),
+                    (Some(p), Some(k)) if p == k => return Ok(k),
+                    (Some(p), _) => p,
+                    (None, _) => generate(),
+                };
+                let body = json!({"key": key}).as_object().cloned().unwrap_or_default();
+                upsert(tx, ADMIN, "key", "enrollgraph.adminKey", &body)?;
+                Ok(key)
+            })
+            .await
+    }
+
+    /// The stored admin API key, if a server has made one (for the CLI).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn stored_admin_key(&self) -> Result<Option<String>> {
+        Ok(self.store.read(SYSTEM, |tx| tx.get(ROOT, ADMIN, "key"))?.map(|row| text(&row.body(), "key")))
     }
 
     /// Replaces the signing keys (after a rotation).

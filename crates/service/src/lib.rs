@@ -21,7 +21,7 @@ use serde_json::Value;
 
 pub use directory::{App, User};
 pub use error::{Result, ServiceError};
-pub use tenant::DEFAULTS_JSON;
+pub use tenant::{DEFAULTS_JSON, SNAPSHOT_FORMAT, Snapshot, SnapshotEntity, SnapshotLink, check_tenant_id};
 
 /// An HTTP method as the service sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

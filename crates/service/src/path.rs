@@ -24,10 +24,16 @@ pub fn parse_path(raw: &str) -> Result<Vec<Segment>> {
 }
 
 fn parse_segment(raw: &str) -> Result<Segment> {
-    let decoded = percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| ServiceError::BadQuery(format!("The path segment '{raw}' is not valid UTF-8.")))?
-        .into_owned();
+    // Most segments have nothing to decode; percent-encoding's decoder walks every byte
+    // through an iterator even then (4 % of a point read, callgrind, issue 8's W2).
+    let decoded = if raw.contains('%') {
+        percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| ServiceError::BadQuery(format!("The path segment '{raw}' is not valid UTF-8.")))?
+            .into_owned()
+    } else {
+        raw.to_owned()
+    };
     let Some(open) = decoded.find('(') else {
         return Ok(Segment { name: decoded, key: None });
     };
@@ -52,9 +58,22 @@ fn parse_segment(raw: &str) -> Result<Segment> {
 /// Quotes a key for a canonical URL: `('a''b')` (OData URL §4.3.1).
 #[must_use]
 pub fn key_predicate(id: &str) -> String {
-    let quoted = id.replace('\'', "''");
-    let encoded = percent_encoding::utf8_percent_encode(&quoted, KEY_ENCODE);
-    format!("('{encoded}')")
+    let mut out = String::with_capacity(id.len() + 4);
+    push_key_predicate(&mut out, id);
+    out
+}
+
+/// Appends [`key_predicate`]`(id)` to `out` (paths are built on every request).
+pub fn push_key_predicate(out: &mut String, id: &str) {
+    out.push_str("('");
+    for piece in percent_encoding::utf8_percent_encode(id, KEY_ENCODE) {
+        if piece.contains('\'') {
+            out.push_str(&piece.replace('\'', "''"));
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out.push_str("')");
 }
 
 /// Characters escaped in a key: controls, space, and URL delimiters.

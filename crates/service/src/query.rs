@@ -242,6 +242,13 @@ impl QueryPlan {
                         }
                     }
                 }
+                // Some services answer their key whatever `$select` says (behaviour.json
+                // `keyAlwaysSelected`); the context URL still shows the `$select` as written.
+                if !names.iter().any(|n| n == "*" || n == "id")
+                    && view.model.behaviour.key_always_selected(view.lineage(type_name))
+                {
+                    names.push("id".to_owned());
+                }
                 (Some(names), text)
             }
         };

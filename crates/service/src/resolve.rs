@@ -6,7 +6,7 @@ use enrollgraph_csdl::{Action, Model, Navigation, Schema, qualify};
 use enrollgraph_store::{ROOT, ReadTx, Row, Seq};
 
 use crate::error::{Result, ServiceError};
-use crate::path::{Segment, key_predicate};
+use crate::path::Segment;
 
 /// A collection of entities contained in `parent` under navigation `nav`.
 #[derive(Debug, Clone)]
@@ -59,7 +59,10 @@ impl EntityRef {
     /// Canonical path of the entity itself.
     #[must_use]
     pub fn path(&self) -> String {
-        format!("{}{}", self.collection_path, key_predicate(&self.row.id))
+        let mut out = String::with_capacity(self.collection_path.len() + self.row.id.len() + 4);
+        out.push_str(&self.collection_path);
+        crate::path::push_key_predicate(&mut out, &self.row.id);
+        out
     }
 }
 
@@ -104,6 +107,12 @@ pub enum Target {
         /// The action.
         action: Action,
     },
+    /// A collection outside enrollgraph's scope that a real client reads (behaviour.json
+    /// `emptyCollections`): always empty, as in a tenant that has none of them.
+    Empty {
+        /// Canonical path, e.g. `deviceManagement/depOnboardingSettings`.
+        path: String,
+    },
     /// `/$count` of a collection.
     Count(Box<Target>),
     /// `/$ref` of a navigation.
@@ -133,15 +142,121 @@ impl View<'_> {
 /// `SegmentNotFound` for names the schema does not have, `ResourceNotFound` for ids
 /// that do not exist, `BadQuery` for misplaced `$count`/`$ref`.
 pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Target> {
+    match resolve_schema(view, tx, segments) {
+        // Only a path the schema does not know can be an out-of-scope collection, so the
+        // common case pays nothing for them.
+        Err(ServiceError::SegmentNotFound(name)) => match resolve_empty(view, tx, segments)? {
+            Some(target) => Ok(target),
+            None => Err(ServiceError::SegmentNotFound(name)),
+        },
+        other => other,
+    }
+}
+
+/// A collection outside our scope that real clients read (behaviour.json `emptyCollections`):
+/// matched by the names of its segments, with no key inside it; what follows is stepped as
+/// usual (and finds nothing).
+fn resolve_empty(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Option<Target>> {
+    let names = |i: usize| segments.get(i).map(|s| s.name.as_str());
+    let Some(empty) = view.model.behaviour.empty_collection(view.schema.version.as_str(), names) else {
+        return Ok(None);
+    };
+    let n = empty.len();
+    if segments[..n - 1].iter().any(|s| s.key.is_some()) {
+        return Ok(None);
+    }
+    if let Some(key) = &segments[n - 1].key {
+        return Err(not_found(key));
+    }
+    let mut target = Target::Empty { path: empty.join("/") };
+    for (i, seg) in segments[n..].iter().enumerate() {
+        target = step(view, tx, target, seg, n + i + 1 == segments.len())?;
+    }
+    Ok(Some(target))
+}
+
+/// The element type a POST to `segments` would create, from the schema alone (no row is
+/// read), when the path is plain containment (`deviceManagement/configs('x')/assignments`);
+/// `None` for anything else (casts, actions, links, `$` segments, navigations declared only
+/// on a derived type), which [`resolve`] then decides. A create validates its body against
+/// this type without a read transaction; the write transaction resolves the path for real
+/// (callgrind, issue 8's W1: the read-side look-up was a fifth of a create).
+#[must_use]
+pub fn creatable_type(view: View<'_>, segments: &[Segment]) -> Option<String> {
+    /// Where the walk is: on an entity of a declared type, or on a collection.
+    enum At {
+        Entity(String),
+        Collection(String),
+    }
+    let (first, rest) = segments.split_first()?;
+    let mut at =
+        if let Some((_, t)) = view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name)) {
+            if first.key.is_some() {
+                return None;
+            }
+            At::Entity(t.clone())
+        } else {
+            let set = view.schema.entity_set(&first.name)?;
+            if first.key.is_some() { At::Entity(set.target.clone()) } else { At::Collection(set.target.clone()) }
+        };
+    for seg in rest {
+        let name = seg.name.as_str();
+        at = match at {
+            // A key given as its own segment (`configs/x`), as `collection_step` reads it.
+            At::Collection(element) => {
+                let special = name.starts_with('$')
+                    || seg.key.is_some()
+                    || view.schema.find_action(&element, name, true).is_some()
+                    || (name.contains('.') && view.schema.structured(name).is_some());
+                if special {
+                    return None;
+                }
+                At::Entity(element)
+            }
+            At::Entity(t) => {
+                let nav = view.schema.find_navigation(&t, name)?;
+                if !(nav.contains_target && nav.collection)
+                    || view.model.behaviour.reverse_navigation(view.lineage(&t), &nav.name).is_some()
+                {
+                    return None;
+                }
+                if seg.key.is_some() { At::Entity(nav.target.clone()) } else { At::Collection(nav.target.clone()) }
+            }
+        };
+    }
+    match at {
+        At::Collection(element) => Some(element),
+        At::Entity(_) => None,
+    }
+}
+
+fn resolve_schema(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Target> {
     let Some((first, rest)) = segments.split_first() else {
         return Err(ServiceError::SegmentNotFound(String::new()));
     };
-    let Some((name, type_name)) = view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name))
-    else {
+    let mut target = if let Some((name, type_name)) =
+        view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name))
+    {
+        Target::Singleton { name: name.clone(), type_name: type_name.clone() }
+    } else if let Some(set) = view.schema.entity_set(&first.name) {
+        // A top-level entity set (`groups`): its rows live under the root row (OData URL §4.1).
+        let c = CollectionRef {
+            parent: ROOT,
+            parent_id: None,
+            nav: set.name.clone(),
+            element: set.target.clone(),
+            cast: None,
+            path: set.name.clone(),
+        };
+        if let Some(key) = &first.key {
+            collection_step(view, tx, c, key, rest.is_empty())?
+        } else {
+            Target::Collection(c)
+        }
+    } else {
         return Err(ServiceError::SegmentNotFound(first.name.clone()));
     };
-    let mut target = Target::Singleton { name: name.clone(), type_name: type_name.clone() };
-    if first.key.is_some() {
+    if first.key.is_some() && matches!(target, Target::Singleton { .. }) {
         return Err(ServiceError::SegmentNotFound(format!(
             "{}({})",
             first.name,
@@ -161,6 +276,14 @@ fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment, last: bo
     let next = match target {
         Target::Action { .. } | Target::Count(_) | Target::Ref(_) => {
             return Err(ServiceError::SegmentNotFound(name.to_owned()));
+        }
+        // Nothing is ever in an empty collection: any id under it does not exist.
+        Target::Empty { path } => {
+            if name == "$count" && seg.key.is_none() {
+                Target::Count(Box::new(Target::Empty { path }))
+            } else {
+                return Err(not_found(seg.key.as_deref().unwrap_or(name)));
+            }
         }
         Target::Collection(c) => collection_step(view, tx, c, name, last && seg.key.is_none())?,
         Target::Reverse { target, link, nav, element } => {
@@ -192,6 +315,7 @@ fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment, last: bo
     match (&seg.key, next) {
         (None, t) => Ok(t),
         (Some(key), Target::Collection(c)) => collection_step(view, tx, c, key, last),
+        (Some(key), Target::Empty { .. }) => Err(not_found(key)),
         (Some(_), _) => Err(ServiceError::SegmentNotFound(format!("{name}({})", seg.key.clone().unwrap_or_default()))),
     }
 }
@@ -285,15 +409,21 @@ pub fn home_collection(view: View<'_>, element: &str) -> Result<CollectionRef> {
         .contained_collections()
         .into_iter()
         .find(|(_, n)| view.schema.derives_from(element, &n.target))
-        .map(|(singleton, n)| CollectionRef {
+        .map(|(prefix, n)| CollectionRef {
             parent: ROOT,
             parent_id: None,
             nav: n.name.clone(),
             element: n.target.clone(),
             cast: None,
-            path: format!("{singleton}/{}", n.name),
+            path: root_collection_path(prefix, &n.name),
         })
         .ok_or_else(|| ServiceError::NotImplemented(format!("no collection holds {element}")))
+}
+
+/// The path of a collection under the root row: `deviceManagement/x`, or `groups` for an
+/// entity set (empty prefix).
+fn root_collection_path(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") }
 }
 
 /// The addressable form of any stored row, found by walking up its containers.
@@ -303,6 +433,14 @@ pub fn home_collection(view: View<'_>, element: &str) -> Result<CollectionRef> {
 pub fn entity_for_row(view: View<'_>, tx: &dyn ReadTx, row: Row) -> Result<EntityRef> {
     let parent_type;
     let parent_path;
+    if row.parent == ROOT
+        && let Some(set) = view.schema.entity_sets().iter().find(|n| n.name == row.nav)
+    {
+        if view.schema.structured(&row.type_name).is_none() {
+            return Err(not_found(&row.id));
+        }
+        return Ok(EntityRef { declared: set.target.clone(), collection_path: set.name.clone(), row });
+    }
     if row.parent == ROOT {
         let Some((name, ty)) =
             view.schema.singletons().iter().find(|(_, ty)| view.schema.find_navigation(ty, &row.nav).is_some())

@@ -10,10 +10,20 @@ use crate::{Body, Request, Response, Service};
 use enrollgraph_csdl::{Selection, write_entity_members};
 use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
 
-pub(super) fn service_document(req: &Request) -> Response {
+/// Where a collection's rows begin.
+const VALUE_OPEN: &str = ",\"value\":[";
+
+/// OData JSON Format §5: the service document lists the entity container's singletons
+/// and entity sets, from the model.
+pub(super) fn service_document(service: &Service, req: &Request) -> Response {
+    let schema = service.view(req.version).schema;
+    let singletons =
+        schema.singletons().iter().map(|(n, _)| serde_json::json!({"name": n, "kind": "Singleton", "url": n}));
+    let sets =
+        schema.entity_sets().iter().map(|n| serde_json::json!({"name": n.name, "kind": "EntitySet", "url": n.name}));
     let body = serde_json::json!({
         "@odata.context": format!("{}/{}/$metadata", req.base_url, req.version.as_str()),
-        "value": [{"name": "deviceManagement", "kind": "Singleton", "url": "deviceManagement"}],
+        "value": singletons.chain(sets).collect::<Vec<_>>(),
     });
     Response { status: 200, body: Body::Json(body), location: None }
 }
@@ -98,9 +108,14 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
                     let n = linked_rows(tx, target.row.seq, &link)?.iter().filter(|r| plan.eval(r)).count();
                     Ok(Response { status: 200, body: Body::Text(n.to_string()), location: None })
                 }
+                Target::Empty { .. } => Ok(Response { status: 200, body: Body::Text("0".into()), location: None }),
                 _ => Err(ServiceError::BadQuery("$count is not supported on this resource.".into())),
             },
             Target::Ref(inner) => out.reference(&inner),
+            Target::Empty { path } => Ok(Out::json(serde_json::json!({
+                "@odata.context": context_url(&req.base_url, req.version, &path),
+                "value": [],
+            }))),
             Target::Singleton { name, type_name } => {
                 let body = serde_json::json!({
                     "@odata.context": context_url(&req.base_url, req.version, &format!("{name}/$entity")),
@@ -149,6 +164,9 @@ impl Out<'_> {
                 }
                 if plan.all_pushed_down() {
                     spec.limit = Some(skip.saturating_add(page).saturating_add(1));
+                    if plan.expand.is_empty() {
+                        return self.stream_page(tx, c, plan, &spec, skip, page);
+                    }
                 }
                 let rows = tx.list(c.parent, &c.nav, &spec)?;
                 let mut rows: Vec<Row> = rows.into_iter().filter(|r| plan.matches(r)).skip(skip).collect();
@@ -196,6 +214,59 @@ impl Out<'_> {
         self.collection_body(tx, &c.path, rows, plan, count, next)
     }
 
+    /// One keyset page when SQL does all the selecting and nothing is expanded: each row
+    /// is shaped straight from the store's buffers as it is read, with no `Row` copied
+    /// out (issue 8's W3). Pages exactly as the general path does: `skip` rows, then
+    /// `page`, and a next link after the page's last row when one more exists.
+    fn stream_page(
+        &self,
+        tx: &dyn ReadTx,
+        c: &CollectionRef,
+        plan: &QueryPlan,
+        spec: &ListSpec,
+        skip: usize,
+        page: usize,
+    ) -> Result<Response> {
+        let selection = Selection { properties: plan.select.clone() };
+        let schema = self.view.schema;
+        let count = if plan.count { Some(self.count(tx, c, plan)?) } else { None };
+        // Rows go straight after the head; a next link, known only at the end, is put in
+        // the head then (a copy of the head's tail, not of the whole page).
+        let mut out = self.collection_start(&c.path, plan, count, None, page.min(128) * 512);
+        let link_at = out.len() - VALUE_OPEN.len();
+        let start = out.len();
+        let (mut seen, mut last, mut more) = (0usize, None, false);
+        tx.list_each(c.parent, &c.nav, spec, &mut |r| {
+            seen += 1;
+            if seen <= skip {
+                return Ok(());
+            }
+            if seen > skip.saturating_add(page) {
+                more = true;
+                return Ok(());
+            }
+            last = Some(r.seq);
+            let mark = out.len();
+            if mark > start {
+                out.push(',');
+            }
+            out.push('{');
+            if write_entity_members(schema, r.type_name, r.raw, &selection, &mut out) {
+                out.push('}');
+            } else {
+                out.truncate(mark);
+            }
+            Ok(())
+        })?;
+        out.push_str("]}");
+        if let (true, Some(seq)) = (more, last) {
+            let mut link = String::from(",\"@odata.nextLink\":");
+            push_str(&mut link, &self.next_link(&Token::After(seq)));
+            out.insert_str(link_at, &link);
+        }
+        Ok(Response { status: 200, body: Body::Raw(out), location: None })
+    }
+
     /// Lists rows the store did not filter (a reverse navigation): filter, order and page
     /// them in memory, by offset.
     fn list_rows(&self, tx: &dyn ReadTx, home: &CollectionRef, rows: Vec<Row>, plan: &QueryPlan) -> Result<Response> {
@@ -230,18 +301,7 @@ impl Out<'_> {
         count: Option<u64>,
         next: Option<Token>,
     ) -> Result<Response> {
-        let mut out = String::with_capacity(256 + rows.len() * 512);
-        out.push_str("{\"@odata.context\":");
-        push_str(&mut out, &context_url(&self.req.base_url, self.req.version, &plan.context_path(path)));
-        if let Some(n) = count {
-            out.push_str(",\"@odata.count\":");
-            out.push_str(&n.to_string());
-        }
-        if let Some(token) = next {
-            out.push_str(",\"@odata.nextLink\":");
-            push_str(&mut out, &self.next_link(&token));
-        }
-        out.push_str(",\"value\":[");
+        let mut out = self.collection_start(path, plan, count, next, rows.len() * 512);
         let mut first = true;
         let selection = Selection { properties: plan.select.clone() };
         for row in rows {
@@ -267,6 +327,30 @@ impl Out<'_> {
         }
         out.push_str("]}");
         Ok(Response { status: 200, body: Body::Raw(out), location: None })
+    }
+
+    /// A collection response up to the opening `[` of `value`.
+    fn collection_start(
+        &self,
+        path: &str,
+        plan: &QueryPlan,
+        count: Option<u64>,
+        next: Option<Token>,
+        capacity: usize,
+    ) -> String {
+        let mut out = String::with_capacity(256 + capacity);
+        out.push_str("{\"@odata.context\":");
+        push_str(&mut out, &context_url(&self.req.base_url, self.req.version, &plan.context_path(path)));
+        if let Some(n) = count {
+            out.push_str(",\"@odata.count\":");
+            out.push_str(&n.to_string());
+        }
+        if let Some(token) = next {
+            out.push_str(",\"@odata.nextLink\":");
+            push_str(&mut out, &self.next_link(&token));
+        }
+        out.push_str(VALUE_OPEN);
+        out
     }
 
     /// The same request with the new skiptoken (and no `$skip`: the token already counts it).

@@ -115,7 +115,12 @@ pub(crate) fn renumber(tx: &mut dyn Tx, rows: &mut [Row]) -> Result<()> {
 /// Validates a new entity for `coll` (done before the write transaction where possible, so
 /// that the single writer thread only writes: bench W1).
 pub(crate) fn validate_new(view: View<'_>, coll: &CollectionRef, json: &Value) -> Result<Payload> {
-    Ok(validate_entity(view.schema, &view.model.behaviour, coll.effective_type(), None, json, WriteMode::Create)?)
+    validate_as(view, coll.effective_type(), json)
+}
+
+/// Validates a new entity of the collection element type `element`.
+pub(crate) fn validate_as(view: View<'_>, element: &str, json: &Value) -> Result<Payload> {
+    Ok(validate_entity(view.schema, &view.model.behaviour, element, None, json, WriteMode::Create)?)
 }
 
 /// Creates one entity from its JSON (and any deep-inserted children) in `coll`.

@@ -1,0 +1,250 @@
+"""Conformance suite: IntuneCD (PyPI `intunecd`, unmodified) backs up one enrollgraph tenant,
+updates a second, empty tenant from that backup, backs the second up; the backups must be
+identical. Run by crates/cli/tests/clients_intunecd.rs with:
+  ENROLLGRAPH_URL  the server's origin (plain http on loopback)
+  TOKEN_A, TOKEN_B tokens of apps in tenant A (seeded here) and tenant B (new, empty: only
+                   Intune's defaults), each with DeviceManagementServiceConfig.ReadWrite.All and
+                   Group.ReadWrite.All
+  TENANT_B, CLIENT_ID_B, CLIENT_SECRET_B   tenant B's app: IntuneCD runs against B with its own
+                   msal client-credentials flow (-m 1 with TENANT_NAME/CLIENT_ID/CLIENT_SECRET),
+                   against A with `-t TOKEN_A`
+  WORK_DIR         an empty directory for the backups and the request log
+By hand: the same variables, then `.venv/bin/python tests/clients/intunecd_roundtrip.py`.
+
+IntuneCD runs through tests/clients/intunecd_wrapper.py, which rewrites only the origin of its
+hard-coded https://graph.microsoft.com URLs. Its `-e` list leaves out the three modules whose
+endpoints are single entities outside enrollgraph's scope (README "Real clients"): APNs,
+ManagedGooglePlay and DeviceManagementSettings. Every other module runs, and every request it
+sends (and every `$batch` sub-request) must answer 2xx.
+
+The backups are compared byte for byte, file by file, without any normalisation: IntuneCD
+already drops ids and resolves group and filter ids to names.
+"""
+
+import filecmp
+import json
+import os
+import subprocess
+import sys
+
+import requests
+
+URL = os.environ["ENROLLGRAPH_URL"].rstrip("/")
+WORK = os.environ["WORK_DIR"]
+LOG = os.path.join(WORK, "requests.jsonl")
+WRAPPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "intunecd_wrapper.py")
+EXCLUDE = ["APNs", "ManagedGooglePlay", "DeviceManagementSettings"]
+EXCLUDE_UPDATE = ["DeviceManagementSettings"]  # `update` has no APNs/ManagedGooglePlay modules
+failures = []
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+class Tenant:
+    def __init__(self, token):
+        self.s = requests.Session()
+        self.s.headers.update({"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+
+    def post(self, path, body, status=201):
+        r = self.s.post(f"{URL}/beta/{path}", data=json.dumps(body))
+        if r.status_code != status:
+            raise SystemExit(f"FAIL: POST {path} answered {r.status_code}: {r.text}")
+        return r.json() if r.text else None
+
+    def get(self, path):
+        r = self.s.get(f"{URL}/beta/{path}")
+        if r.status_code != 200:
+            raise SystemExit(f"FAIL: GET {path} answered {r.status_code}: {r.text}")
+        return r.json()
+
+
+def directory(t):
+    """Groups and filters: tenant B needs the same names for IntuneCD's name resolution."""
+    groups = {
+        "Kiosk devices": {"groupTypes": [], "membershipRule": None},
+        "Windows dynamic": {"groupTypes": ["DynamicMembership"],
+                            "membershipRule": '(device.deviceOSType -eq "Windows")'},
+        "Sales users": {"groupTypes": [], "membershipRule": None},
+    }
+    ids = {}
+    for name, extra in groups.items():
+        g = t.post("groups", {"displayName": name, "mailEnabled": False, "securityEnabled": True,
+                              "mailNickname": name.replace(" ", "").lower(), **extra})
+        ids[name] = g["id"]
+    for name, platform, rule in [
+        ("Corporate Windows", "windows10AndLater", '(device.deviceOwnership -eq "Corporate")'),
+        ("Personal iOS", "iOS", '(device.deviceOwnership -eq "Personal")'),
+    ]:
+        f = t.post("deviceManagement/assignmentFilters",
+                   {"displayName": name, "platform": platform, "rule": rule,
+                    "assignmentFilterManagementType": "devices"})
+        ids[name] = f["id"]
+    return ids
+
+
+def seed(t, ids):
+    """Tenant A: configurations of several kinds and Autopilot profiles, assigned to groups
+    with include/exclude filters, and to the virtual groups."""
+    dm = "deviceManagement"
+
+    def group(name, filt=None, kind="include", exclusion=False):
+        target = {"@odata.type": "#microsoft.graph." + ("exclusionGroupAssignmentTarget" if exclusion else "groupAssignmentTarget"),
+                  "groupId": ids[name]}
+        if filt:
+            target["deviceAndAppManagementAssignmentFilterId"] = ids[filt]
+            target["deviceAndAppManagementAssignmentFilterType"] = kind
+        return {"target": target}
+
+    configs = [
+        ({"@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration", "displayName": "Sales limit",
+          "description": "three devices", "limit": 3},
+         [group("Sales users", "Corporate Windows", "include"), group("Kiosk devices", exclusion=True)]),
+        ({"@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration", "displayName": "Kiosk limit", "limit": 1},
+         [group("Kiosk devices", "Corporate Windows", "exclude")]),
+        # Not a single-platform restriction (deviceEnrollmentPlatformRestrictionConfiguration):
+        # IntuneCD's update pops its platformType before creating it, so that type cannot
+        # round-trip through IntuneCD against any server (update/Intune/EnrollmentConfigurations.py).
+        ({"@odata.type": "#microsoft.graph.deviceEnrollmentPlatformRestrictionsConfiguration",
+          "displayName": "Restrictions sales",
+          "iosRestriction": {"platformBlocked": False, "personalDeviceEnrollmentBlocked": True,
+                             "osMinimumVersion": "16.0", "osMaximumVersion": None,
+                             "blockedManufacturers": [], "blockedSkus": []}},
+         [group("Sales users", "Personal iOS", "include")]),
+        ({"@odata.type": "#microsoft.graph.deviceEnrollmentWindowsHelloForBusinessConfiguration",
+          "displayName": "WHfB kiosks", "state": "enabled", "pinMinimumLength": 6},
+         [group("Windows dynamic")]),
+        ({"@odata.type": "#microsoft.graph.windows10EnrollmentCompletionPageConfiguration",
+          "displayName": "ESP kiosks", "showInstallationProgress": True, "installProgressTimeoutInMinutes": 90},
+         [group("Kiosk devices", "Corporate Windows", "include")]),
+    ]
+    for body, assignments in configs:
+        c = t.post(f"{dm}/deviceEnrollmentConfigurations", body)
+        t.post(f"{dm}/deviceEnrollmentConfigurations/{c['id']}/assign",
+               {"enrollmentConfigurationAssignments": assignments}, status=200)
+    profiles = [
+        ({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "Shared kiosk",
+          "description": "self-deploying", "deviceNameTemplate": "KIOSK-%RAND:5%", "language": "os-default"},
+         [group("Kiosk devices"), group("Sales users", exclusion=True)]),
+        ({"@odata.type": "#microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile",
+          "displayName": "Hybrid sales", "deviceNameTemplate": "SALES-"},
+         [group("Windows dynamic")]),
+    ]
+    for body, assignments in profiles:
+        p = t.post(f"{dm}/windowsAutopilotDeploymentProfiles", body)
+        for a in assignments:
+            t.post(f"{dm}/windowsAutopilotDeploymentProfiles/{p['id']}/assignments", a)
+
+
+def intunecd(*args, msal=None):
+    env = dict(os.environ, ENROLLGRAPH_URL=URL, ENROLLGRAPH_REQUEST_LOG=LOG)
+    for k in ("TENANT_NAME", "CLIENT_ID", "CLIENT_SECRET"):
+        env.pop(k, None)
+    if msal:
+        env.update(msal)
+    cmd = [sys.executable, WRAPPER, *args]
+    print("$ IntuneCD " + " ".join(a if not a.startswith("eyJ") else "TOKEN" for a in args), flush=True)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    errors = [l for l in (r.stdout + r.stderr).splitlines() if "[ERROR]" in l or "Traceback" in l]
+    check(r.returncode == 0 and not errors,
+          f"IntuneCD {args[0]} exited {r.returncode} with {len(errors)} error line(s)" +
+          ("" if not errors else ":\n  " + "\n  ".join(errors[:20])))
+    if r.returncode != 0:
+        print(r.stdout[-4000:], r.stderr[-4000:])
+    return r
+
+
+def tree(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, root)] = p
+    return out
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    a, b = Tenant(os.environ["TOKEN_A"]), Tenant(os.environ["TOKEN_B"])
+    ids_a = directory(a)
+    seed(a, ids_a)
+    directory(b)
+    # Two stale objects in B, so that the update also PATCHes (the rest it creates).
+    b.post("deviceManagement/deviceEnrollmentConfigurations",
+           {"@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration", "displayName": "Sales limit",
+            "description": "stale", "limit": 9})
+    b.post("deviceManagement/windowsAutopilotDeploymentProfiles",
+           {"@odata.type": "#microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile",
+            "displayName": "Hybrid sales", "deviceNameTemplate": "OLD-"})
+    backup_a, backup_b = os.path.join(WORK, "backup-a"), os.path.join(WORK, "backup-b")
+
+    intunecd("backup", "-p", backup_a, "-m", "1", "-t", os.environ["TOKEN_A"], "-e", *EXCLUDE)
+    files_a = tree(backup_a)
+    want = [
+        "Enrollment Configurations/Sales limit_deviceEnrollmentLimitConfiguration.json",
+        "Enrollment Configurations/Restrictions sales_deviceEnrollmentPlatformRestrictionsConfiguration.json",
+        "Enrollment Profiles/Windows/Shared kiosk_azureADWindowsAutopilotDeploymentProfile.json",
+        "Enrollment Profiles/Windows/ESP/ESP kiosks_windows10EnrollmentCompletionPageConfiguration.json",
+    ]
+    for f in want:
+        check(f in files_a, f"backup A holds {f}")
+    sales = json.load(open(files_a.get(want[0], os.devnull))) if want[0] in files_a else {}
+    targets = sorted(json.dumps(x.get("target"), sort_keys=True) for x in sales.get("assignments", []))
+    check(any('"groupName": "Sales users"' in t and '"deviceAndAppManagementAssignmentFilterId": "Corporate Windows"' in t
+              for t in targets), f"the backup resolved the group and the filter to names: {targets}")
+
+    # Tenant B holds only Intune's defaults and the same-named groups and filters.
+    # Two passes: IntuneCD sets a configuration's priority only when it existed before the run
+    # (BaseUpdateModule.create_downstream_data creates without EnrollmentConfigurations
+    # ._update_priority), so the first pass creates, the second moves priorities (setpriority).
+    # Against B, IntuneCD signs in itself: msal's discovery and client-credentials token
+    # request go to enrollgraph's own endpoints (the wrapper maps login.microsoftonline.com).
+    b_app = {"TENANT_NAME": os.environ["TENANT_B"], "CLIENT_ID": os.environ["CLIENT_ID_B"],
+             "CLIENT_SECRET": os.environ["CLIENT_SECRET_B"]}
+    intunecd("update", "-p", backup_a, "-m", "1", "-u", "-e", *EXCLUDE_UPDATE, msal=b_app)
+    intunecd("update", "-p", backup_a, "-m", "1", "-u", "-e", *EXCLUDE_UPDATE, msal=b_app)
+    intunecd("backup", "-p", backup_b, "-m", "1", "-e", *EXCLUDE, msal=b_app)
+    files_b = tree(backup_b)
+    check(sorted(files_a) == sorted(files_b),
+          f"both backups hold the same files: only A {sorted(set(files_a) - set(files_b))}, only B {sorted(set(files_b) - set(files_a))}")
+    for rel in sorted(set(files_a) & set(files_b)):
+        same = filecmp.cmp(files_a[rel], files_b[rel], shallow=False)
+        if not check(same, f"identical: {rel}"):
+            import difflib
+            print("".join(difflib.unified_diff(open(files_a[rel]).readlines(), open(files_b[rel]).readlines(),
+                                               "A/" + rel, "B/" + rel)))
+
+    # Every request IntuneCD sent answered 2xx, batch sub-requests included.
+    bad = []
+    calls = set()
+    for line in open(LOG, encoding="utf-8"):
+        e = json.loads(line)
+        calls.add(f"{e['method']} {e['url'].split('?')[0]}")
+        if not 200 <= e["status"] < 300:
+            bad.append(f"{e['status']} {e['method']} {e['url']}")
+        for s in e.get("batch") or []:
+            if not isinstance(s, dict) or not 200 <= (s.get("status") or 0) < 300:
+                bad.append(f"$batch item {s}")
+    for verb in ("PATCH https://graph.microsoft.com/beta/deviceManagement/deviceEnrollmentConfigurations/",
+                 "PATCH https://graph.microsoft.com/beta/deviceManagement/windowsAutopilotDeploymentProfiles/",
+                 "POST https://graph.microsoft.com/beta/deviceManagement/windowsAutopilotDeploymentProfiles/",
+                 "POST https://graph.microsoft.com/beta/$batch"):
+        check(any(c.startswith(verb) for c in calls), f"IntuneCD sent {verb}...")
+    check(any(c.startswith("POST https://login.microsoftonline.com/") for c in calls),
+          "IntuneCD's msal got its token from enrollgraph's token endpoint")
+    check(not bad, f"every request answered 2xx ({len(calls)} distinct calls)" + ("" if not bad else ":\n  " + "\n  ".join(bad[:30])))
+    with open(os.path.join(WORK, "calls.txt"), "w") as f:
+        f.write("\n".join(sorted(calls)) + "\n")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
