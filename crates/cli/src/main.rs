@@ -239,7 +239,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     if let Command::Faults(cmd) = cli.command {
-        return admin::faults(&cli.data_dir, cmd).await;
+        return admin::faults(&cli.data_dir, cli.database.as_deref(), cmd).await;
     }
     let service = open(&cli.data_dir, cli.database.as_deref())?;
     match cli.command {
