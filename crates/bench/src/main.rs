@@ -23,6 +23,7 @@
 
 mod ceilings;
 mod load;
+mod pg;
 mod report;
 mod seed;
 mod server;
@@ -57,7 +58,7 @@ struct Cli {
     /// Seconds each run is measured (default 8; quick 1), after a warm-up of a quarter of it.
     #[arg(long)]
     duration: Option<f64>,
-    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W3,W4,W5,W6,startup,tenants).
+    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W3,W4,W5,W6,startup,tenants,pg).
     #[arg(long)]
     only: Option<String>,
     /// Slices per run, alternating servers (default 4; quick 1).
@@ -351,6 +352,7 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         }
     }
     drop(servers);
+    let sqlite_w4 = report.runs.iter().find(|m| m.server == "enrollgraph" && m.id == W4.id).map(|m| m.rps);
 
     for m in &report.runs {
         if matches!(m.id, "W2" | "W3") && m.server_cpu < 0.8 {
@@ -373,8 +375,24 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         workloads::W5_TOP,
         plan.layout.every
     ));
-    report.notes.push(format!("total time {:.0} s", started.elapsed().as_secs_f64()));
-    Ok(report.print())
+    let printed = report.print();
+    // PostgreSQL (issue 6): its own section, after the SQLite table.
+    let pg_ok = if plan.wants("pg") {
+        pg::run(&pg::Settings {
+            runtime: &runtime,
+            enrollgraph: &enrollgraph,
+            pinning,
+            scratch: &scratch.0,
+            warmup: plan.warmup,
+            duration: plan.duration,
+            layout: plan.layout,
+            sqlite_w4,
+        })?
+    } else {
+        true
+    };
+    println!("total time {:.0} s", started.elapsed().as_secs_f64());
+    Ok(printed && pg_ok)
 }
 
 /// A server the workloads run on.

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use enrollgraph_csdl::ApiVersion;
 use enrollgraph_service::{Config, Method, Request, Service};
-use enrollgraph_store::SqliteStore;
+use enrollgraph_store::{PostgresStore, SqliteStore, Store};
 use serde_json::{Map, Value, json};
 
 use crate::load::Rng;
@@ -128,11 +128,30 @@ fn assignments_path(config: &str) -> String {
 }
 
 async fn seed_async(dir: &Path, layout: Layout) -> Result<Seeded, String> {
-    let started = Instant::now();
     let db = dir.join(DB_FILE);
-    let model = enrollgraph_csdl::Model::load().map_err(|e| format!("model: {e}"))?;
     let store = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
-    let service = Service::new(Arc::new(model), Arc::new(store), Config::default());
+    seed_store(Arc::new(store), layout).await
+}
+
+/// Seeds the PostgreSQL database at `url` (fresh) the same way, through the same service.
+pub fn seed_postgres(url: &str, layout: Layout) -> Result<Seeded, String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("seeding runtime: {e}"))?;
+        let store = PostgresStore::connect(&url).map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        runtime.block_on(seed_store(Arc::new(store), layout))
+    })
+    .join()
+    .map_err(|_| "the seeding thread panicked".to_owned())?
+}
+
+async fn seed_store(store: Arc<dyn Store>, layout: Layout) -> Result<Seeded, String> {
+    let started = Instant::now();
+    let model = enrollgraph_csdl::Model::load().map_err(|e| format!("model: {e}"))?;
+    let service = Service::new(Arc::new(model), store, Config::default());
     service.provision_tenant(TENANT).await.map_err(|e| format!("provisioning: {e}"))?;
 
     let names: Vec<String> = (0..layout.read)

@@ -268,6 +268,7 @@ pub enum FaultsCommand {
 
 async fn call(
     data_dir: &Path,
+    database: Option<&str>,
     remote: &Remote,
     method: reqwest::Method,
     path: &str,
@@ -276,8 +277,9 @@ async fn call(
     let key = match &remote.admin_key {
         Some(k) => Some(k.clone()),
         // The key a server made in this data dir (without creating one where none is).
-        None if data_dir.join("enrollgraph.sqlite").is_file() => {
-            crate::open(data_dir)?.stored_admin_key().map_err(|e| e.to_string())?
+        // Or in the PostgreSQL database (`--database`) the server runs on.
+        None if database.is_some() || data_dir.join("enrollgraph.sqlite").is_file() => {
+            crate::open(data_dir, database)?.stored_admin_key().map_err(|e| e.to_string())?
         }
         None => None,
     };
@@ -299,7 +301,7 @@ async fn call(
 }
 
 /// Runs a faults command against a running server.
-pub async fn faults(data_dir: &Path, cmd: FaultsCommand) -> Result<(), String> {
+pub async fn faults(data_dir: &Path, database: Option<&str>, cmd: FaultsCommand) -> Result<(), String> {
     match cmd {
         FaultsCommand::Add {
             remote,
@@ -333,17 +335,17 @@ pub async fn faults(data_dir: &Path, cmd: FaultsCommand) -> Result<(), String> {
                     v
                 }
             };
-            let out = call(data_dir, &remote, reqwest::Method::POST, "/faults", Some(&rule)).await?;
+            let out = call(data_dir, database, &remote, reqwest::Method::POST, "/faults", Some(&rule)).await?;
             say(&out.to_string());
         }
         FaultsCommand::List { remote } => {
-            let out = call(data_dir, &remote, reqwest::Method::GET, "/faults", None).await?;
+            let out = call(data_dir, database, &remote, reqwest::Method::GET, "/faults", None).await?;
             for rule in out["value"].as_array().into_iter().flatten() {
                 say(&rule.to_string());
             }
         }
         FaultsCommand::Clear { remote } => {
-            call(data_dir, &remote, reqwest::Method::DELETE, "/faults", None).await?;
+            call(data_dir, database, &remote, reqwest::Method::DELETE, "/faults", None).await?;
             say("cleared");
         }
     }

@@ -15,7 +15,7 @@ use enrollgraph_auth::{Issuer, KeySet, permissions};
 use enrollgraph_server::identity::{Identity, now};
 use enrollgraph_server::{AppState, app};
 use enrollgraph_service::{App, Config, Service, User};
-use enrollgraph_store::{SqliteStore, Store};
+use enrollgraph_store::{PostgresStore, SqliteStore, Store};
 
 /// The development tenant, app and secret every server holds, like Azurite's well-known
 /// account: published here and in the README, so never use them for anything real.
@@ -29,6 +29,10 @@ struct Cli {
     /// Directory holding the database (and TLS files).
     #[arg(long, global = true, env = "ENROLLGRAPH_DATA_DIR", default_value = "./enrollgraph-data")]
     data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://user:pass@host:port/db`) to use instead of the
+    /// SQLite file in the data directory; replicas over one database act as one service.
+    #[arg(long, global = true, env = "ENROLLGRAPH_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -235,9 +239,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     if let Command::Faults(cmd) = cli.command {
-        return admin::faults(&cli.data_dir, cmd).await;
+        return admin::faults(&cli.data_dir, cli.database.as_deref(), cmd).await;
     }
-    let service = open(&cli.data_dir)?;
+    let service = open(&cli.data_dir, cli.database.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve(service, &cli.data_dir, args).await,
         Command::Tenant(TenantCommand::Create { id }) => {
@@ -335,13 +339,20 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn open(data_dir: &Path) -> Result<Service, String> {
+fn open(data_dir: &Path, database: Option<&str>) -> Result<Service, String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let db = data_dir.join("enrollgraph.sqlite");
-    let store = SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    let store: Arc<dyn Store> = match database.filter(|d| !d.is_empty()) {
+        Some(url) => {
+            Arc::new(PostgresStore::connect(url).map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?)
+        }
+        None => {
+            let db = data_dir.join("enrollgraph.sqlite");
+            Arc::new(SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?)
+        }
+    };
     let model = enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?;
     store.ensure_indexes(&model.behaviour.indexes).map_err(|e| format!("cannot create indexes: {e}"))?;
-    Ok(Service::new(Arc::new(model), Arc::new(store), Config::default()))
+    Ok(Service::new(Arc::new(model), store, Config::default()))
 }
 
 /// The persisted key set, made (or taken from `file`) the first time.

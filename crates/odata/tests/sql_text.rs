@@ -1,5 +1,5 @@
 //! The SQL text emitted for each dialect (the PostgreSQL text is also checked against a
-//! real server by `differential.rs` when `ENROLLGRAPH_TEST_PG_URL` is set).
+//! real server by `differential.rs`, on the test harness's throwaway cluster or `ENROLLGRAPH_TEST_PG_URL`).
 #![allow(clippy::unwrap_used)]
 
 mod common;

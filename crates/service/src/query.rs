@@ -12,7 +12,7 @@ use enrollgraph_odata::{
     self as odata, BoundExpand, BoundExpr, BoundFilter, BoundOrderBy, BoundQuery, BoundSelect, CompareOp, Const, Kind,
     ParseConfig, Root, SqlDialect, SqlValue, Step,
 };
-use enrollgraph_store::{ListSpec, Row, Seq, SqlFragment, SqlParam};
+use enrollgraph_store::{Dialect, ListSpec, Row, Seq, SqlFragment, SqlParam};
 use serde_json::Value;
 
 use crate::error::{Result, ServiceError};
@@ -159,6 +159,7 @@ impl QueryPlan {
         type_name: &str,
         version: ApiVersion,
         push_down: bool,
+        dialect: Dialect,
     ) -> Result<QueryPlan> {
         if raw.is_empty() {
             return Ok(QueryPlan::default());
@@ -182,22 +183,33 @@ impl QueryPlan {
             return Err(ServiceError::BadQuery("The query option '$search' is not supported on this resource.".into()));
         }
         let bound = odata::bind(&options, view.schema, type_name).map_err(|e| bad_query(&e))?;
-        Self::from_bound(view, bound, type_name, push_down)
+        Self::from_bound(view, bound, type_name, push_down, dialect)
     }
 
-    fn from_bound(view: View<'_>, bound: BoundQuery, type_name: &str, push_down: bool) -> Result<QueryPlan> {
-        let dialect = odata::Sqlite::default();
+    fn from_bound(
+        view: View<'_>,
+        bound: BoundQuery,
+        type_name: &str,
+        push_down: bool,
+        store_dialect: Dialect,
+    ) -> Result<QueryPlan> {
+        // The store's SQL: both keep the JSON properties in `body` (jsonb on PostgreSQL).
+        let dialect: Box<dyn SqlDialect> = match store_dialect {
+            Dialect::Sqlite => Box::new(odata::Sqlite::default()),
+            Dialect::Postgres => Box::new(odata::Postgres::default()),
+        };
+        let dialect = dialect.as_ref();
         let first = ListSpec::FIRST_PARAM;
         let sql_filter = bound
             .filter
             .as_ref()
-            .and_then(|f| odata::filter_to_sql(f, &dialect, first))
+            .and_then(|f| odata::filter_to_sql(f, dialect, first))
             .map(|s| SqlFragment { text: s.text, params: s.params.into_iter().map(param).collect() });
         let order_first = first + sql_filter.as_ref().map_or(0, |f| f.params.len());
         let sql_order = if bound.orderby.is_empty() || !push_down {
             None
         } else {
-            odata::orderby_to_sql(&bound.orderby, &dialect as &dyn SqlDialect, order_first)
+            odata::orderby_to_sql(&bound.orderby, dialect, order_first)
                 .map(|o| SqlFragment { text: o.clause(), params: o.params.into_iter().map(param).collect() })
         };
         let (select, select_text) = match &bound.select {
@@ -255,7 +267,7 @@ impl QueryPlan {
                     }
                 }
                 BoundExpand::Navigation { name, target_type, options, .. } => {
-                    let plan = Self::from_bound(view, *options, &target_type, push_down)?;
+                    let plan = Self::from_bound(view, *options, &target_type, push_down, store_dialect)?;
                     expand.push(ExpandPlan { nav: name, plan });
                 }
             }

@@ -1,11 +1,13 @@
 //! Durable storage of Graph entities: one trait, [`Store`], whose every read and write is
-//! scoped to one tenant, and an embedded SQLite implementation, [`SqliteStore`].
+//! scoped to one tenant, an embedded SQLite implementation, [`SqliteStore`] (the default),
+//! and [`PostgresStore`], over which several server replicas behave as one service.
 //!
 //! The model is generic: an entity is a row (tenant, containing entity, containing
 //! navigation, id, type, JSON body), so a new resource needs no new table. Business
 //! rules (priorities, assignment sets) live in the service crate and run inside one
 //! transaction through [`Tx`], so a PostgreSQL backend only implements these primitives.
 
+mod postgres;
 mod sqlite;
 
 use std::future::Future;
@@ -13,7 +15,18 @@ use std::pin::Pin;
 
 use serde_json::{Map, Value};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The SQL spoken by a store, for the pushed-down `$filter`/`$orderby` (the OData crate's
+/// dialect of that name; both keep the JSON properties in a column `body`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite with JSON1; `body` is JSON text, placeholders `?N`.
+    Sqlite,
+    /// PostgreSQL; `body` is `jsonb`, placeholders `$N`.
+    Postgres,
+}
 
 /// The key of a stored row, unique per database; also the insertion order that keyset
 /// paging follows.
@@ -274,6 +287,10 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Backend failures.
     fn tenants(&self) -> Result<Vec<String>, StoreError>;
+    /// The SQL dialect that pushed-down predicates must be written in.
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
 }
 
 /// Typed helpers over [`Store`] for any result and error type.

@@ -18,6 +18,8 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database (URL) when the suite runs on PostgreSQL ([`test_database`]).
+    pub database: Option<String>,
     extra: Vec<String>,
     client: reqwest::blocking::Client,
     /// A token of the development app (DeviceManagementServiceConfig.ReadWrite.All), sent by
@@ -46,16 +48,35 @@ fn temp_dir() -> PathBuf {
     d
 }
 
+/// The database a new server runs on: `None` is SQLite in its data dir (the default); with
+/// `ENROLLGRAPH_TEST_BACKEND=postgres` the whole suite runs on PostgreSQL, each server on a
+/// fresh database of the harness's throwaway cluster (rulings.md 11: never skipped then).
+pub fn test_database() -> Option<String> {
+    if !enrollgraph_testpg::requested() {
+        return None;
+    }
+    let cluster = enrollgraph_testpg::cluster()
+        .unwrap_or_else(|e| panic!("ENROLLGRAPH_TEST_BACKEND=postgres but PostgreSQL cannot run: {e}"));
+    Some(cluster.create_database())
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(&[])
     }
 
     pub fn start_with(extra: &[&str]) -> Server {
+        Server::start_on(test_database(), extra)
+    }
+
+    /// A server on `database` (a PostgreSQL URL; `None` = SQLite in its data dir): several
+    /// servers on one database are replicas of one service.
+    pub fn start_on(database: Option<String>, extra: &[&str]) -> Server {
         let mut s = Server {
             child: None,
             base: String::new(),
             data_dir: temp_dir(),
+            database,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             token: String::new(),
@@ -71,6 +92,8 @@ impl Server {
             .arg("--signing-keys-file")
             .arg(keys_file())
             .args(&self.extra)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(self.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -82,6 +105,13 @@ impl Server {
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         let url = line.trim().rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("http://"), "unexpected banner: {line}");
+        // On PostgreSQL nothing of the data is in the data dir: the run really is on it.
+        assert_eq!(
+            self.data_dir.join("enrollgraph.sqlite").exists(),
+            self.database.is_none(),
+            "database {:?}",
+            self.database
+        );
         self.base = url;
         self.child = Some(child);
         let auth_off = self.extra.windows(2).any(|w| w[0] == "--auth" && w[1] == "off")
@@ -121,6 +151,8 @@ impl Server {
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(self.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
             .output()
             .unwrap();
         assert!(out.status.success(), "enrollgraph {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -134,6 +166,19 @@ impl Server {
             c.wait().unwrap();
         }
         self.spawn();
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Stops the server with SIGKILL (no graceful shutdown), leaving it stopped.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -385,6 +430,8 @@ impl TlsServer {
             .arg(keys_file())
             .args(if extra.contains(&"--port") { &[][..] } else { &["--port", "0"][..] })
             .args(extra)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(test_database().map(|d| ("ENROLLGRAPH_DATABASE", d)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

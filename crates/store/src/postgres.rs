@@ -1,0 +1,922 @@
+//! PostgreSQL behind [`Store`]: the same rows as the SQLite store, so that several
+//! `enrollgraph serve` replicas over one database behave as one service (issue 6).
+//!
+//! - **Connections.** `tokio-postgres` connections driven by a small runtime on a thread the
+//!   store owns. The traits are synchronous and are called on tokio workers (reads run
+//!   inline, as with SQLite) and on plain threads (tests, the writer): a call parks the
+//!   calling thread on the client's future, which needs no runtime of its own (the client
+//!   only talks to its connection task through channels), so it works from any thread and
+//!   never hits "Cannot start a runtime from within a runtime". On a multi-thread tokio
+//!   worker the read runs under `block_in_place`, so the worker's other tasks move on.
+//! - **Reads** take a pooled connection (at most [`MAX_READERS`] open) and run in one
+//!   `REPEATABLE READ READ ONLY` transaction: a consistent snapshot, as the trait promises.
+//! - **Writes** mirror the SQLite store's group commit: a writer connection takes every
+//!   queued job of its share of the tenants ([`WRITERS`] writers, a tenant always on the
+//!   same one), runs each in a SAVEPOINT inside one transaction (a failing job rolls back
+//!   alone) and commits once; a job is answered only after the COMMIT returned
+//!   (`synchronous_commit` as the server has it: on by default, so the commit is flushed).
+//! - **Replicas.** Before any job runs, the writer takes `pg_advisory_xact_lock` on each
+//!   tenant of the batch, in sorted key order (two replicas never wait on each other in a
+//!   cycle). So the writes of one tenant are serialised across every replica: the
+//!   read-then-write of priorities and assignment sets inside a job sees the last commit
+//!   (READ COMMITTED takes a fresh snapshot per statement, after the lock was granted), and
+//!   `seq` (an identity) grows in commit order within a tenant, which keyset paging relies
+//!   on. Jobs are `FnOnce` and cannot be retried, so nothing that can conflict runs before
+//!   the locks are held; insert conflicts are `ON CONFLICT DO NOTHING` (no aborted
+//!   transaction to recover from).
+//! - **Bodies** are kept as the exact text given (`raw`; the wire form is written from it
+//!   and property order matters, which `jsonb` would not keep) and as a generated `jsonb`
+//!   column `body` that pushed-down `$filter`/`$orderby` (the OData `Postgres` dialect) and
+//!   the expression indexes of [`Store::ensure_indexes`] read.
+//! - **Ids** match case-insensitively like SQLite's `COLLATE NOCASE`: ASCII-only folding,
+//!   `lower(id COLLATE "C")`, in the unique index and in every look-up.
+//! - **Migrations** are versioned and forward-only (`schema_migrations`), run at start
+//!   under a session advisory lock, because replicas may start together.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, NoTls, Statement};
+
+use crate::{BoxFuture, Dialect, Link, ListSpec, ReadTx, Row, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
+
+/// Forward-only migrations; `schema_migrations` records which ran.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE tenant (
+        id      text PRIMARY KEY,
+        created bigint GENERATED ALWAYS AS IDENTITY
+    );
+    CREATE TABLE entity (
+        seq    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant text   NOT NULL,
+        parent bigint NOT NULL,
+        nav    text   NOT NULL,
+        id     text   NOT NULL,
+        type   text   NOT NULL,
+        raw    text   NOT NULL,
+        -- jsonb refuses the escape \u0000 that JSON allows (and SQLite keeps): the
+        -- queryable copy reads it as U+FFFD rather than failing the write.
+        body   jsonb  GENERATED ALWAYS AS (replace(raw, '\u0000', '\ufffd')::jsonb) STORED
+    );
+    CREATE UNIQUE INDEX entity_key ON entity (tenant, parent, nav, lower(id COLLATE "C"));
+    CREATE INDEX entity_list ON entity (tenant, parent, nav, seq);
+    CREATE TABLE link (
+        tenant text   NOT NULL,
+        source bigint NOT NULL,
+        nav    text   NOT NULL,
+        target bigint NOT NULL,
+        PRIMARY KEY (source, nav)
+    );
+    CREATE INDEX link_target ON link (target, nav);
+    CREATE INDEX link_tenant ON link (tenant);
+"#];
+
+/// Writer connections (and threads) per store; each serves a fixed share of the tenants.
+const WRITERS: usize = 4;
+/// The most writes committed together.
+const MAX_BATCH: usize = 512;
+/// The most read connections a store keeps open (every replica has its own).
+const MAX_READERS: usize = 16;
+/// Prepared statements kept per connection (list queries vary with the filter).
+const MAX_STATEMENTS: usize = 256;
+/// Session advisory lock held while migrating (any constant shared by all replicas).
+const MIGRATION_LOCK: i64 = 0x656e_726f_6c6c_6d67; // "enrollmg"
+
+/// The advisory lock key of a tenant's writes: FNV-1a, stable across builds and replicas.
+fn tenant_lock(tenant: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "enrollgraph-tenant:".bytes().chain(tenant.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// The message of a driver error (its `Display` says only "db error" for server errors).
+fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!("{}: {} ({})", db.severity(), db.message(), db.code().code())),
+        None => StoreError::Backend(e.to_string()),
+    }
+}
+
+/// Runs a future to completion on the calling thread by parking it between polls.
+/// The client's futures only exchange messages with the connection task (driven by the
+/// store's runtime), so no runtime is needed here.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// Runs blocking work; on a multi-thread tokio worker under `block_in_place`, so that the
+/// worker's queued tasks are handed to another thread meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A parameter that binds to whatever type the server inferred for its placeholder.
+#[derive(Debug)]
+struct Param<'a>(&'a SqlParam);
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            SqlParam::Null => Ok(IsNull::Yes),
+            SqlParam::Bool(b) => b.to_sql(ty, out),
+            SqlParam::Int(i) => match *ty {
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::FLOAT8 => {
+                    #[allow(clippy::cast_precision_loss)]
+                    let f = *i as f64;
+                    f.to_sql(ty, out)
+                }
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR | Type::UNKNOWN => i.to_string().to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            SqlParam::Double(d) => match *ty {
+                Type::FLOAT4 => {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let f = *d as f32;
+                    f.to_sql(ty, out)
+                }
+                _ => d.to_sql(ty, out),
+            },
+            SqlParam::Text(s) => s.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// One connection and its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+    /// The writer's connection is driven by a runtime of the writer thread's own, inside
+    /// each wait: a round trip then costs no hand-off to another thread and back (the
+    /// writer is serial, so the latency of its round trips is its throughput).
+    local: Option<tokio::runtime::Runtime>,
+}
+
+impl Conn {
+    /// Waits for one of this connection's futures.
+    fn wait<F: Future>(&self, f: F) -> F::Output {
+        match &self.local {
+            Some(rt) => rt.block_on(f),
+            None => block_on(f),
+        }
+    }
+
+    fn statement(&mut self, sql: &str, types: &[Type]) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.wait(self.client.prepare_typed(sql, types)).map_err(|e| pg_err(&e))?;
+        if self.statements.len() >= MAX_STATEMENTS {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let s = self.statement(sql, &[])?;
+        self.wait(self.client.query(&s, params)).map_err(|e| pg_err(&e))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let s = self.statement(sql, &[])?;
+        self.wait(self.client.execute(&s, params)).map_err(|e| pg_err(&e))
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.wait(self.client.batch_execute(sql)).map_err(|e| pg_err(&e))
+    }
+
+    /// Sends `sql` without waiting for its answer (pipelined: the connection discards the
+    /// answer of a dropped request). Only for commands whose failure the next awaited
+    /// statement on this connection reveals (a failure aborts the transaction, and every
+    /// later statement then fails too).
+    fn send(&self, sql: &str) {
+        let mut f = pin!(self.client.batch_execute(sql));
+        // The first poll queues the message; nothing is awaited.
+        let _ = f.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    }
+}
+
+/// The thread that drives the connections; the runtime lives and dies on it, so the store
+/// can be dropped anywhere (dropping a runtime inside another one panics).
+struct Driver {
+    handle: tokio::runtime::Handle,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Driver {
+    fn start() -> Result<Driver, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("enrollgraph-pg-driver".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("enrollgraph-pg-io")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(rt.handle().clone()));
+                // Until the store is dropped (the sender goes away).
+                let _ = stopped.recv();
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let handle = rx
+            .recv()
+            .map_err(|_| StoreError::Backend("the PostgreSQL driver thread did not start".into()))?
+            .map_err(StoreError::Backend)?;
+        Ok(Driver { handle, stop: Some(stop) })
+    }
+
+    fn connect(&self, config: &tokio_postgres::Config) -> Result<Conn, StoreError> {
+        let config = config.clone();
+        let (tx, rx) = mpsc::channel();
+        self.handle.spawn(async move {
+            match config.connect(NoTls).await {
+                Ok((client, connection)) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "PostgreSQL connection ended");
+                        }
+                    });
+                    let _ = tx.send(Ok(client));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(pg_err(&e)));
+                }
+            }
+        });
+        let client =
+            blocking(|| rx.recv()).map_err(|_| StoreError::Backend("the PostgreSQL driver has stopped".into()))??;
+        Ok(Conn { client, statements: HashMap::new(), local: None })
+    }
+}
+
+/// A connection driven by a current-thread runtime of its own ([`Conn::local`]); only for
+/// a plain thread that is never inside another runtime (the writer).
+fn connect_local(config: &tokio_postgres::Config) -> Result<Conn, StoreError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| pg_err(&e))?;
+    rt.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(Conn { client, statements: HashMap::new(), local: Some(rt) })
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.stop.take();
+    }
+}
+
+struct WriteRequest {
+    tenant: String,
+    job: WriteJob,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Idle read connections, and how many are out.
+struct Pool {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+/// PostgreSQL behind [`Store`] (see the module docs).
+pub struct PostgresStore {
+    config: tokio_postgres::Config,
+    driver: Arc<Driver>,
+    pool: Mutex<Pool>,
+    returned: Condvar,
+    /// One queue per writer; a tenant always goes to the same one ([`WRITERS`]).
+    writers: Vec<mpsc::Sender<WriteRequest>>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:pass@host:port/db`, or the
+    /// key=value form), migrates it and starts the writer.
+    ///
+    /// # Errors
+    /// When the URL is malformed, the server unreachable or the migration fails.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| StoreError::Backend(format!("database URL: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("enrollgraph");
+        }
+        let driver = Arc::new(Driver::start()?);
+        let mut admin = driver.connect(&config)?;
+        migrate(&mut admin)?;
+        let mut writers = Vec::with_capacity(WRITERS);
+        for i in 0..WRITERS {
+            let (writer, queue) = mpsc::channel::<WriteRequest>();
+            let (started, ready) = mpsc::channel();
+            let w_config = config.clone();
+            std::thread::Builder::new()
+                .name(format!("enrollgraph-pg-writer-{i}"))
+                .spawn(move || match connect_local(&w_config) {
+                    Ok(conn) => {
+                        let _ = started.send(Ok(()));
+                        write_loop(conn, &queue, &w_config);
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                })
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            blocking(|| ready.recv())
+                .map_err(|_| StoreError::Backend("the PostgreSQL writer did not start".into()))??;
+            writers.push(writer);
+        }
+        Ok(PostgresStore {
+            config,
+            driver,
+            pool: Mutex::new(Pool { idle: vec![admin], open: 1 }),
+            returned: Condvar::new(),
+            writers,
+        })
+    }
+
+    /// A read connection: an idle one, a new one below the cap, or the next returned. A
+    /// read that waits long (a nested read while every connection is held) opens one
+    /// beyond the cap rather than deadlock.
+    fn take(&self) -> Result<Conn, StoreError> {
+        let mut pool = self.pool.lock().map_err(|_| StoreError::Backend("pool poisoned".into()))?;
+        loop {
+            while let Some(c) = pool.idle.pop() {
+                if !c.client.is_closed() {
+                    return Ok(c);
+                }
+                pool.open -= 1;
+            }
+            if pool.open < MAX_READERS {
+                break;
+            }
+            let (p, timeout) = self
+                .returned
+                .wait_timeout(pool, Duration::from_secs(2))
+                .map_err(|_| StoreError::Backend("pool poisoned".into()))?;
+            pool = p;
+            if timeout.timed_out() && pool.idle.is_empty() {
+                break;
+            }
+        }
+        pool.open += 1;
+        drop(pool);
+        self.driver.connect(&self.config).inspect_err(|_| {
+            if let Ok(mut p) = self.pool.lock() {
+                p.open -= 1;
+            }
+        })
+    }
+
+    fn give_back(&self, conn: Conn, healthy: bool) {
+        if let Ok(mut pool) = self.pool.lock() {
+            if healthy && !conn.client.is_closed() && pool.idle.len() < MAX_READERS {
+                pool.idle.push(conn);
+            } else {
+                pool.open = pool.open.saturating_sub(1);
+            }
+        }
+        self.returned.notify_one();
+    }
+}
+
+fn migrate(conn: &mut Conn) -> Result<(), StoreError> {
+    conn.batch(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let outcome = (|| {
+        conn.batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())",
+        )?;
+        let rows = conn.query("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])?;
+        let version: i32 = rows.first().map_or(0, |r| r.get(0));
+        let version = usize::try_from(version).unwrap_or(0);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Backend(format!(
+                "the database is at schema version {version}, newer than this binary knows ({}); refusing to start",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            conn.batch("BEGIN")?;
+            let applied = conn.batch(sql).and_then(|()| {
+                let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&v]).map(|_| ())
+            });
+            match applied {
+                Ok(()) => conn.batch("COMMIT")?,
+                Err(e) => {
+                    let _ = conn.batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    })();
+    let unlocked = conn.batch(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+    outcome.and(unlocked)
+}
+
+/// Group commit across tenants, serialised per tenant across replicas (module docs).
+///
+/// Round trips are what a serial writer pays for, so everything that need not be awaited
+/// is pipelined: BEGIN and the locks go in one message, each job's SAVEPOINT and RELEASE
+/// are sent without waiting, and the COMMIT goes with a probe that fails if the
+/// transaction is aborted (PostgreSQL answers COMMIT of an aborted transaction with a
+/// silent ROLLBACK, which must not be reported as committed).
+fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_postgres::Config) {
+    let conn = RefCell::new(conn);
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if conn.borrow().client.is_closed() {
+            match connect_local(config) {
+                Ok(c) => *conn.borrow_mut() = c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reconnect the PostgreSQL writer");
+                    for req in batch {
+                        let _ = req.done.send(Err(StoreError::Backend(format!("database unavailable: {e}"))));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            }
+        }
+        let mut keys: Vec<i64> = batch.iter().map(|r| tenant_lock(&r.tenant)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut begun = begin_locked(&conn.borrow(), &keys);
+        if begun.is_err() && conn.borrow().client.is_closed() {
+            // The server dropped the connection (a restart, a failover, an idle timeout):
+            // nothing of the batch has run, so it may begin again on a fresh one.
+            if let Ok(c) = connect_local(config) {
+                *conn.borrow_mut() = c;
+                begun = begin_locked(&conn.borrow(), &keys);
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let mut dones = Vec::with_capacity(batch.len());
+        let mut broken = None;
+        for (n, req) in batch.into_iter().enumerate() {
+            dones.push(req.done);
+            if let Err(e) = &begun {
+                results.push(Err(StoreError::Backend(format!("cannot begin: {e}"))));
+                continue;
+            }
+            if let Some(e) = &broken {
+                results.push(Err(StoreError::Backend(format!("the transaction failed: {e}"))));
+                continue;
+            }
+            match run_job(&conn, n, &req.tenant, req.job) {
+                Ok(outcome) => results.push(outcome),
+                Err(e) => {
+                    // The savepoint machinery itself failed: nothing of the batch is sure.
+                    broken = Some(e.to_string());
+                    results.push(Err(e));
+                }
+            }
+        }
+        if begun.is_ok() {
+            let c = conn.borrow();
+            let committed = if broken.is_none() && results.iter().any(Result::is_ok) {
+                c.batch("SELECT 1; COMMIT")
+            } else {
+                c.batch("ROLLBACK").and(Err(StoreError::Backend(broken.unwrap_or_default())))
+            };
+            if let Err(e) = committed {
+                if results.iter().any(Result::is_ok) {
+                    tracing::error!(error = %e, "commit failed");
+                }
+                let _ = c.batch("ROLLBACK");
+                for r in &mut results {
+                    if r.is_ok() {
+                        *r = Err(StoreError::Backend(format!("commit failed: {e}")));
+                    }
+                }
+            }
+        }
+        for (done, result) in dones.into_iter().zip(results) {
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// BEGIN and take the tenants' locks in sorted order, in one round trip; retried when the
+/// server breaks a deadlock or a serialisation failure (nothing of a job has run yet, so a
+/// retry is safe).
+fn begin_locked(conn: &Conn, keys: &[i64]) -> Result<(), StoreError> {
+    let mut sql = String::from("BEGIN ISOLATION LEVEL READ COMMITTED;");
+    for k in keys {
+        // Integers formatted by us: nothing to escape.
+        sql.push_str(&format!(" SELECT pg_advisory_xact_lock({k});"));
+    }
+    let mut last = None;
+    for attempt in 0..5u32 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(10 << attempt));
+        }
+        match conn.batch(&sql) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let _ = conn.batch("ROLLBACK");
+                last = Some(e);
+                if conn.client.is_closed() {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| StoreError::Backend("cannot lock the tenant".into())))
+}
+
+/// Runs job number `n` of the batch in its own savepoint. The outer `Err` means the
+/// savepoint could not be rolled back (the transaction is unusable); the inner result is
+/// the job's.
+fn run_job(conn: &RefCell<Conn>, n: usize, tenant: &str, job: WriteJob) -> Result<Result<(), StoreError>, StoreError> {
+    // A name per job: rolling back to a savepoint that was never made fails loudly instead
+    // of rolling back an earlier job's savepoint of the same name.
+    conn.borrow().send(&format!("SAVEPOINT job{n}"));
+    let failed = Cell::new(false);
+    let mut tx = PgTx { conn, tenant, failed: &failed };
+    let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)))
+        .unwrap_or_else(|_| Err(StoreError::Backend("a write job panicked".into())));
+    let c = conn.borrow();
+    match outcome {
+        Ok(()) if !failed.get() => {
+            c.send(&format!("RELEASE SAVEPOINT job{n}"));
+            Ok(Ok(()))
+        }
+        outcome => {
+            // The job failed, or swallowed a failed statement (the savepoint is aborted).
+            c.batch(&format!("ROLLBACK TO SAVEPOINT job{n}; RELEASE SAVEPOINT job{n}"))?;
+            Ok(outcome.and(Err(StoreError::Backend("a statement of the write failed".into()))))
+        }
+    }
+}
+
+impl Store for PostgresStore {
+    fn write_job(&self, tenant: &str, job: WriteJob) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (done, wait) = oneshot::channel();
+        // A tenant's writes stay in one queue (their order is kept); tenants spread over the
+        // writers, so different tenants commit in parallel and never wait on one another's
+        // advisory locks inside a replica.
+        let lock = tenant_lock(tenant);
+        let i = usize::try_from(lock.unsigned_abs() % WRITERS as u64).unwrap_or(0);
+        let sent = self.writers[i].send(WriteRequest { tenant: tenant.to_owned(), job, done });
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+            wait.await.map_err(|_| StoreError::Backend("the writer thread dropped a request".into()))?
+        })
+    }
+
+    fn read_job(
+        &self,
+        tenant: &str,
+        job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        blocking(|| {
+            let conn = self.take()?;
+            // Pipelined: BEGIN goes ahead of the job's first query, COMMIT is not awaited
+            // (a read-only transaction has nothing to lose; the next user's statements
+            // queue behind it on the connection).
+            conn.send("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            let cell = RefCell::new(conn);
+            let failed = Cell::new(false);
+            let result = job(&PgTx { conn: &cell, tenant, failed: &failed });
+            let conn = cell.into_inner();
+            conn.send("COMMIT");
+            self.give_back(conn, true);
+            result
+        })
+    }
+
+    fn ensure_indexes(&self, paths: &[Vec<String>]) -> Result<(), StoreError> {
+        blocking(|| {
+            let mut conn = self.take()?;
+            // Replicas starting together would race on the catalog: one at a time.
+            let outcome = conn.batch(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).and_then(|()| {
+                let made = paths.iter().try_for_each(|path| {
+                    let name: String = path.join("_").chars().filter(char::is_ascii_alphanumeric).collect();
+                    conn.batch(&format!(
+                        "CREATE INDEX IF NOT EXISTS entity_json_{name} ON entity (tenant, parent, nav, ({}))",
+                        json_path_expr(path)
+                    ))
+                });
+                let unlocked = conn.batch(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+                made.and(unlocked)
+            });
+            let healthy = outcome.is_ok();
+            let _ = &mut conn;
+            self.give_back(conn, healthy);
+            outcome
+        })
+    }
+
+    fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        blocking(|| {
+            let mut conn = self.take()?;
+            let rows = conn.query("SELECT id FROM tenant ORDER BY created", &[]);
+            let healthy = rows.is_ok();
+            self.give_back(conn, healthy);
+            Ok(rows?.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+}
+
+/// `(body #>> '{a,b}')`: the one spelling used by indexes and hints (an expression index
+/// serves only the same expression). Text, as the hints compare strings.
+fn json_path_expr(path: &[String]) -> String {
+    let items: Vec<String> = path.iter().map(|p| format!("\"{}\"", p.replace(['"', '\\', '\''], ""))).collect();
+    format!("(body #>> '{{{}}}')", items.join(","))
+}
+
+struct PgTx<'a> {
+    conn: &'a RefCell<Conn>,
+    tenant: &'a str,
+    /// Set when a statement failed (the transaction or savepoint is then aborted, even if
+    /// the job goes on as if nothing happened).
+    failed: &'a Cell<bool>,
+}
+
+const COLUMNS: &str = "seq, parent, nav, id, type, raw";
+
+fn to_row(r: &tokio_postgres::Row) -> Row {
+    Row { seq: r.get(0), parent: r.get(1), nav: r.get(2), id: r.get(3), type_name: r.get(4), raw: r.get(5) }
+}
+
+/// The types of the store's own placeholders `$1`..`$9` (tenant, parent, nav, after,
+/// types, limit, offset, two spare), given explicitly because a list query uses only some.
+const FIXED_TYPES: [Type; 9] =
+    [Type::TEXT, Type::INT8, Type::TEXT, Type::INT8, Type::TEXT_ARRAY, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT];
+
+impl PgTx<'_> {
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.conn.borrow_mut().query(sql, params).inspect_err(|_| self.failed.set(true))
+    }
+
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.conn.borrow_mut().execute(sql, params).inspect_err(|_| self.failed.set(true))
+    }
+
+    fn list_query(
+        &self,
+        count: bool,
+        parent: Seq,
+        nav: &str,
+        spec: &ListSpec,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let select = if count { "count(*)" } else { COLUMNS };
+        let mut sql = format!("SELECT {select} FROM entity WHERE tenant = $1 AND parent = $2 AND nav = $3");
+        let paged = !count;
+        if paged && spec.after.is_some() {
+            sql.push_str(" AND seq > $4");
+        }
+        if spec.types.is_some() {
+            sql.push_str(" AND type = ANY($5)");
+        }
+        if let Some(f) = &spec.filter {
+            sql.push_str(" AND (");
+            sql.push_str(&f.text);
+            sql.push(')');
+        }
+        let order_len = if paged { spec.order.as_ref().map_or(0, |o| o.params.len()) } else { 0 };
+        let hint_first = ListSpec::FIRST_PARAM + spec.filter.as_ref().map_or(0, |f| f.params.len()) + order_len;
+        for (i, (path, _)) in spec.hints.iter().enumerate() {
+            sql.push_str(&format!(" AND {} = ${}", json_path_expr(path), hint_first + i));
+        }
+        let limited = paged && (spec.limit.is_some() || spec.offset.is_some());
+        if paged {
+            sql.push_str(" ORDER BY ");
+            if let Some(order) = &spec.order {
+                sql.push_str(&order.text);
+                sql.push_str(", ");
+            }
+            sql.push_str("seq");
+            if limited {
+                sql.push_str(" LIMIT $6 OFFSET $7");
+            }
+        }
+        let after = if paged { spec.after } else { None };
+        let limit = spec.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(spec.offset.unwrap_or(0)).unwrap_or(i64::MAX);
+        let none: Option<String> = None;
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&self.tenant, &parent, &nav, &after, &spec.types, &limit, &offset, &none, &none];
+        let order_params: Vec<&SqlParam> =
+            if paged { spec.order.iter().flat_map(|o| o.params.iter()).collect() } else { Vec::new() };
+        let rest: Vec<Param<'_>> = spec
+            .filter
+            .iter()
+            .flat_map(|f| f.params.iter())
+            .chain(order_params)
+            .chain(spec.hints.iter().map(|(_, v)| v))
+            .map(Param)
+            .collect();
+        params.extend(rest.iter().map(|p| p as &(dyn ToSql + Sync)));
+        let mut conn = self.conn.borrow_mut();
+        let rows = conn
+            .statement(&sql, &FIXED_TYPES)
+            .and_then(|stmt| conn.wait(conn.client.query(&stmt, &params)).map_err(|e| pg_err(&e)));
+        rows.inspect_err(|_| self.failed.set(true))
+    }
+}
+
+impl ReadTx for PgTx<'_> {
+    fn get(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        let rows = self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM entity WHERE tenant = $1 AND parent = $2 AND nav = $3 \
+                 AND lower(id COLLATE \"C\") = lower($4 COLLATE \"C\")"
+            ),
+            &[&self.tenant, &parent, &nav, &id],
+        )?;
+        Ok(rows.first().map(to_row))
+    }
+
+    fn get_head(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        let rows = self.query(
+            "SELECT seq, parent, nav, id, type, '' FROM entity WHERE tenant = $1 AND parent = $2 AND nav = $3 \
+             AND lower(id COLLATE \"C\") = lower($4 COLLATE \"C\")",
+            &[&self.tenant, &parent, &nav, &id],
+        )?;
+        Ok(rows.first().map(to_row))
+    }
+
+    fn get_seq(&self, seq: Seq) -> Result<Option<Row>, StoreError> {
+        let rows =
+            self.query(&format!("SELECT {COLUMNS} FROM entity WHERE seq = $1 AND tenant = $2"), &[&seq, &self.tenant])?;
+        Ok(rows.first().map(to_row))
+    }
+
+    fn list(&self, parent: Seq, nav: &str, spec: &ListSpec) -> Result<Vec<Row>, StoreError> {
+        Ok(self.list_query(false, parent, nav, spec)?.iter().map(to_row).collect())
+    }
+
+    fn count(&self, parent: Seq, nav: &str, spec: &ListSpec) -> Result<u64, StoreError> {
+        let rows = self.list_query(true, parent, nav, spec)?;
+        Ok(rows.first().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
+    fn link(&self, source: Seq, nav: &str) -> Result<Option<Seq>, StoreError> {
+        let rows = self.query(
+            "SELECT target FROM link WHERE source = $1 AND nav = $2 AND tenant = $3",
+            &[&source, &nav, &self.tenant],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn linked_from(&self, target: Seq, nav: &str) -> Result<Vec<Seq>, StoreError> {
+        let rows = self.query(
+            "SELECT source FROM link WHERE target = $1 AND nav = $2 AND tenant = $3 ORDER BY source",
+            &[&target, &nav, &self.tenant],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn tenant_exists(&self) -> Result<bool, StoreError> {
+        Ok(!self.query("SELECT 1 FROM tenant WHERE id = $1", &[&self.tenant])?.is_empty())
+    }
+
+    fn export(&self) -> Result<(Vec<Row>, Vec<Link>), StoreError> {
+        let rows =
+            self.query(&format!("SELECT {COLUMNS} FROM entity WHERE tenant = $1 ORDER BY seq"), &[&self.tenant])?;
+        let links =
+            self.query("SELECT source, nav, target FROM link WHERE tenant = $1 ORDER BY source, nav", &[&self.tenant])?;
+        Ok((rows.iter().map(to_row).collect(), links.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()))
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, raw: &str) -> Result<Seq, StoreError> {
+        // ON CONFLICT: a duplicate id is an answer, not an error that would abort the
+        // transaction under the job's feet.
+        let rows = self.query(
+            "INSERT INTO entity (tenant, parent, nav, id, type, raw) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT DO NOTHING RETURNING seq",
+            &[&self.tenant, &parent, &nav, &id, &type_name, &raw],
+        )?;
+        rows.first().map(|r| r.get(0)).ok_or_else(|| StoreError::Conflict(id.to_owned()))
+    }
+
+    fn update(&mut self, seq: Seq, type_name: &str, raw: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE entity SET type = $1, raw = $2 WHERE seq = $3 AND tenant = $4",
+            &[&type_name, &raw, &seq, &self.tenant],
+        )?;
+        Ok(())
+    }
+
+    fn delete(&mut self, seq: Seq) -> Result<(), StoreError> {
+        // The row, everything it contains and the links from or to them, in one statement.
+        self.execute(
+            "WITH RECURSIVE doomed(seq) AS ( \
+                 SELECT seq FROM entity WHERE seq = $1 AND tenant = $2 \
+                 UNION ALL \
+                 SELECT e.seq FROM entity e JOIN doomed d ON e.parent = d.seq WHERE e.tenant = $2), \
+             unlinked AS (DELETE FROM link WHERE source IN (SELECT seq FROM doomed) \
+                 OR target IN (SELECT seq FROM doomed)) \
+             DELETE FROM entity WHERE seq IN (SELECT seq FROM doomed)",
+            &[&seq, &self.tenant],
+        )?;
+        Ok(())
+    }
+
+    fn set_link(&mut self, source: Seq, nav: &str, target: Option<Seq>) -> Result<(), StoreError> {
+        match target {
+            Some(t) => self.execute(
+                "INSERT INTO link (tenant, source, nav, target) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (source, nav) DO UPDATE SET target = EXCLUDED.target, tenant = EXCLUDED.tenant",
+                &[&self.tenant, &source, &nav, &t],
+            )?,
+            None => self.execute(
+                "DELETE FROM link WHERE tenant = $1 AND source = $2 AND nav = $3",
+                &[&self.tenant, &source, &nav],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn create_tenant(&mut self) -> Result<(), StoreError> {
+        self.execute("INSERT INTO tenant (id) VALUES ($1) ON CONFLICT DO NOTHING", &[&self.tenant])?;
+        Ok(())
+    }
+
+    fn drop_tenant(&mut self) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM link WHERE tenant = $1",
+            "DELETE FROM entity WHERE tenant = $1",
+            "DELETE FROM tenant WHERE id = $1",
+        ] {
+            self.execute(sql, &[&self.tenant])?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
