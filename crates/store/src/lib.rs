@@ -7,6 +7,8 @@
 //! rules (priorities, assignment sets) live in the service crate and run inside one
 //! transaction through [`Tx`], so a PostgreSQL backend only implements these primitives.
 
+#[cfg(test)]
+mod contract;
 mod postgres;
 mod sqlite;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::{Dialect, ListSpec, PostgresStore, ROOT, SqlFragment, SqlParam, Store, StoreError, StoreExt};
+use crate::{Dialect, ListSpec, PostgresStore, ROOT, SqlParam, Store, StoreError, StoreExt};
 
 /// A fresh database; `None` (skipped with a line) only where PostgreSQL may be absent.
 fn database() -> Option<String> {
@@ -22,90 +22,13 @@ async fn crud_cascade_and_tenant_scoping() {
     let Some(url) = database() else { return };
     let store = open(&url);
     assert_eq!(store.dialect(), Dialect::Postgres);
-    let parent = store
-        .write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "c1", "T", &json!({"id": "c1"}).to_string()))
-        .await
-        .unwrap();
-    for i in 0..3 {
-        store
-            .write::<_, StoreError, _>("t1", move |tx| {
-                tx.insert(parent, "assignments", &format!("a{i}"), "A", &json!({"n": i}).to_string())
-            })
-            .await
-            .unwrap();
-    }
-    let dup = store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "C1", "T", "{}")).await;
-    assert!(matches!(dup, Err(StoreError::Conflict(_))), "ids match case-insensitively: {dup:?}");
-    let found = store.read::<_, StoreError, _>("t1", |tx| tx.get(ROOT, "configs", "C1")).unwrap().unwrap();
-    assert_eq!((found.seq, found.id.as_str(), found.raw.as_str()), (parent, "c1", r#"{"id":"c1"}"#));
-    let head = store.read::<_, StoreError, _>("t1", |tx| tx.get_head(ROOT, "configs", "c1")).unwrap().unwrap();
-    assert_eq!((head.seq, head.raw.as_str()), (parent, ""));
-    // another tenant sees nothing of t1
-    let other = store.read::<_, StoreError, _>("t2", |tx| tx.get(ROOT, "configs", "c1")).unwrap();
-    assert!(other.is_none());
-    assert!(store.read::<_, StoreError, _>("t2", |tx| tx.get_seq(parent)).unwrap().is_none());
-    let page = store
-        .read::<_, StoreError, _>("t1", |tx| {
-            tx.list(parent, "assignments", &ListSpec { limit: Some(2), ..ListSpec::default() })
-        })
-        .unwrap();
-    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a0", "a1"]);
-    let rest = store
-        .read::<_, StoreError, _>("t1", |tx| {
-            tx.list(parent, "assignments", &ListSpec { after: Some(page[1].seq), ..ListSpec::default() })
-        })
-        .unwrap();
-    assert_eq!(rest.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a2"]);
-    let filtered = ListSpec {
-        filter: Some(SqlFragment {
-            text: "((body #>> '{n}')::numeric) >= $10::bigint".into(),
-            params: vec![SqlParam::Int(1)],
-        }),
-        ..ListSpec::default()
-    };
-    assert_eq!(store.read::<_, StoreError, _>("t1", |tx| tx.count(parent, "assignments", &filtered)).unwrap(), 2);
-    let ordered = ListSpec {
-        order: Some(SqlFragment { text: "((body #>> '{n}')::numeric) DESC".into(), params: vec![] }),
-        offset: Some(1),
-        types: Some(vec!["A".into()]),
-        ..ListSpec::default()
-    };
-    let rows = store.read::<_, StoreError, _>("t1", |tx| tx.list(parent, "assignments", &ordered)).unwrap();
-    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a1", "a0"]);
-    let other_type = ListSpec { types: Some(vec!["B".into()]), ..ListSpec::default() };
-    assert_eq!(store.read::<_, StoreError, _>("t1", |tx| tx.count(parent, "assignments", &other_type)).unwrap(), 0);
-    store.write::<_, StoreError, _>("t1", move |tx| tx.delete(parent)).await.unwrap();
-    assert_eq!(
-        store.read::<_, StoreError, _>("t1", |tx| tx.count(parent, "assignments", &ListSpec::default())).unwrap(),
-        0
-    );
-    assert!(store.read::<_, StoreError, _>("t1", |tx| tx.get(ROOT, "configs", "c1")).unwrap().is_none());
+    crate::contract::crud_cascade_and_tenant_scoping(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_rolls_back_alone_while_batched_jobs_commit() {
     let Some(url) = database() else { return };
-    let store = open(&url);
-    let mut handles = Vec::new();
-    for i in 0..50 {
-        let store = store.clone();
-        handles.push(tokio::spawn(async move {
-            store
-                .write::<_, StoreError, _>("t", move |tx| {
-                    tx.insert(ROOT, "c", &format!("x{i}"), "T", "{}")?;
-                    if i % 5 == 0 { Err(StoreError::Conflict("boom".into())) } else { Ok(()) }
-                })
-                .await
-        }));
-    }
-    let mut failed = 0;
-    for h in handles {
-        if h.await.unwrap().is_err() {
-            failed += 1;
-        }
-    }
-    assert_eq!(failed, 10);
-    assert_eq!(store.read::<_, StoreError, _>("t", |tx| tx.count(ROOT, "c", &ListSpec::default())).unwrap(), 40);
+    crate::contract::a_failed_job_rolls_back_alone_while_batched_jobs_commit(open(&url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,34 +71,7 @@ async fn committed_data_survives_reopening_and_migrations_run_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it() {
     let Some(url) = database() else { return };
-    let store = open(&url);
-    for t in ["t1", "t2"] {
-        store
-            .write::<_, StoreError, _>(t, |tx| {
-                tx.create_tenant()?;
-                tx.create_tenant()?;
-                let p = tx.insert(ROOT, "configs", "c1", "T", r#"{"id":"c1"}"#)?;
-                let a = tx.insert(p, "assignments", "a1", "A", r#"{"id":"a1"}"#)?;
-                tx.set_link(a, "profile", Some(p))?;
-                assert_eq!(tx.link(a, "profile")?, Some(p));
-                assert_eq!(tx.linked_from(p, "profile")?, vec![a]);
-                Ok(())
-            })
-            .await
-            .unwrap();
-    }
-    let (rows, links) = store.read::<_, StoreError, _>("t1", |tx| tx.export()).unwrap();
-    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["c1", "a1"]);
-    assert_eq!(rows[1].parent, rows[0].seq);
-    assert_eq!(rows[1].raw, r#"{"id":"a1"}"#);
-    assert_eq!(links, vec![(rows[1].seq, "profile".to_owned(), rows[0].seq)]);
-    store.write::<_, StoreError, _>("t1", |tx| tx.drop_tenant()).await.unwrap();
-    let (rows, links) = store.read::<_, StoreError, _>("t1", |tx| tx.export()).unwrap();
-    assert!(rows.is_empty() && links.is_empty());
-    assert!(!store.read::<_, StoreError, _>("t1", |tx| tx.tenant_exists()).unwrap());
-    assert_eq!(store.tenants().unwrap(), ["t2"]);
-    let (rows, links) = store.read::<_, StoreError, _>("t2", |tx| tx.export()).unwrap();
-    assert_eq!((rows.len(), links.len()), (2, 1));
+    crate::contract::export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it(open(&url)).await;
 }
 
 #[test]
