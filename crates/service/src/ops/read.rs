@@ -30,81 +30,43 @@ pub(super) fn service_document(service: &Service, req: &Request) -> Response {
 
 pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Result<Response> {
     let view = service.view(req.version);
+    // The request's query options, bound against the type the path reached.
+    let plan_for = |type_name: &str| {
+        QueryPlan::parse(view, &req.query, type_name, req.version, service.config.push_down, service.store.dialect())
+    };
     service.store.read(&req.tenant, |tx| {
         let target = resolve(view, tx, segments)?;
         let out = Out { view, req, page_size: service.config.page_size };
         match target {
             Target::Collection(c) => {
-                let plan = QueryPlan::parse(
-                    view,
-                    &req.query,
-                    c.effective_type(),
-                    req.version,
-                    service.config.push_down,
-                    service.store.dialect(),
-                )?;
+                let plan = plan_for(c.effective_type())?;
                 out.list(tx, &c, &plan)
             }
             Target::Entity(e) => {
-                let plan = QueryPlan::parse(
-                    view,
-                    &req.query,
-                    &e.row.type_name,
-                    req.version,
-                    service.config.push_down,
-                    service.store.dialect(),
-                )?;
+                let plan = plan_for(&e.row.type_name)?;
                 out.entity(tx, &e, &plan)
             }
             Target::SingleNav { target: Some(e), .. } => {
-                let plan = QueryPlan::parse(
-                    view,
-                    &req.query,
-                    &e.row.type_name,
-                    req.version,
-                    service.config.push_down,
-                    service.store.dialect(),
-                )?;
+                let plan = plan_for(&e.row.type_name)?;
                 out.entity(tx, &e, &plan)
             }
             Target::SingleNav { nav, target: None, .. } => {
                 Err(ServiceError::ResourceNotFound(format!("The navigation property '{}' has no value.", nav.name)))
             }
             Target::Reverse { target, link, element, .. } => {
-                let plan = QueryPlan::parse(
-                    view,
-                    &req.query,
-                    &element,
-                    req.version,
-                    service.config.push_down,
-                    service.store.dialect(),
-                )?;
+                let plan = plan_for(&element)?;
                 let home = home_collection(view, &element)?;
                 let rows = linked_rows(tx, target.row.seq, &link)?;
                 out.list_rows(tx, &home, rows, &plan)
             }
             Target::Count(inner) => match *inner {
                 Target::Collection(c) => {
-                    let plan = QueryPlan::parse(
-                        view,
-                        &req.query,
-                        c.effective_type(),
-                        req.version,
-                        service.config.push_down,
-                        service.store.dialect(),
-                    )?;
+                    let plan = plan_for(c.effective_type())?;
                     let n = out.count(tx, &c, &plan)?;
                     Ok(Response { status: 200, body: Body::Text(n.to_string()), location: None })
                 }
                 Target::Reverse { target, link, element, .. } => {
-                    let plan = QueryPlan::parse(
-                        view,
-                        &req.query,
-                        &element,
-                        req.version,
-                        service.config.push_down,
-                        service.store.dialect(),
-                    )?;
+                    let plan = plan_for(&element)?;
                     let n = linked_rows(tx, target.row.seq, &link)?.iter().filter(|r| plan.eval(r)).count();
                     Ok(Response { status: 200, body: Body::Text(n.to_string()), location: None })
                 }
