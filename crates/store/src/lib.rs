@@ -258,6 +258,28 @@ pub trait Tx: ReadTx {
 /// A unit of work run inside a write transaction.
 pub type WriteJob = Box<dyn FnOnce(&mut dyn Tx) -> Result<(), StoreError> + Send>;
 
+/// A write job on its way to a backend's writer thread, with where to send its outcome.
+pub(crate) struct WriteRequest {
+    pub(crate) tenant: String,
+    pub(crate) job: WriteJob,
+    pub(crate) done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Queues `job` on a writer thread; the future resolves with the outcome of its commit.
+/// (Both backends' `write_job`: a writer thread per queue runs the group commits.)
+pub(crate) fn queue_write(
+    writer: &std::sync::mpsc::Sender<WriteRequest>,
+    tenant: &str,
+    job: WriteJob,
+) -> BoxFuture<'static, Result<(), StoreError>> {
+    let (done, wait) = tokio::sync::oneshot::channel();
+    let sent = writer.send(WriteRequest { tenant: tenant.to_owned(), job, done });
+    Box::pin(async move {
+        sent.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        wait.await.map_err(|_| StoreError::Backend("the writer thread dropped a request".into()))?
+    })
+}
+
 /// A single-valued link between two rows: (source, navigation, target).
 pub type Link = (Seq, String, Seq);
 

@@ -42,11 +42,12 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls, Statement};
 
-use crate::{BoxFuture, Dialect, Link, ListSpec, ReadTx, Row, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
+use crate::{
+    BoxFuture, Dialect, Link, ListSpec, ReadTx, Row, Seq, SqlParam, Store, StoreError, Tx, WriteJob, WriteRequest,
+};
 
 /// Forward-only migrations; `schema_migrations` records which ran.
 const MIGRATIONS: &[&str] = &[r#"
@@ -324,12 +325,6 @@ impl Drop for Driver {
     fn drop(&mut self) {
         self.stop.take();
     }
-}
-
-struct WriteRequest {
-    tenant: String,
-    job: WriteJob,
-    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// Idle read connections, and how many are out.
@@ -617,17 +612,12 @@ fn run_job(conn: &RefCell<Conn>, n: usize, tenant: &str, job: WriteJob) -> Resul
 
 impl Store for PostgresStore {
     fn write_job(&self, tenant: &str, job: WriteJob) -> BoxFuture<'_, Result<(), StoreError>> {
-        let (done, wait) = oneshot::channel();
         // A tenant's writes stay in one queue (their order is kept); tenants spread over the
         // writers, so different tenants commit in parallel and never wait on one another's
         // advisory locks inside a replica.
         let lock = tenant_lock(tenant);
         let i = usize::try_from(lock.unsigned_abs() % WRITERS as u64).unwrap_or(0);
-        let sent = self.writers[i].send(WriteRequest { tenant: tenant.to_owned(), job, done });
-        Box::pin(async move {
-            sent.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
-            wait.await.map_err(|_| StoreError::Backend("the writer thread dropped a request".into()))?
-        })
+        crate::queue_write(&self.writers[i], tenant, job)
     }
 
     fn read_job(

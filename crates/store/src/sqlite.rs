@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
-use tokio::sync::oneshot;
 
-use crate::{BoxFuture, Link, ListSpec, ReadTx, Row, RowRef, Seq, SqlParam, Store, StoreError, Tx, WriteJob};
+use crate::{
+    BoxFuture, Link, ListSpec, ReadTx, Row, RowRef, Seq, SqlParam, Store, StoreError, Tx, WriteJob, WriteRequest,
+};
 
 /// Forward-only migrations; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -59,12 +60,6 @@ static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// This thread's read connections, one per open store.
     static READERS: RefCell<Vec<(u64, Connection)>> = const { RefCell::new(Vec::new()) };
-}
-
-struct WriteRequest {
-    tenant: String,
-    job: WriteJob,
-    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// SQLite behind [`Store`].
@@ -181,12 +176,7 @@ fn run_job(conn: &Connection, tenant: &str, job: WriteJob) -> Result<(), StoreEr
 
 impl Store for SqliteStore {
     fn write_job(&self, tenant: &str, job: WriteJob) -> BoxFuture<'_, Result<(), StoreError>> {
-        let (done, wait) = oneshot::channel();
-        let sent = self.writer.send(WriteRequest { tenant: tenant.to_owned(), job, done });
-        Box::pin(async move {
-            sent.map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
-            wait.await.map_err(|_| StoreError::Backend("the writer thread dropped a request".into()))?
-        })
+        crate::queue_write(&self.writer, tenant, job)
     }
 
     fn read_job(
