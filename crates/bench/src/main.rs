@@ -449,17 +449,7 @@ fn run_interleaved(
     for (name, outcome) in names.iter().zip(merged) {
         let outcome = outcome.ok_or("a server was not run")?;
         let m = Measured::new(name, def.id, def.title.to_owned(), def.conns, &outcome);
-        println!(
-            "  {:<17} {:<30} c={:<3} {:>9} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}  server cpu {:.2}",
-            m.server,
-            m.title,
-            m.conns,
-            report::rps(m.rps),
-            m.p50,
-            m.p99,
-            m.errors,
-            m.server_cpu
-        );
+        println!("{}  server cpu {:.2}", m.summary(), m.server_cpu);
         out.push(m);
     }
     Ok(out)

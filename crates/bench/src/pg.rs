@@ -147,17 +147,7 @@ fn measure(
     }
     let total = total.ok_or("no server to measure")?;
     let m = Measured::new(name, def.id, def.title.to_owned(), def.conns, &total);
-    println!(
-        "  {:<17} {:<30} c={:<3} {:>9} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}{}",
-        m.server,
-        m.title,
-        m.conns,
-        report::rps(m.rps),
-        m.p50,
-        m.p99,
-        m.errors,
-        m.first_error.as_ref().map_or_else(String::new, |e| format!("  first: {e}"))
-    );
+    println!("{}{}", m.summary(), m.first_error.as_ref().map_or_else(String::new, |e| format!("  first: {e}")));
     Ok(m)
 }
 

@@ -23,6 +23,20 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// The line printed as a run ends: server, workload, connections, req/s, latency, errors.
+    pub fn summary(&self) -> String {
+        format!(
+            "  {:<17} {:<30} c={:<3} {:>9} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+            self.server,
+            self.title,
+            self.conns,
+            rps(self.rps),
+            self.p50,
+            self.p99,
+            self.errors
+        )
+    }
+
     /// Requests per second of server CPU: the cost per request, robust to a server that did
     /// not get its whole core (other processes on the machine).
     pub fn per_cpu(&self) -> f64 {
