@@ -7,7 +7,8 @@
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
@@ -67,6 +68,8 @@ pub struct SqliteStore {
     id: u64,
     path: PathBuf,
     writer: mpsc::Sender<WriteRequest>,
+    /// Announced writes whose job has not started ([`Store::announce_write`]).
+    arriving: Arc<AtomicUsize>,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
@@ -116,25 +119,22 @@ impl SqliteStore {
         let mut conn = open_connection(path, false)?;
         migrate(&mut conn)?;
         let (writer, queue) = mpsc::channel::<WriteRequest>();
+        let arriving = Arc::new(AtomicUsize::new(0));
+        let counted = arriving.clone();
         std::thread::Builder::new()
             .name("enrollgraph-sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &queue))
+            .spawn(move || write_loop(&conn, &queue, &counted))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(SqliteStore { id: NEXT_STORE.fetch_add(1, Ordering::Relaxed), path: path.to_owned(), writer })
+        Ok(SqliteStore { id: NEXT_STORE.fetch_add(1, Ordering::Relaxed), path: path.to_owned(), writer, arriving })
     }
 }
 
-/// Group commit: take every queued request, run each in its own savepoint inside one
+/// Group commit: gather the queued requests ([`crate::gather`]), run each in its own savepoint inside one
 /// transaction, commit once, then answer them all.
-fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>) {
+fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving: &AtomicUsize) {
+    let mut expect = 1;
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        let batch = crate::gather(queue, first, MAX_BATCH, arriving, &mut expect);
         let mut results = Vec::with_capacity(batch.len());
         let begun = conn.execute_batch("BEGIN IMMEDIATE");
         let mut dones = Vec::with_capacity(batch.len());
@@ -177,6 +177,10 @@ fn run_job(conn: &Connection, tenant: &str, job: WriteJob) -> Result<(), StoreEr
 impl Store for SqliteStore {
     fn write_job(&self, tenant: &str, job: WriteJob) -> BoxFuture<'_, Result<(), StoreError>> {
         crate::queue_write(&self.writer, tenant, job)
+    }
+
+    fn announce_write(&self) -> crate::WriteIntent {
+        crate::WriteIntent::counted(&self.arriving)
     }
 
     fn read_job(

@@ -31,6 +31,9 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
     match req.method {
         Method::Get => read::get(service, &req, &segments),
         Method::Post | Method::Patch | Method::Put | Method::Delete => {
+            // Announced before the work below, so that a commit starting meanwhile waits
+            // for this write and shares its fsync (enrollgraph_store::gather).
+            let intent = service.store.announce_write();
             let body = req.body.clone().unwrap_or(Value::Null);
             // 1. Resolve and validate on this worker, against a snapshot: the single writer
             //    thread then only writes (bench W1), and a bad body never queues.
@@ -58,6 +61,7 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
             let (written, ctx) = service
                 .store
                 .write(&req.tenant, move |tx: &mut dyn Tx| {
+                    drop(intent);
                     let view = View { model: &model, schema: model.schema(ctx.version) };
                     let target = match known.and_then(|k| k.refresh(&*tx).transpose()) {
                         Some(target) => target?,
