@@ -134,3 +134,39 @@ pub async fn export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it(stor
     let (rows, links) = store.read::<_, StoreError, _>("t2", |tx| tx.export()).unwrap();
     assert_eq!((rows.len(), links.len()), (2, 1));
 }
+
+pub async fn get_chain_reads_levels_until_the_first_missing(store: Arc<dyn Store>) {
+    let (config, assignment) = store
+        .write::<_, StoreError, _>("t1", |tx| {
+            let c = tx.insert(ROOT, "configs", "Cfg", "T", r#"{"id":"Cfg"}"#)?;
+            let a = tx.insert(c, "assignments", "A1", "A", r#"{"id":"A1","n":1}"#)?;
+            tx.insert(a, "notes", "N1", "N", r#"{"id":"N1"}"#)?;
+            Ok((c, a))
+        })
+        .await
+        .unwrap();
+    let chain = |tenant: &str, steps: &[(&str, &str)]| {
+        store.read::<_, StoreError, _>(tenant, |tx| tx.get_chain(ROOT, steps)).unwrap()
+    };
+    // Found whole: heads above, the last with its body; ids match case-insensitively.
+    let rows = chain("t1", &[("configs", "cfg"), ("assignments", "a1")]);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].seq, rows[0].id.as_str(), rows[0].type_name.as_str(), rows[0].raw.as_str()),
+        (config, "Cfg", "T", "")
+    );
+    assert_eq!((rows[1].seq, rows[1].parent, rows[1].nav.as_str()), (assignment, config, "assignments"));
+    assert_eq!((rows[1].id.as_str(), rows[1].raw.as_str()), ("A1", r#"{"id":"A1","n":1}"#));
+    let three = chain("t1", &[("configs", "Cfg"), ("assignments", "A1"), ("notes", "n1")]);
+    assert_eq!(three.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>(), ["", "", r#"{"id":"N1"}"#]);
+    // One level and the default agree.
+    let one = chain("t1", &[("configs", "Cfg")]);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].raw, r#"{"id":"Cfg"}"#);
+    // Stops before the first level that does not exist.
+    assert_eq!(chain("t1", &[("configs", "Cfg"), ("assignments", "nope")]).len(), 1);
+    assert_eq!(chain("t1", &[("configs", "Cfg"), ("other", "A1")]).len(), 1);
+    assert!(chain("t1", &[("configs", "nope"), ("assignments", "A1")]).is_empty());
+    // Another tenant sees nothing of t1's chain.
+    assert!(chain("t2", &[("configs", "Cfg"), ("assignments", "A1")]).is_empty());
+}

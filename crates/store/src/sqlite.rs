@@ -239,7 +239,14 @@ struct SqliteTx<'a> {
     tenant: &'a str,
 }
 
-const COLUMNS: &str = "seq, parent, nav, id, type, body";
+/// The columns of a [`Row`]; a macro so that the point look-ups below are `concat!`ed
+/// literals, not a `format!` (an allocation and a formatting pass) per look-up.
+macro_rules! columns {
+    () => {
+        "seq, parent, nav, id, type, body"
+    };
+}
+const COLUMNS: &str = columns!();
 
 fn to_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row { seq: r.get(0)?, parent: r.get(1)?, nav: r.get(2)?, id: r.get(3)?, type_name: r.get(4)?, raw: r.get(5)? })
@@ -253,6 +260,37 @@ fn bind_param(p: &SqlParam) -> &dyn ToSql {
         SqlParam::Text(s) => s,
         SqlParam::Bool(b) => b,
     }
+}
+
+/// The longest chain [`ReadTx::get_chain`] reads in one statement.
+const MAX_CHAIN: usize = 6;
+
+/// The statement of a chain of `len` levels (made once per length): parameters are the
+/// tenant, the first parent, then each level's navigation and id.
+fn chain_sql(len: usize) -> Option<&'static str> {
+    static SQL: [std::sync::OnceLock<String>; MAX_CHAIN + 1] = [const { std::sync::OnceLock::new() }; MAX_CHAIN + 1];
+    if !(2..=MAX_CHAIN).contains(&len) {
+        return None;
+    }
+    Some(SQL[len].get_or_init(|| {
+        let columns: Vec<String> = (0..len)
+            .map(|i| {
+                // The parent and navigation of each level are the caller's (and the level
+                // above's key): only what the caller does not know is read.
+                let body = if i + 1 == len { format!("e{i}.body") } else { "''".to_owned() };
+                format!("e{i}.seq, e{i}.id, e{i}.type, {body}")
+            })
+            .collect();
+        let mut sql = format!("SELECT {} FROM entity e0", columns.join(", "));
+        for i in 1..len {
+            let (p, n, k) = (i - 1, 2 * i + 3, 2 * i + 4);
+            sql.push_str(&format!(
+                " LEFT JOIN entity e{i} ON e{i}.parent = e{p}.seq AND e{i}.nav = ?{n} AND e{i}.id = ?{k} AND e{i}.tenant = ?1"
+            ));
+        }
+        sql.push_str(" WHERE e0.tenant = ?1 AND e0.parent = ?2 AND e0.nav = ?3 AND e0.id = ?4");
+        sql
+    }))
 }
 
 impl SqliteTx<'_> {
@@ -326,8 +364,10 @@ impl SqliteTx<'_> {
 
 impl ReadTx for SqliteTx<'_> {
     fn get(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3 AND id = ?4"
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3 AND id = ?4"
         ))?;
         Ok(stmt.query_row(params![self.tenant, parent, nav, id], to_row).optional()?)
     }
@@ -339,9 +379,42 @@ impl ReadTx for SqliteTx<'_> {
         Ok(stmt.query_row(params![self.tenant, parent, nav, id], to_row).optional()?)
     }
 
+    fn get_chain(&self, parent: Seq, steps: &[(&str, &str)]) -> Result<Vec<Row>, StoreError> {
+        // One statement, a LEFT JOIN per level, instead of a statement per level: a level
+        // that does not exist reads as NULLs, and the rows stop there.
+        let Some(sql) = chain_sql(steps.len()) else {
+            return crate::chain_by_level(self, parent, steps);
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut params: Vec<&dyn ToSql> = vec![&self.tenant, &parent];
+        for (nav, id) in steps {
+            params.push(nav);
+            params.push(id);
+        }
+        let mut rows = stmt.query(params.as_slice())?;
+        let mut out = Vec::with_capacity(steps.len());
+        if let Some(r) = rows.next()? {
+            let mut above = parent;
+            for (i, (nav, _)) in steps.iter().enumerate() {
+                let c = i * 4;
+                let Some(seq) = r.get::<_, Option<Seq>>(c)? else { break };
+                out.push(Row {
+                    seq,
+                    parent: above,
+                    nav: (*nav).to_owned(),
+                    id: r.get(c + 1)?,
+                    type_name: r.get(c + 2)?,
+                    raw: r.get(c + 3)?,
+                });
+                above = seq;
+            }
+        }
+        Ok(out)
+    }
+
     fn get_seq(&self, seq: Seq) -> Result<Option<Row>, StoreError> {
         let mut stmt =
-            self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entity WHERE seq = ?1 AND tenant = ?2"))?;
+            self.conn.prepare_cached(concat!("SELECT ", columns!(), " FROM entity WHERE seq = ?1 AND tenant = ?2"))?;
         Ok(stmt.query_row(params![seq, self.tenant], to_row).optional()?)
     }
 

@@ -235,3 +235,9 @@ async fn connections_the_server_drops_are_replaced() {
     let n = store.read::<_, StoreError, _>("t", |tx| tx.count(ROOT, "c", &ListSpec::default())).unwrap();
     assert_eq!(n, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_chain_reads_levels_until_the_first_missing() {
+    let Some(url) = database() else { return };
+    crate::contract::get_chain_reads_levels_until_the_first_missing(open(&url)).await;
+}

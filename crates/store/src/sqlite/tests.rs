@@ -60,3 +60,9 @@ async fn export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it() {
     let (_d, store) = temp_store();
     crate::contract::export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it(store).await;
 }
+
+#[tokio::test]
+async fn get_chain_reads_levels_until_the_first_missing() {
+    let (_d, store) = temp_store();
+    crate::contract::get_chain_reads_levels_until_the_first_missing(store).await;
+}
