@@ -325,7 +325,7 @@ impl Drop for WriteIntent {
 pub(crate) const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Group commit's batch: takes `first` and every queued request, then waits (at most
-/// [`GATHER_WAIT`]) for more while writes announced to `arriving` are still being
+/// `wait`, [`GATHER_WAIT`] in the writers) for more while writes announced to `arriving` are still being
 /// prepared, or while the batch is smaller than the last round's (`expect`, which the
 /// writer keeps between calls).
 ///
@@ -345,6 +345,7 @@ pub(crate) fn gather(
     max: usize,
     arriving: &std::sync::atomic::AtomicUsize,
     expect: &mut usize,
+    wait: std::time::Duration,
 ) -> Vec<WriteRequest> {
     let mut batch = vec![first];
     let drain = |batch: &mut Vec<WriteRequest>| {
@@ -356,7 +357,7 @@ pub(crate) fn gather(
         }
     };
     drain(&mut batch);
-    let deadline = std::time::Instant::now() + GATHER_WAIT;
+    let deadline = std::time::Instant::now() + wait;
     let mut timed_out = false;
     // Every announced write not yet running is in this batch, queued, or being prepared.
     while batch.len() < max
@@ -510,7 +511,7 @@ mod gather_tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
 
-    use super::{WriteIntent, WriteRequest, gather};
+    use super::{GATHER_WAIT, WriteIntent, WriteRequest, gather};
 
     fn request(tenant: &str) -> WriteRequest {
         let (done, _) = tokio::sync::oneshot::channel();
@@ -524,14 +525,14 @@ mod gather_tests {
         tx.send(request("c")).unwrap();
         let arriving = AtomicUsize::new(0);
         let mut expect = 1;
-        let batch = gather(&rx, request("a"), 512, &arriving, &mut expect);
+        let batch = gather(&rx, request("a"), 512, &arriving, &mut expect, GATHER_WAIT);
         let tenants: Vec<&str> = batch.iter().map(|r| r.tenant.as_str()).collect();
         assert_eq!(tenants, ["a", "b", "c"]);
         assert_eq!(expect, 3, "the round held three writes");
         // Never more than `max`; the rest stays queued for the next batch.
         tx.send(request("d")).unwrap();
         tx.send(request("e")).unwrap();
-        let batch = gather(&rx, request("x"), 2, &arriving, &mut 1);
+        let batch = gather(&rx, request("x"), 2, &arriving, &mut 1, GATHER_WAIT);
         assert_eq!(batch.len(), 2);
         assert_eq!(rx.try_recv().unwrap().tenant, "e");
     }
@@ -551,7 +552,9 @@ mod gather_tests {
         });
         // Both intents live until their jobs run: the batch holds `early` and the writer
         // waits for the second announced write.
-        let batch = gather(&rx, request("early"), 512, &arriving, &mut 1);
+        // A long bound, so that a busy machine cannot make the test flaky: the wait ends
+        // when the announced write arrives, not at the bound.
+        let batch = gather(&rx, request("early"), 512, &arriving, &mut 1, std::time::Duration::from_secs(30));
         assert_eq!(batch.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>(), ["early", "late"]);
         drop(first);
         drop(late.join().unwrap());
@@ -564,7 +567,7 @@ mod gather_tests {
         let arriving = AtomicUsize::new(5);
         let mut expect = 8;
         let started = std::time::Instant::now();
-        let batch = gather(&rx, request("a"), 512, &arriving, &mut expect);
+        let batch = gather(&rx, request("a"), 512, &arriving, &mut expect, GATHER_WAIT);
         assert_eq!(batch.len(), 1);
         // Generous bound (shared machines): the wait is GATHER_WAIT, not forever.
         assert!(started.elapsed() < std::time::Duration::from_secs(2));

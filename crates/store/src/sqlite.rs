@@ -134,7 +134,7 @@ impl SqliteStore {
 fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving: &AtomicUsize) {
     let mut expect = 1;
     while let Ok(first) = queue.recv() {
-        let batch = crate::gather(queue, first, MAX_BATCH, arriving, &mut expect);
+        let batch = crate::gather(queue, first, MAX_BATCH, arriving, &mut expect, crate::GATHER_WAIT);
         let mut results = Vec::with_capacity(batch.len());
         let begun = conn.execute_batch("BEGIN IMMEDIATE");
         let mut dones = Vec::with_capacity(batch.len());
