@@ -182,73 +182,46 @@ fn resolve_empty(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Resul
 
 /// The element type a POST to `segments` would create, from the schema alone (no row is
 /// read), when the path is plain containment (`deviceManagement/configs('x')/assignments`);
-/// `None` for anything else (casts, actions, links, `$` segments, navigations declared only
-/// on a derived type), which [`resolve`] then decides. A create validates its body against
-/// this type without a read transaction; the write transaction resolves the path for real
-/// (callgrind, issue 8's W1: the read-side look-up was a fifth of a create).
+/// `None` for anything else, which [`resolve`] then decides. A create validates its body
+/// against this type without a read transaction; the write transaction resolves the path
+/// for real (callgrind, issue 8's W1: the read-side look-up was a fifth of a create).
 #[must_use]
 pub fn creatable_type(view: View<'_>, segments: &[Segment]) -> Option<String> {
-    /// Where the walk is: on an entity of a declared type, or on a collection.
-    enum At {
-        Entity(String),
-        Collection(String),
-    }
-    let (first, rest) = segments.split_first()?;
-    let mut at =
-        if let Some((_, t)) = view.schema.singletons().iter().find(|(n, _)| n.eq_ignore_ascii_case(&first.name)) {
-            if first.key.is_some() {
-                return None;
-            }
-            At::Entity(t.clone())
-        } else {
-            let set = view.schema.entity_set(&first.name)?;
-            if first.key.is_some() { At::Entity(set.target.clone()) } else { At::Collection(set.target.clone()) }
-        };
-    for seg in rest {
-        let name = seg.name.as_str();
-        at = match at {
-            // A key given as its own segment (`configs/x`), as `collection_step` reads it.
-            At::Collection(element) => {
-                let special = name.starts_with('$')
-                    || seg.key.is_some()
-                    || view.schema.find_action(&element, name, true).is_some()
-                    || (name.contains('.') && view.schema.structured(name).is_some());
-                if special {
-                    return None;
-                }
-                At::Entity(element)
-            }
-            At::Entity(t) => {
-                let nav = view.schema.find_navigation(&t, name)?;
-                if !(nav.contains_target && nav.collection)
-                    || view.model.behaviour.reverse_navigation(view.lineage(&t), &nav.name).is_some()
-                {
-                    return None;
-                }
-                if seg.key.is_some() { At::Entity(nav.target.clone()) } else { At::Collection(nav.target.clone()) }
-            }
-        };
-    }
-    match at {
-        At::Collection(element) => Some(element),
-        At::Entity(_) => None,
+    match plain_chain(view, segments)?.end {
+        End::Collection { element, .. } => Some(element.to_owned()),
+        End::Entity => None,
     }
 }
 
-/// One keyed level of a [`plain_chain`]: the collection's navigation, the key as given,
-/// and the collection's declared element type.
+/// One keyed level of a [`Chain`]: the collection's navigation, the key as given, and the
+/// collection's declared element type.
 struct Level<'a> {
     nav: &'a str,
     key: &'a str,
     element: &'a str,
 }
 
-/// A path that addresses one entity through plain containment only
-/// (`deviceManagement/configs/{id}/assignments/{id}`, keys in either form), from the
-/// schema alone: the singleton or entity set it starts from and each keyed level. `None`
-/// for anything else (casts, actions, links, `$` segments, navigations declared only on a
-/// derived type, a path ending on a collection), which the step-by-step walk decides.
-fn plain_chain<'a>(view: View<'a>, segments: &'a [Segment]) -> Option<(String, Vec<Level<'a>>)> {
+/// What a [`Chain`] ends on.
+enum End<'a> {
+    /// The entity of the last level.
+    Entity,
+    /// A collection contained in the last level's entity (or in the root).
+    Collection { nav: &'a str, element: &'a str },
+}
+
+/// A path of plain containment (`deviceManagement/configs/{id}/assignments[/{id}]`, keys in
+/// either form), read from the schema alone: the singleton it starts from (empty for an
+/// entity set), each keyed level, and what it ends on.
+struct Chain<'a> {
+    root_path: &'a str,
+    levels: Vec<Level<'a>>,
+    end: End<'a>,
+}
+
+/// The [`Chain`] of `segments`, or `None` for anything else (casts, actions, links, `$`
+/// segments, navigations declared only on a derived type, a bare singleton), which the
+/// step-by-step walk decides.
+fn plain_chain<'a>(view: View<'a>, segments: &'a [Segment]) -> Option<Chain<'a>> {
     enum At<'a> {
         Entity(&'a str),
         Collection(&'a str, &'a str),
@@ -260,15 +233,15 @@ fn plain_chain<'a>(view: View<'a>, segments: &'a [Segment]) -> Option<(String, V
             if first.key.is_some() {
                 return None;
             }
-            (name.clone(), At::Entity(t.as_str()))
+            (name.as_str(), At::Entity(t.as_str()))
         } else {
             let set = view.schema.entity_set(&first.name)?;
             match &first.key {
                 Some(key) => {
                     levels.push(Level { nav: &set.name, key, element: &set.target });
-                    (String::new(), At::Entity(set.target.as_str()))
+                    ("", At::Entity(set.target.as_str()))
                 }
-                None => (String::new(), At::Collection(&set.name, &set.target)),
+                None => ("", At::Collection(&set.name, &set.target)),
             }
         };
     for seg in rest {
@@ -302,26 +275,31 @@ fn plain_chain<'a>(view: View<'a>, segments: &'a [Segment]) -> Option<(String, V
             }
         };
     }
-    match at {
-        At::Entity(_) if !levels.is_empty() => Some((root_path, levels)),
-        _ => None,
-    }
+    let end = match at {
+        At::Entity(_) if levels.is_empty() => return None,
+        At::Entity(_) => End::Entity,
+        At::Collection(nav, element) => End::Collection { nav, element },
+    };
+    Some(Chain { root_path, levels, end })
 }
 
-/// Resolves a [`plain_chain`] with one read of the store ([`ReadTx::get_chain`]); the
-/// same answers as the step-by-step walk, which read each level on its own (callgrind,
-/// issue 8's W2: the second statement was a tenth of a point read). `None` when a stored
-/// row's own type makes a level something else than containment (a link on a derived
-/// type): the step-by-step walk decides then.
-fn resolve_chain(
-    view: View<'_>,
-    tx: &dyn ReadTx,
-    (root_path, levels): &(String, Vec<Level<'_>>),
-) -> Option<Result<Target>> {
+/// Resolves a [`Chain`] with one read of the store ([`ReadTx::get_chain`]), with the same
+/// answers as the step-by-step walk, which read each level on its own and looked every
+/// segment up in the schema again (callgrind, issue 8: the second statement was a tenth
+/// of a point read, the walk a seventh of a create on the writer thread). `None` when a
+/// stored row's own type makes a level something else than containment (a link on a
+/// derived type): the step-by-step walk decides then.
+fn resolve_chain(view: View<'_>, tx: &dyn ReadTx, chain: &Chain<'_>) -> Option<Result<Target>> {
+    let levels = &chain.levels;
     let steps: Vec<(&str, &str)> = levels.iter().map(|l| (l.nav, l.key)).collect();
-    let rows = match tx.get_chain(ROOT, &steps) {
+    let body = matches!(chain.end, End::Entity);
+    let rows = match if steps.is_empty() { Ok(Vec::new()) } else { tx.get_chain(ROOT, &steps, body) } {
         Ok(rows) => rows,
         Err(e) => return Some(Err(e.into())),
+    };
+    let final_nav = match chain.end {
+        End::Collection { nav, .. } => Some(nav),
+        End::Entity => None,
     };
     for (i, (row, level)) in rows.iter().zip(levels).enumerate() {
         // A level of a type this version does not know, or outside its collection's
@@ -330,35 +308,59 @@ fn resolve_chain(
         {
             return Some(Err(not_found(level.key)));
         }
-        if let Some(next) = levels.get(i + 1)
-            && view.model.behaviour.reverse_navigation(view.lineage(&row.type_name), next.nav).is_some()
+        if let Some(next) = levels.get(i + 1).map(|l| l.nav).or(final_nav)
+            && view.model.behaviour.reverse_navigation(view.lineage(&row.type_name), next).is_some()
         {
             return None;
         }
     }
-    Some(chain_target(rows, root_path, levels))
+    Some(chain_target(rows, chain))
 }
 
-/// The entity a fully found chain addresses, or the 404 of its first missing level.
-fn chain_target(mut rows: Vec<Row>, root_path: &str, levels: &[Level<'_>]) -> Result<Target> {
+/// The target of a chain whose levels were all found, or the 404 of the first missing.
+fn chain_target(mut rows: Vec<Row>, chain: &Chain<'_>) -> Result<Target> {
+    let levels = &chain.levels;
     if rows.len() < levels.len() {
         return Err(not_found(levels[rows.len()].key));
     }
-    let mut path = root_path.to_owned();
-    for (row, level) in rows.iter().zip(levels).take(levels.len().saturating_sub(1)) {
+    // The canonical path, as the step-by-step walk spells it: schema names, stored ids.
+    let mut path = chain.root_path.to_owned();
+    let keyed = match chain.end {
+        End::Entity => levels.len().saturating_sub(1),
+        End::Collection { .. } => levels.len(),
+    };
+    for (row, level) in rows.iter().zip(levels).take(keyed) {
         if !path.is_empty() {
             path.push('/');
         }
         path.push_str(level.nav);
         crate::path::push_key_predicate(&mut path, &row.id);
     }
-    let last = levels.last().ok_or_else(|| not_found(""))?;
+    let (nav, element) = match chain.end {
+        End::Entity => levels.last().map(|l| (l.nav, l.element)).ok_or_else(|| not_found(""))?,
+        End::Collection { nav, element } => (nav, element),
+    };
     if !path.is_empty() {
         path.push('/');
     }
-    path.push_str(last.nav);
-    let row = rows.pop().ok_or_else(|| not_found(last.key))?;
-    Ok(Target::Entity(EntityRef { row, declared: last.element.to_owned(), collection_path: path }))
+    path.push_str(nav);
+    Ok(match chain.end {
+        End::Entity => {
+            let row = rows.pop().ok_or_else(|| not_found(nav))?;
+            Target::Entity(EntityRef { row, declared: element.to_owned(), collection_path: path })
+        }
+        End::Collection { .. } => {
+            let container = rows.pop();
+            Target::Collection(CollectionRef {
+                parent: container.as_ref().map_or(ROOT, |r| r.seq),
+                parent_id: container.map(|r| r.id),
+                nav: nav.to_owned(),
+                element: element.to_owned(),
+                cast: None,
+                path,
+            })
+        }
+    })
 }
 
 fn resolve_schema(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Target> {

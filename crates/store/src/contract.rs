@@ -146,7 +146,7 @@ pub async fn get_chain_reads_levels_until_the_first_missing(store: Arc<dyn Store
         .await
         .unwrap();
     let chain = |tenant: &str, steps: &[(&str, &str)]| {
-        store.read::<_, StoreError, _>(tenant, |tx| tx.get_chain(ROOT, steps)).unwrap()
+        store.read::<_, StoreError, _>(tenant, |tx| tx.get_chain(ROOT, steps, true)).unwrap()
     };
     // Found whole: heads above, the last with its body; ids match case-insensitively.
     let rows = chain("t1", &[("configs", "cfg"), ("assignments", "a1")]);
@@ -167,6 +167,27 @@ pub async fn get_chain_reads_levels_until_the_first_missing(store: Arc<dyn Store
     assert_eq!(chain("t1", &[("configs", "Cfg"), ("assignments", "nope")]).len(), 1);
     assert_eq!(chain("t1", &[("configs", "Cfg"), ("other", "A1")]).len(), 1);
     assert!(chain("t1", &[("configs", "nope"), ("assignments", "A1")]).is_empty());
+    // Heads only, when the last body is not wanted.
+    let heads = store.read::<_, StoreError, _>("t1", |tx| tx.get_chain(ROOT, &[("configs", "cfg")], false)).unwrap();
+    assert_eq!((heads[0].seq, heads[0].raw.as_str()), (config, ""));
+    let heads = store
+        .read::<_, StoreError, _>("t1", |tx| tx.get_chain(ROOT, &[("configs", "cfg"), ("assignments", "a1")], false))
+        .unwrap();
+    assert_eq!(heads.iter().map(|r| (r.seq, r.raw.as_str())).collect::<Vec<_>>(), [(config, ""), (assignment, "")]);
     // Another tenant sees nothing of t1's chain.
     assert!(chain("t2", &[("configs", "Cfg"), ("assignments", "A1")]).is_empty());
+}
+
+pub async fn a_failed_job_alone_leaves_nothing(store: Arc<dyn Store>) {
+    let failed = store
+        .write::<(), StoreError, _>("t1", |tx| {
+            tx.insert(ROOT, "configs", "half", "T", "{}")?;
+            Err(StoreError::Backend("the job gave up after its insert".into()))
+        })
+        .await;
+    assert!(matches!(failed, Err(StoreError::Backend(_))), "{failed:?}");
+    assert!(store.read::<_, StoreError, _>("t1", |tx| tx.get(ROOT, "configs", "half")).unwrap().is_none());
+    // The writer goes on: the next job commits.
+    store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "whole", "T", "{}")).await.unwrap();
+    assert!(store.read::<_, StoreError, _>("t1", |tx| tx.get(ROOT, "configs", "whole")).unwrap().is_some());
 }

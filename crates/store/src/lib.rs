@@ -166,15 +166,15 @@ pub trait ReadTx {
     fn get_head(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError>;
     /// The rows along a containment chain: entity `steps[0].1` of collection (`parent`,
     /// `steps[0].0`), then entity `steps[1].1` of that entity's collection `steps[1].0`,
-    /// and so on, stopping before the first that does not exist. All but the last are
-    /// heads ([`ReadTx::get_head`]); the last has its body. The default reads level by
+    /// and so on, stopping before the first that does not exist. All are heads
+    /// ([`ReadTx::get_head`]) but the last when `body` is set. The default reads level by
     /// level; a backend may read the chain in one statement (a point read addressed as
     /// `configurations/{id}/assignments/{id}` was two statements: issue 8's W2).
     ///
     /// # Errors
     /// Backend failures.
-    fn get_chain(&self, parent: Seq, steps: &[(&str, &str)]) -> Result<Vec<Row>, StoreError> {
-        chain_by_level(self, parent, steps)
+    fn get_chain(&self, parent: Seq, steps: &[(&str, &str)], body: bool) -> Result<Vec<Row>, StoreError> {
+        chain_by_level(self, parent, steps, body)
     }
     /// An entity by its key, if it belongs to this tenant.
     ///
@@ -237,11 +237,12 @@ pub(crate) fn chain_by_level<T: ReadTx + ?Sized>(
     tx: &T,
     parent: Seq,
     steps: &[(&str, &str)],
+    body: bool,
 ) -> Result<Vec<Row>, StoreError> {
     let mut rows = Vec::with_capacity(steps.len());
     let mut at = parent;
     for (i, (nav, id)) in steps.iter().enumerate() {
-        let row = if i + 1 == steps.len() { tx.get(at, nav, id)? } else { tx.get_head(at, nav, id)? };
+        let row = if body && i + 1 == steps.len() { tx.get(at, nav, id)? } else { tx.get_head(at, nav, id)? };
         let Some(row) = row else { break };
         at = row.seq;
         rows.push(row);

@@ -129,8 +129,11 @@ impl SqliteStore {
     }
 }
 
-/// Group commit: gather the queued requests ([`crate::gather`]), run each in its own savepoint inside one
-/// transaction, commit once, then answer them all.
+/// Group commit: gather the queued requests ([`crate::gather`]), run each in its own
+/// savepoint inside one transaction, commit once, then answer them all. A job alone in
+/// its batch needs no savepoint (the transaction is its own: rolled back if it fails);
+/// a savepoint copies every page the job touches to the statement journal (callgrind,
+/// issue 8's W1 at c=1).
 fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving: &AtomicUsize) {
     let mut expect = 1;
     while let Ok(first) = queue.recv() {
@@ -138,15 +141,21 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
         let mut results = Vec::with_capacity(batch.len());
         let begun = conn.execute_batch("BEGIN IMMEDIATE");
         let mut dones = Vec::with_capacity(batch.len());
+        let alone = batch.len() == 1;
         for req in batch {
             dones.push(req.done);
             if let Err(e) = &begun {
                 results.push(Err(StoreError::Backend(e.to_string())));
                 continue;
             }
-            results.push(run_job(conn, &req.tenant, req.job));
+            results.push(run_job(conn, &req.tenant, req.job, !alone));
         }
-        if begun.is_ok()
+        if begun.is_ok() && !results.iter().any(Result::is_ok) {
+            // Nothing to keep (a job alone that failed left its writes in the transaction).
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rollback failed");
+            }
+        } else if begun.is_ok()
             && let Err(e) = conn.execute_batch("COMMIT")
         {
             tracing::error!(error = %e, "commit failed");
@@ -161,16 +170,20 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
     }
 }
 
-fn run_job(conn: &Connection, tenant: &str, job: WriteJob) -> Result<(), StoreError> {
+fn run_job(conn: &Connection, tenant: &str, job: WriteJob, savepoint: bool) -> Result<(), StoreError> {
     // Cached statements: these run once per write (bench W1).
-    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    if savepoint {
+        conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    }
     let mut tx = SqliteTx { conn, tenant };
     let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)))
         .unwrap_or_else(|_| Err(StoreError::Backend("a write job panicked".into())));
-    if outcome.is_err() {
-        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    if savepoint {
+        if outcome.is_err() {
+            conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        }
+        conn.prepare_cached("RELEASE job")?.execute([])?;
     }
-    conn.prepare_cached("RELEASE job")?.execute([])?;
     outcome
 }
 
@@ -274,20 +287,21 @@ fn bind_param(p: &SqlParam) -> &dyn ToSql {
 /// The longest chain [`ReadTx::get_chain`] reads in one statement.
 const MAX_CHAIN: usize = 6;
 
-/// The statement of a chain of `len` levels (made once per length): parameters are the
-/// tenant, the first parent, then each level's navigation and id.
-fn chain_sql(len: usize) -> Option<&'static str> {
-    static SQL: [std::sync::OnceLock<String>; MAX_CHAIN + 1] = [const { std::sync::OnceLock::new() }; MAX_CHAIN + 1];
-    if !(2..=MAX_CHAIN).contains(&len) {
+/// The statement of a chain of `len` levels (made once per length and `body`):
+/// parameters are the tenant, the first parent, then each level's navigation and id.
+fn chain_sql(len: usize, body: bool) -> Option<&'static str> {
+    static SQL: [[std::sync::OnceLock<String>; MAX_CHAIN + 1]; 2] =
+        [const { [const { std::sync::OnceLock::new() }; MAX_CHAIN + 1] }; 2];
+    if !(1..=MAX_CHAIN).contains(&len) {
         return None;
     }
-    Some(SQL[len].get_or_init(|| {
+    Some(SQL[usize::from(body)][len].get_or_init(|| {
         let columns: Vec<String> = (0..len)
             .map(|i| {
                 // The parent and navigation of each level are the caller's (and the level
                 // above's key): only what the caller does not know is read.
-                let body = if i + 1 == len { format!("e{i}.body") } else { "''".to_owned() };
-                format!("e{i}.seq, e{i}.id, e{i}.type, {body}")
+                let raw = if body && i + 1 == len { format!("e{i}.body") } else { "''".to_owned() };
+                format!("e{i}.seq, e{i}.id, e{i}.type, {raw}")
             })
             .collect();
         let mut sql = format!("SELECT {} FROM entity e0", columns.join(", "));
@@ -388,11 +402,11 @@ impl ReadTx for SqliteTx<'_> {
         Ok(stmt.query_row(params![self.tenant, parent, nav, id], to_row).optional()?)
     }
 
-    fn get_chain(&self, parent: Seq, steps: &[(&str, &str)]) -> Result<Vec<Row>, StoreError> {
+    fn get_chain(&self, parent: Seq, steps: &[(&str, &str)], body: bool) -> Result<Vec<Row>, StoreError> {
         // One statement, a LEFT JOIN per level, instead of a statement per level: a level
         // that does not exist reads as NULLs, and the rows stop there.
-        let Some(sql) = chain_sql(steps.len()) else {
-            return crate::chain_by_level(self, parent, steps);
+        let Some(sql) = chain_sql(steps.len(), body) else {
+            return crate::chain_by_level(self, parent, steps, body);
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         let mut params: Vec<&dyn ToSql> = vec![&self.tenant, &parent];

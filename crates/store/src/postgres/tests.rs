@@ -241,3 +241,9 @@ async fn get_chain_reads_levels_until_the_first_missing() {
     let Some(url) = database() else { return };
     crate::contract::get_chain_reads_levels_until_the_first_missing(open(&url)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_alone_leaves_nothing() {
+    let Some(url) = database() else { return };
+    crate::contract::a_failed_job_alone_leaves_nothing(open(&url)).await;
+}

@@ -66,3 +66,9 @@ async fn get_chain_reads_levels_until_the_first_missing() {
     let (_d, store) = temp_store();
     crate::contract::get_chain_reads_levels_until_the_first_missing(store).await;
 }
+
+#[tokio::test]
+async fn a_failed_job_alone_leaves_nothing() {
+    let (_d, store) = temp_store();
+    crate::contract::a_failed_job_alone_leaves_nothing(store).await;
+}
