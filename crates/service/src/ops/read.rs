@@ -496,6 +496,10 @@ pub(crate) fn push_str(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
+        // Most bytes need nothing: one test, not the match below.
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
         let short = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
