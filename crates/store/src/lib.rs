@@ -430,11 +430,13 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Backend failures.
     fn tenants(&self) -> Result<Vec<String>, StoreError>;
-    /// Announces a write that will reach [`Store::write_job`] soon: the writer waits a
-    /// moment for announced writes before committing, so that they share its commit.
-    /// Drop the intent when the job starts running (move it into the job), or when the
-    /// write is abandoned. The default counts nothing.
-    fn announce_write(&self) -> WriteIntent {
+    /// Announces a write of `tenant` that will reach [`Store::write_job`] soon: the writer
+    /// waits a moment for announced writes before committing, so that they share its
+    /// commit (a backend with a writer per share of the tenants counts per writer). Drop
+    /// the intent when the job starts running (move it into the job), or when the write
+    /// is abandoned. The default counts nothing.
+    fn announce_write(&self, tenant: &str) -> WriteIntent {
+        let _ = tenant;
         WriteIntent::none()
     }
     /// The SQL dialect that pushed-down predicates must be written in.

@@ -192,7 +192,7 @@ impl Store for SqliteStore {
         crate::queue_write(&self.writer, tenant, job)
     }
 
-    fn announce_write(&self) -> crate::WriteIntent {
+    fn announce_write(&self, _tenant: &str) -> crate::WriteIntent {
         crate::WriteIntent::counted(&self.arriving)
     }
 

@@ -33,7 +33,7 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
         Method::Post | Method::Patch | Method::Put | Method::Delete => {
             // Announced before the work below, so that a commit starting meanwhile waits
             // for this write and shares its fsync (enrollgraph_store::gather).
-            let intent = service.store.announce_write();
+            let intent = service.store.announce_write(&req.tenant);
             let body = req.body.clone().unwrap_or(Value::Null);
             // 1. Resolve and validate on this worker, against a snapshot: the single writer
             //    thread then only writes (bench W1), and a bad body never queues.
