@@ -133,16 +133,16 @@ fn write_value(
                 out.push(',');
             }
             let own = Parsed::parse(item);
-            write_complex(schema, declared, item, own.objects.first().map(Vec::as_slice), &own, out);
+            write_complex(schema, declared, item, own.object(0), &own, out);
         }
         out.push(']');
     } else {
-        match child.and_then(|c| parsed.objects.get(c)) {
+        match child.and_then(|c| parsed.object(c)) {
             Some(fields) => write_complex(schema, declared, raw, Some(fields), parsed, out),
             None => {
                 // Not read by the enclosing pass (its fallback): read on its own.
                 let own = Parsed::parse(raw);
-                write_complex(schema, declared, raw, own.objects.first().map(Vec::as_slice), &own, out);
+                write_complex(schema, declared, raw, own.object(0), &own, out);
             }
         }
     }
@@ -212,36 +212,84 @@ fn member<'a>(fields: &[Member<'a>], name: &str) -> Option<Member<'a>> {
 /// not expect falls back to serde_json (one level at a time).
 struct Parsed<'a> {
     /// `objects[0]` is the root; a member's third field indexes its object's members.
+    /// Only the first `used` are this text's (the rest are pooled, empty).
     objects: Vec<Vec<Member<'a>>>,
+    used: usize,
+}
+
+thread_local! {
+    /// The member vectors of the last finished parse, for the next one on this thread:
+    /// three allocations and frees per row were a twentieth of listing 100 (callgrind,
+    /// issue 8's W3).
+    static POOL: std::cell::RefCell<Vec<Vec<Member<'static>>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `v` emptied, with another lifetime, in the same allocation (an in-place collect of an
+/// empty vector of a type with the same layout).
+// `filter_map` because it changes the item type (the lifetime), which `filter` cannot.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'b>(mut v: Vec<Member<'_>>) -> Vec<Member<'b>> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 impl<'a> Parsed<'a> {
     fn parse(raw: &'a str) -> Parsed<'a> {
-        let mut objects = Vec::with_capacity(4);
-        match scan_object_tree(raw, 0, &mut objects) {
-            Some((end, _)) if end == raw.len() => Parsed { objects },
+        let pooled = POOL.try_with(|p| p.try_borrow_mut().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default());
+        let mut objects: Vec<Vec<Member<'a>>> = pooled.unwrap_or_default().into_iter().map(recycle).collect();
+        let mut used = 0;
+        match scan_object_tree(raw, 0, &mut objects, &mut used) {
+            Some((end, _)) if end == raw.len() => Parsed { objects, used },
             _ if raw.starts_with('{') => {
-                Parsed { objects: vec![serde_parse(raw).into_iter().map(|(k, v)| (k, v, None)).collect()] }
+                Parsed { objects: vec![serde_parse(raw).into_iter().map(|(k, v)| (k, v, None)).collect()], used: 1 }
             }
-            _ => Parsed { objects: Vec::new() },
+            _ => Parsed { objects: Vec::new(), used: 0 },
         }
+    }
+
+    /// The members of object `i` (0 is the root).
+    fn object(&self, i: usize) -> Option<&[Member<'a>]> {
+        (i < self.used).then(|| self.objects.get(i).map(Vec::as_slice)).flatten()
     }
 
     /// The root object's members (none when the text is not an object).
     fn root(&self) -> &[Member<'a>] {
-        self.objects.first().map_or(&[], Vec::as_slice)
+        self.object(0).unwrap_or(&[])
+    }
+}
+
+impl Drop for Parsed<'_> {
+    fn drop(&mut self) {
+        let objects: Vec<Vec<Member<'static>>> = std::mem::take(&mut self.objects).into_iter().map(recycle).collect();
+        // One set is kept (a nested parse's, dropped first, gives way to the outer one's).
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut()
+                && p.len() <= objects.len()
+            {
+                *p = objects;
+            }
+        });
     }
 }
 
 /// Reads the compact object starting at `i` into `objects` (nested objects first-come, as
 /// they are met); returns its end (exclusive) and its index.
-fn scan_object_tree<'a>(raw: &'a str, i: usize, objects: &mut Vec<Vec<Member<'a>>>) -> Option<(usize, usize)> {
+fn scan_object_tree<'a>(
+    raw: &'a str,
+    i: usize,
+    objects: &mut Vec<Vec<Member<'a>>>,
+    used: &mut usize,
+) -> Option<(usize, usize)> {
     let b = raw.as_bytes();
     if b.get(i) != Some(&b'{') {
         return None;
     }
-    let idx = objects.len();
-    objects.push(Vec::with_capacity(if idx == 0 { 24 } else { 8 }));
+    let idx = *used;
+    *used += 1;
+    match objects.get_mut(idx) {
+        Some(pooled) => pooled.clear(),
+        None => objects.push(Vec::with_capacity(if idx == 0 { 24 } else { 8 })),
+    }
     let mut i = i + 1;
     if b.get(i) == Some(&b'}') {
         return Some((i + 1, idx));
@@ -260,7 +308,7 @@ fn scan_object_tree<'a>(raw: &'a str, i: usize, objects: &mut Vec<Vec<Member<'a>
         let key_end = key_end + 1;
         let start = key_end + 1;
         let (end, child) = if b.get(start) == Some(&b'{') {
-            let (end, child) = scan_object_tree(raw, start, objects)?;
+            let (end, child) = scan_object_tree(raw, start, objects, used)?;
             (end, Some(child))
         } else {
             (value_end(b, start)?, None)
@@ -390,8 +438,24 @@ mod scanner_tests {
     /// The tree scanner's root members, or `None` when it gave up (serde_json read them).
     fn scan_object(raw: &str) -> Option<Vec<(&str, &str)>> {
         let mut objects = Vec::new();
-        let (end, _) = super::scan_object_tree(raw, 0, &mut objects)?;
+        let (end, _) = super::scan_object_tree(raw, 0, &mut objects, &mut 0)?;
         (end == raw.len()).then(|| objects[0].iter().map(|(k, v, _)| (*k, *v)).collect())
+    }
+
+    #[test]
+    fn pooled_vectors_never_show_members_of_an_earlier_text() {
+        drop(Parsed::parse(r#"{"a":{"b":{"c":1}},"d":2}"#));
+        let p = Parsed::parse(r#"{"x":1}"#);
+        assert_eq!(p.root(), [("x", "1", None)]);
+        assert!(p.object(1).is_none(), "a pooled vector of the earlier text is not an object of this one");
+        // A parse while another lives (a collection's items) has vectors of its own.
+        let inner = Parsed::parse(r#"{"y":{"z":2}}"#);
+        assert_eq!(inner.object(1), Some(&[("z", "2", None)][..]));
+        assert_eq!(p.root(), [("x", "1", None)]);
+        drop(inner);
+        drop(p);
+        let q = Parsed::parse("not an object");
+        assert!(q.root().is_empty() && q.object(0).is_none());
     }
 
     #[test]
@@ -416,7 +480,7 @@ mod scanner_tests {
         }
         // Nested objects are read in the same pass, their members indexed.
         let parsed = Parsed::parse(r#"{"a":{"b":{"c":1}},"d":2}"#);
-        assert_eq!(parsed.objects.len(), 3);
+        assert_eq!(parsed.used, 3);
         assert_eq!(parsed.root()[0], ("a", r#"{"b":{"c":1}}"#, Some(1)));
         assert_eq!(parsed.objects[1][0], ("b", r#"{"c":1}"#, Some(2)));
         assert_eq!(parsed.objects[2][0], ("c", "1", None));
