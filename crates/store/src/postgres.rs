@@ -50,7 +50,8 @@ use crate::{
 };
 
 /// Forward-only migrations; `schema_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE tenant (
         id      text PRIMARY KEY,
         created bigint GENERATED ALWAYS AS IDENTITY
@@ -78,7 +79,17 @@ const MIGRATIONS: &[&str] = &[r#"
     );
     CREATE INDEX link_target ON link (target, nav);
     CREATE INDEX link_tenant ON link (tenant);
-"#];
+"#,
+    r#"
+    -- Bumped by every writer transaction of a tenant, under the tenant's advisory lock: a
+    -- writer that left a tenant at n with its last commit and finds n at its next BEGIN
+    -- knows nobody else wrote the tenant since, so what it cached of it still holds.
+    CREATE TABLE tenant_clock (
+        tenant text   PRIMARY KEY,
+        gen    bigint NOT NULL
+    );
+"#,
+];
 
 /// Writer connections (and threads) per store; each serves a fixed share of the tenants.
 const WRITERS: usize = 4;
@@ -86,6 +97,8 @@ const WRITERS: usize = 4;
 const MAX_BATCH: usize = 512;
 /// The most read connections a store keeps open (every replica has its own).
 const MAX_READERS: usize = 16;
+/// The most rows a writer keeps cached across transactions.
+const MAX_CACHED: usize = 8192;
 /// Prepared statements kept per connection (list queries vary with the filter).
 const MAX_STATEMENTS: usize = 256;
 /// Session advisory lock held while migrating (any constant shared by all replicas).
@@ -503,6 +516,10 @@ fn migrate(conn: &Conn) -> Result<(), StoreError> {
 /// which must not be reported as committed).
 fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_postgres::Config) {
     let mut conn = conn;
+    // What this writer knows of its tenants' rows, kept across transactions while the
+    // tenants' clocks say nobody else wrote them ([`Batch::cache`]).
+    let mut cache: HashMap<CacheKey, Cached> = HashMap::new();
+    let mut clocks: HashMap<String, i64> = HashMap::new();
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -512,6 +529,7 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_p
             }
         }
         if conn.client.is_closed() {
+            (cache, clocks) = (HashMap::new(), HashMap::new());
             match connect_local(config) {
                 Ok(c) => conn = c,
                 Err(e) => {
@@ -527,36 +545,62 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_p
         let mut keys: Vec<i64> = batch.iter().map(|r| tenant_lock(&r.tenant)).collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut begun = begin_locked(&conn, &keys, batch.len());
+        let mut distinct: Vec<&str> = batch.iter().map(|r| r.tenant.as_str()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut begun = begin_locked(&conn, &keys, &distinct, batch.len());
         if begun.is_err() && conn.client.is_closed() {
             // The server dropped the connection (a restart, a failover, an idle timeout):
             // nothing of the batch has run, so it may begin again on a fresh one.
             if let Ok(c) = connect_local(config) {
                 conn = c;
-                begun = begin_locked(&conn, &keys, batch.len());
+                begun = begin_locked(&conn, &keys, &distinct, batch.len());
             }
         }
+        let mut gens = Vec::new();
+        let begun = begun.map(|b| {
+            // A tenant another writer has written since this one's last commit: forget it.
+            for (tenant, tick) in b.clocks {
+                if clocks.get(&tenant) != Some(&(tick - 1)) {
+                    cache.retain(|k, _| k.0 != tenant);
+                }
+                gens.push((tenant, tick));
+            }
+            if cache.len() > MAX_CACHED {
+                cache.clear();
+            }
+            b.seqs
+        });
         let (mut tenants, mut jobs, mut dones) = (Vec::new(), Vec::new(), Vec::new());
         for r in batch {
             tenants.push(r.tenant);
             jobs.push(r.job);
             dones.push(r.done);
         }
-        let results = run_batch(&conn, tenants.iter().map(String::as_str).zip(jobs), begun);
+        let (results, kept, committed) =
+            run_batch(&conn, tenants.iter().map(String::as_str).zip(jobs), begun, std::mem::take(&mut cache));
+        if committed {
+            cache = kept;
+            clocks.extend(gens);
+        } else {
+            clocks.clear();
+        }
         for (done, result) in dones.into_iter().zip(results) {
             let _ = done.send(result);
         }
     }
 }
 
-/// Runs the jobs of one batch in the transaction `begun` opened, commits, and returns each
-/// job's outcome.
+/// Runs the jobs of one batch in the transaction `begun` opened (with the keys it
+/// allocated) and commits. Each job's outcome, the cache as the transaction left it, and
+/// whether it committed.
 fn run_batch<'a>(
     conn: &Conn,
     jobs: impl Iterator<Item = (&'a str, WriteJob)>,
     begun: Result<VecDeque<Seq>, StoreError>,
-) -> Vec<Result<(), StoreError>> {
-    let state = RefCell::new(Batch::default());
+    cache: HashMap<CacheKey, Cached>,
+) -> (Vec<Result<(), StoreError>>, HashMap<CacheKey, Cached>, bool) {
+    let state = RefCell::new(Batch { cache, ..Batch::default() });
     let mut results = Vec::new();
     let mut broken = None;
     let begun = begun.map(|seqs| state.borrow_mut().seqs = seqs);
@@ -579,7 +623,7 @@ fn run_batch<'a>(
         }
     }
     if begun.is_err() {
-        return results;
+        return (results, HashMap::new(), false);
     }
     let committed = if broken.is_none() && results.iter().any(Result::is_ok) {
         // The COMMIT goes out behind the inserts still in flight; their answers (a
@@ -602,6 +646,7 @@ fn run_batch<'a>(
             *r = Err(e);
         }
     }
+    let cache = std::mem::take(&mut state.borrow_mut().cache);
     if let Err(e) = committed {
         if results.iter().any(Result::is_ok) {
             tracing::error!(error = %e, "commit failed");
@@ -612,37 +657,59 @@ fn run_batch<'a>(
                 *r = Err(StoreError::Backend(format!("commit failed: {e}")));
             }
         }
+        return (results, HashMap::new(), false);
     }
-    results
+    (results, cache, true)
 }
 
-/// BEGIN, take the tenants' locks in sorted order and allocate `inserts` keys, in one
-/// round trip; retried when the server breaks a deadlock or a serialisation failure
-/// (nothing of a job has run yet, so a retry is safe). The keys come from the identity
-/// of `entity.seq` while the locks are held, so they are larger than every key an earlier
-/// transaction of these tenants used and smaller than any later one's: inserting with
-/// them keeps `seq` growing in commit order per tenant (module docs).
-fn begin_locked(conn: &Conn, keys: &[i64], inserts: usize) -> Result<VecDeque<Seq>, StoreError> {
+/// What [`begin_locked`] found: the keys allocated, and each tenant's clock after this
+/// transaction's tick.
+struct Begun {
+    seqs: VecDeque<Seq>,
+    clocks: Vec<(String, i64)>,
+}
+
+/// BEGIN, take the tenants' locks in sorted order, tick their clocks and allocate
+/// `inserts` keys, pipelined in one round trip; retried when the server breaks a deadlock
+/// or a serialisation failure (nothing of a job has run yet, so a retry is safe). The
+/// keys come from the identity of `entity.seq` while the locks are held, so they are
+/// larger than every key an earlier transaction of these tenants used and smaller than any
+/// later one's: inserting with them keeps `seq` growing in commit order per tenant.
+fn begin_locked(conn: &Conn, keys: &[i64], tenants: &[&str], inserts: usize) -> Result<Begun, StoreError> {
     let mut sql = String::from("BEGIN ISOLATION LEVEL READ COMMITTED;");
     for k in keys {
         // Integers formatted by us: nothing to escape.
         sql.push_str(&format!(" SELECT pg_advisory_xact_lock({k});"));
     }
-    sql.push_str(&format!(" SELECT nextval('{SEQ_IDENTITY}') FROM generate_series(1, {inserts})"));
+    let tick = conn.statement(
+        "INSERT INTO tenant_clock (tenant, gen) SELECT t, 1 FROM unnest($1::text[]) AS t \
+         ON CONFLICT (tenant) DO UPDATE SET gen = tenant_clock.gen + 1 RETURNING tenant, gen",
+        &[],
+    )?;
+    let allocate =
+        conn.statement(&format!("SELECT nextval('{SEQ_IDENTITY}') FROM generate_series(1, $1::integer)"), &[])?;
+    let inserts = i32::try_from(inserts).unwrap_or(i32::MAX);
     let mut last = None;
     for attempt in 0..5u32 {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(10 << attempt));
         }
-        match conn.wait(conn.client.simple_query(&sql)) {
-            Ok(messages) => {
-                return Ok(messages
-                    .iter()
-                    .filter_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
-                        _ => None,
-                    })
-                    .collect());
+        // Polled together, the three requests go out in order in one write.
+        let (tick_params, allocate_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+            ([&tenants], [&inserts]);
+        let (begun, clocks, seqs) = conn.wait(async {
+            tokio::join!(
+                conn.client.batch_execute(&sql),
+                conn.client.query(&tick, &tick_params),
+                conn.client.query(&allocate, &allocate_params)
+            )
+        });
+        match begun.and(clocks).and_then(|c| seqs.map(|s| (c, s))) {
+            Ok((clocks, seqs)) => {
+                return Ok(Begun {
+                    seqs: seqs.iter().map(|r| r.get(0)).collect(),
+                    clocks: clocks.iter().map(|r| (r.get(0), r.get(1))).collect(),
+                });
             }
             Err(e) => {
                 let _ = conn.batch("ROLLBACK");
@@ -896,7 +963,8 @@ fn deferrable(tenant: &str, nav: &str, id: &str, type_name: &str, raw: &str) -> 
 }
 
 /// True when every number in the JSON text `raw` is short, with an exponent of at most
-/// three digits (`numeric` refuses exponents beyond 1000 and very long fractions).
+/// three digits (`numeric` refuses exponents beyond some 131072 digits, and very long
+/// fractions: this stays far inside).
 fn plain_numbers(raw: &str) -> bool {
     let (mut in_string, mut escaped) = (false, false);
     let (mut run, mut exponent) = (0usize, None::<usize>);
