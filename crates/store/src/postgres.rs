@@ -733,13 +733,12 @@ fn run_job<'c>(
     tenant: &str,
     job: WriteJob,
 ) -> Result<Result<(), StoreError>, StoreError> {
-    // A name per job: rolling back to a savepoint that was never made fails loudly instead
-    // of rolling back an earlier job's savepoint of the same name.
-    conn.send(&format!("SAVEPOINT job{n}"));
     {
         let mut s = state.borrow_mut();
         s.job = n;
         s.writes = 0;
+        s.savepoint = false;
+        s.uncovered = None;
     }
     let failed = Cell::new(false);
     let mut tx = PgTx { conn, tenant, failed: &failed, batch: Some(state) };
@@ -760,17 +759,35 @@ fn run_job<'c>(
         failed.set(true);
         outcome = outcome.and(Err(e));
     }
+    let (savepoint, uncovered) = {
+        let s = state.borrow();
+        (s.savepoint, s.uncovered)
+    };
     match outcome {
         Ok(()) if !failed.get() => {
-            conn.send(&format!("RELEASE SAVEPOINT job{n}"));
+            if savepoint {
+                conn.send(&format!("RELEASE SAVEPOINT job{n}"));
+            }
             conn.flush();
             Ok(Ok(()))
         }
         outcome => {
-            // The job failed, or swallowed a failed statement (the savepoint is aborted).
+            // The job failed, or swallowed a failed statement (the savepoint is aborted):
+            // undo what it sent since its savepoint, and the insert it sent before (by its
+            // key, allocated for it alone: a duplicate inserted nothing and deletes nothing).
             // What the cache learnt inside the job may be undone.
             state.borrow_mut().cache.clear();
-            conn.batch(&format!("ROLLBACK TO SAVEPOINT job{n}; RELEASE SAVEPOINT job{n}"))?;
+            let mut undo = String::new();
+            if savepoint {
+                undo.push_str(&format!("ROLLBACK TO SAVEPOINT job{n}; RELEASE SAVEPOINT job{n};"));
+            }
+            if let Some(seq) = uncovered {
+                // An integer formatted by us: nothing to escape.
+                undo.push_str(&format!(" DELETE FROM entity WHERE seq = {seq};"));
+            }
+            if !undo.is_empty() {
+                conn.batch(&undo)?;
+            }
             Ok(outcome.and(Err(StoreError::Backend("a statement of the write failed".into()))))
         }
     }
@@ -937,6 +954,10 @@ struct Batch<'c> {
     /// The job running, and how many writes it has made.
     job: usize,
     writes: u32,
+    /// Whether the running job has made its savepoint ([`PgTx::guard`]).
+    savepoint: bool,
+    /// The key of the running job's insert sent before its savepoint, if any.
+    uncovered: Option<Seq>,
 }
 
 /// The identity sequence of `entity.seq` (PostgreSQL's name for it: table_column_seq).
@@ -1022,6 +1043,7 @@ impl<'c> PgTx<'_, 'c> {
         let Some(state) = self.batch else {
             return self.conn.wait(f).map_err(|e| pg_err(&e)).inspect_err(|_| self.failed.set(true));
         };
+        self.guard();
         let early = queue(f.as_mut());
         let job = state.borrow().job;
         let settled = settle(self.conn, state, Some(job));
@@ -1033,7 +1055,23 @@ impl<'c> PgTx<'_, 'c> {
     }
 
     fn statement(&self, sql: &str, types: &[Type]) -> Result<Statement, StoreError> {
+        self.guard();
         self.conn.statement(sql, types).inspect_err(|_| self.failed.set(true))
+    }
+
+    /// Makes the job's savepoint before its first statement that may fail. It is made
+    /// lazily: a job answered from the cache and by one insert sent without waiting (W1's
+    /// create) needs none, which spares the server two statements and a subtransaction.
+    fn guard(&self) {
+        if let Some(state) = self.batch {
+            let mut s = state.borrow_mut();
+            if !s.savepoint {
+                s.savepoint = true;
+                // A name per job: rolling back to a savepoint that was never made fails
+                // loudly instead of rolling back an earlier job's savepoint of the same name.
+                self.conn.send(&format!("SAVEPOINT job{}", s.job));
+            }
+        }
     }
 
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StoreError> {
@@ -1242,8 +1280,14 @@ impl<'c> Tx for PgTx<'_, 'c> {
             self.remember(parent, nav, id, Some(row), true);
             return Ok(seq);
         };
-        let stmt = self.statement(INSERT_AT, &[])?;
-        if let Some(state) = self.batch.filter(|_| first && deferrable(self.tenant, nav, id, type_name, raw)) {
+        let deferred = first && deferrable(self.tenant, nav, id, type_name, raw);
+        let stmt = if deferred {
+            // Not guarded: an insert that cannot fail needs no savepoint before it.
+            self.conn.statement(INSERT_AT, &[]).inspect_err(|_| self.failed.set(true))?
+        } else {
+            self.statement(INSERT_AT, &[])?
+        };
+        if let Some(state) = self.batch.filter(|_| deferred) {
             // The job's first write: sent without waiting (its answer is awaited before the
             // job's next statement, or at the end of the job or of the batch, see
             // `run_job`). The cache forgets the key until the answer says what happened.
@@ -1262,6 +1306,9 @@ impl<'c> Tx for PgTx<'_, 'c> {
             };
             let mut s = state.borrow_mut();
             s.cache.remove(&cache_key(self.tenant, parent, nav, id));
+            if !s.savepoint {
+                s.uncovered = Some(seq);
+            }
             let job = s.job;
             s.pending.push(Pending { job, id: id.to_owned(), answer });
             return Ok(seq);

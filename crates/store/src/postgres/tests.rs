@@ -288,6 +288,19 @@ async fn the_writers_cache_follows_its_own_writes_and_rollbacks() {
         assert!(absent.unwrap(), "a rolled-back insert was served from the cache (together: {together})");
     }
     assert!(store.read::<_, StoreError, _>("t", |tx| tx.get(ROOT, "c", "gone")).unwrap().is_none());
+    // An insert sent before the job's savepoint (its first statement), then a statement
+    // that needs one, then a failure: both are undone.
+    let failed = store
+        .write::<_, StoreError, _>("t", |tx| {
+            let early = tx.insert(ROOT, "c", "early", "T", "{}")?;
+            tx.insert(early, "kids", "late", "K", "{}")?;
+            assert_eq!(tx.list(ROOT, "c", &ListSpec::default())?.len(), 1);
+            Err::<(), _>(StoreError::Backend("the job gives up".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    let (rows, _) = store.read::<_, StoreError, _>("t", |tx| tx.export()).unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
 }
 
 /// What one replica's writer cached of a tenant is forgotten when another replica writes
