@@ -12,18 +12,48 @@
 //!   `REPEATABLE READ READ ONLY` transaction: a consistent snapshot, as the trait promises.
 //! - **Writes** mirror the SQLite store's group commit: a writer connection takes every
 //!   queued job of its share of the tenants ([`WRITERS`] writers, a tenant always on the
-//!   same one), runs each in a SAVEPOINT inside one transaction (a failing job rolls back
-//!   alone) and commits once; a job is answered only after the COMMIT returned
-//!   (`synchronous_commit` as the server has it: on by default, so the commit is flushed).
+//!   same one; at most [`MAX_BATCH`] jobs), runs each so that a failing job rolls back alone
+//!   (a SAVEPOINT, see below) inside one transaction and commits once; a job is answered
+//!   only after the COMMIT returned (`synchronous_commit` as the server has it: on by
+//!   default, so the commit is flushed).
 //! - **Replicas.** Before any job runs, the writer takes `pg_advisory_xact_lock` on each
 //!   tenant of the batch, in sorted key order (two replicas never wait on each other in a
 //!   cycle). So the writes of one tenant are serialised across every replica: the
 //!   read-then-write of priorities and assignment sets inside a job sees the last commit
 //!   (READ COMMITTED takes a fresh snapshot per statement, after the lock was granted), and
-//!   `seq` (an identity) grows in commit order within a tenant, which keyset paging relies
-//!   on. Jobs are `FnOnce` and cannot be retried, so nothing that can conflict runs before
-//!   the locks are held; insert conflicts are `ON CONFLICT DO NOTHING` (no aborted
-//!   transaction to recover from).
+//!   `seq` grows in commit order within a tenant, which keyset paging relies on: the keys a
+//!   transaction inserts with are allocated from the identity of `seq` after the locks are
+//!   granted ([`begin_locked`]). Jobs are `FnOnce` and cannot be retried, so nothing that can
+//!   conflict runs before the locks are held; insert conflicts are `ON CONFLICT DO NOTHING`
+//!   (no aborted transaction to recover from).
+//! - **Round trips.** A tenant's writes are serial, so the writer's throughput is the
+//!   latency of its round trips; it waits only for what a job must see (issue 8: a create
+//!   went from two waits to none):
+//!   - BEGIN, the locks, the tenants' clocks and the keys go out in one message; SAVEPOINT,
+//!     RELEASE and COMMIT are sent without waiting (the COMMIT with a probe that fails if the
+//!     transaction is aborted: PostgreSQL answers COMMIT of an aborted transaction with a
+//!     silent ROLLBACK, which must not be reported as committed).
+//!   - *Cache.* `get`/`get_head` answers are kept by (tenant, parent, nav, folded id)
+//!     ([`Batch::cache`]). Under the advisory lock nobody else writes the tenant, so they
+//!     hold until the writer itself changes rows: an insert records its row, an update, a
+//!     delete, a tenant drop or a job rolled back empties the cache. They are kept across
+//!     transactions as long as the tenant's clock (`tenant_clock`, ticked by every writer
+//!     transaction of the tenant under its lock, migration 2) reads one past this writer's
+//!     last commit: any other replica's write in between moves it further and the tenant is
+//!     forgotten. (A replica of an older version, without clocks, writing the same tenant
+//!     during a rolling upgrade would not be seen: upgrade replicas of one database
+//!     together.)
+//!   - *Inserts sent without waiting.* A job's first write, when an insert PostgreSQL cannot
+//!     refuse ([`deferrable`]: its one possible failure is then the duplicate that `ON
+//!     CONFLICT DO NOTHING` answers with no row), goes out with its key and is not awaited.
+//!     Its answer is read before the job's next statement, which then answers the conflict
+//!     as the insert would have; if the job ends first, after it only when that insert was
+//!     its one write and the job succeeded (a duplicate then left nothing behind, and the
+//!     write's outcome is [`StoreError::Conflict`], what `?` on the insert would have made
+//!     of it), else before the job is released.
+//!   - *Lazy savepoints.* A job's SAVEPOINT is made before its first statement that can
+//!     fail; an insert sent before it is undone by its key if the job fails. A create
+//!     answered from the cache needs none: one statement per job, no subtransaction.
 //! - **Bodies** are kept as the exact text given (`raw`; the wire form is written from it
 //!   and property order matters, which `jsonb` would not keep) and as a generated `jsonb`
 //!   column `body` that pushed-down `$filter`/`$orderby` (the OData `Postgres` dialect) and
@@ -93,8 +123,11 @@ const MIGRATIONS: &[&str] = &[
 
 /// Writer connections (and threads) per store; each serves a fixed share of the tenants.
 const WRITERS: usize = 4;
-/// The most writes committed together.
-const MAX_BATCH: usize = 512;
+/// The most writes committed together. A job that made a savepoint and wrote holds a
+/// subtransaction id until the commit; past 64 per transaction PostgreSQL's per-backend
+/// cache of them overflows and every other session's snapshot then looks them up in
+/// `pg_subtrans`. Capping the batch keeps every transaction inside the cache.
+const MAX_BATCH: usize = 64;
 /// The most read connections a store keeps open (every replica has its own).
 const MAX_READERS: usize = 16;
 /// The most rows a writer keeps cached across transactions.
@@ -505,15 +538,8 @@ fn migrate(conn: &Conn) -> Result<(), StoreError> {
     outcome.and(unlocked)
 }
 
-/// Group commit across tenants, serialised per tenant across replicas (module docs).
-///
-/// Round trips are what a serial writer pays for, so everything that need not be awaited
-/// is pipelined: BEGIN, the locks and the allocation of keys go in one message, each job's
-/// SAVEPOINT and RELEASE are sent without waiting, so is an insert that is the job's first
-/// write ([`PgTx::insert`]), reads of rows the transaction already knows are answered from
-/// [`Batch::cache`], and the COMMIT goes with a probe that fails if the transaction is
-/// aborted (PostgreSQL answers COMMIT of an aborted transaction with a silent ROLLBACK,
-/// which must not be reported as committed).
+/// Group commit across tenants, serialised per tenant across replicas, with as few waits
+/// as the jobs allow (module docs: Round trips).
 fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_postgres::Config) {
     let mut conn = conn;
     // What this writer knows of its tenants' rows, kept across transactions while the
