@@ -131,7 +131,7 @@ const MAX_BATCH: usize = 64;
 /// The most read connections a store keeps open (every replica has its own).
 const MAX_READERS: usize = 16;
 /// The most rows a writer keeps cached across transactions.
-const MAX_CACHED: usize = 8192;
+const MAX_CACHED: usize = 4096;
 /// Prepared statements kept per connection (list queries vary with the filter).
 const MAX_STATEMENTS: usize = 256;
 /// Session advisory lock held while migrating (any constant shared by all replicas).
