@@ -113,7 +113,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     -- Bumped by every writer transaction of a tenant, under the tenant's advisory lock: a
     -- writer that left a tenant at n with its last commit and finds n at its next BEGIN
-    -- knows nobody else wrote the tenant since, so what it cached of it still holds.
+    -- knows nobody else wrote the tenant since, so what it cached of it still holds. Rows
+    -- are never deleted (not even with the tenant): a clock that started again could meet
+    -- a value some writer remembers.
     CREATE TABLE tenant_clock (
         tenant text   PRIMARY KEY,
         gen    bigint NOT NULL
