@@ -175,6 +175,13 @@ def main():
            {"@odata.type": "#microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile",
             "displayName": "Hybrid sales", "deviceNameTemplate": "OLD-"})
     backup_a, backup_b = os.path.join(WORK, "backup-a"), os.path.join(WORK, "backup-b")
+    # IntuneCD 2.6.0 races itself: its backup modules run in a thread pool, and
+    # IntuneCDBase.save_to_file checks os.path.exists(path) before os.makedirs(path), so the
+    # Windows enrollment profile module fails with "[Errno 17] File exists" when the ESP
+    # module made ".../Enrollment Profiles/Windows/ESP/" in between (seen once in CI-like
+    # runs). The directory made ahead closes that window; the server is not involved.
+    for root in (backup_a, backup_b):
+        os.makedirs(os.path.join(root, "Enrollment Profiles", "Windows"), exist_ok=True)
 
     intunecd("backup", "-p", backup_a, "-m", "1", "-t", os.environ["TOKEN_A"], "-e", *EXCLUDE)
     files_a = tree(backup_a)
