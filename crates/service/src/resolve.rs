@@ -162,7 +162,7 @@ pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<
 /// matched by the names of its segments, with no key inside it; what follows is stepped as
 /// usual (and finds nothing).
 fn resolve_empty(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Option<Target>> {
-    let names = |i: usize| segments.get(i).map(|s| s.name.as_str());
+    let names = |i: usize| segments.get(i).map(|s| s.name.as_ref());
     let Some(empty) = view.model.behaviour.empty_collection(view.schema.version.as_str(), names) else {
         return Ok(None);
     };
@@ -245,7 +245,7 @@ fn plain_chain<'a>(view: View<'a>, segments: &'a [Segment]) -> Option<Chain<'a>>
             }
         };
     for seg in rest {
-        let name = seg.name.as_str();
+        let name: &str = &seg.name;
         at = match at {
             At::Collection(nav, element) => {
                 let special = name.starts_with('$')
@@ -387,7 +387,7 @@ fn resolve_schema(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Resu
             Target::Collection(c)
         }
     } else {
-        return Err(ServiceError::SegmentNotFound(first.name.clone()));
+        return Err(ServiceError::SegmentNotFound(first.name.to_string()));
     };
     if first.key.is_some() && matches!(target, Target::Singleton { .. }) {
         return Err(ServiceError::SegmentNotFound(format!(
@@ -405,7 +405,7 @@ fn resolve_schema(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Resu
 }
 
 fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment, last: bool) -> Result<Target> {
-    let name = seg.name.as_str();
+    let name: &str = &seg.name;
     let next = match target {
         Target::Action { .. } | Target::Count(_) | Target::Ref(_) => {
             return Err(ServiceError::SegmentNotFound(name.to_owned()));

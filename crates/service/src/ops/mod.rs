@@ -18,7 +18,7 @@ use crate::{Body, Method, Request, Response, Service};
 /// The parts of a request a write job needs, owned so the job can move to the writer.
 struct WriteCtx {
     version: ApiVersion,
-    segments: Vec<Segment>,
+    segments: Vec<Segment<'static>>,
     body: Value,
     base_url: String,
 }
@@ -54,6 +54,7 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
                     Ok::<_, ServiceError>((prepared, Known::from_target(target)))
                 })?,
             };
+            let segments = segments.into_iter().map(Segment::into_owned).collect();
             let ctx = WriteCtx { version: req.version, segments, body, base_url: req.base_url.clone() };
             let method = req.method.clone();
             let model = service.model.clone();
