@@ -66,7 +66,7 @@ impl RequestIds {
     pub(crate) fn new(headers: &HeaderMap, url: String) -> Self {
         let request_id = uuid::Uuid::new_v4().to_string();
         let client_request_id = headers
-            .get("client-request-id")
+            .get(&CLIENT_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 200)
             .map_or_else(|| request_id.clone(), str::to_owned);
@@ -119,6 +119,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 const ODATA_VERSION: HeaderName = HeaderName::from_static("odata-version");
 const DIAGNOSTIC: HeaderName = HeaderName::from_static("x-ms-ags-diagnostic");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Headers Graph puts on every response (graph-behaviours.md "Headers"). Names are
 /// constants: a `&str` name is parsed and hashed on every insert.
@@ -145,11 +147,12 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap, uri: &axum::http::
     if let Some(url) = &state.public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let get =
-        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim());
-    let scheme = get("x-forwarded-proto").unwrap_or(state.scheme);
+    let get = |name: &HeaderName| {
+        headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim())
+    };
+    let scheme = get(&X_FORWARDED_PROTO).unwrap_or(state.scheme);
     // HTTP/2 carries the host and port in the URI's authority, not in a Host header.
-    let host = get("x-forwarded-host").or_else(|| get("host")).or_else(|| uri.authority().map(|a| a.as_str()));
+    let host = get(&X_FORWARDED_HOST).or_else(|| get(&header::HOST)).or_else(|| uri.authority().map(|a| a.as_str()));
     format!("{scheme}://{}", host.unwrap_or("localhost"))
 }
 
