@@ -8,6 +8,22 @@ use serde_json::json;
 
 use crate::{Dialect, ListSpec, ROOT, SqlFragment, SqlParam, Store, StoreError, StoreExt};
 
+/// Registers contract tests in a backend's test module, one `async fn` each under the
+/// test attribute given: `$store` makes a fresh `(guard, Arc<dyn Store>)` for each (it may
+/// `return` to skip the test where the backend is absent).
+macro_rules! contract_tests {
+    (#[$attr:meta] $store:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[$attr]
+            async fn $name() {
+                let (_guard, store) = $store;
+                crate::contract::$name(store).await;
+            }
+        )+
+    };
+}
+pub(crate) use contract_tests;
+
 /// `n >= $first` in the backend's SQL (what the OData translation would push down).
 fn n_at_least_param(dialect: Dialect) -> &'static str {
     match dialect {

@@ -26,12 +26,6 @@ async fn crud_cascade_and_tenant_scoping() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_job_rolls_back_alone_while_batched_jobs_commit() {
-    let Some(url) = database() else { return };
-    crate::contract::a_failed_job_rolls_back_alone_while_batched_jobs_commit(open(&url)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_swallows_a_failed_statement_is_rolled_back_alone() {
     let Some(url) = database() else { return };
     let store = open(&url);
@@ -72,12 +66,6 @@ async fn committed_data_survives_reopening_and_migrations_run_once() {
             .trim(),
         "1,2"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it() {
-    let Some(url) = database() else { return };
-    crate::contract::export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it(open(&url)).await;
 }
 
 #[test]
@@ -240,18 +228,6 @@ async fn connections_the_server_drops_are_replaced() {
     store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "after", "T", "{}")).await.unwrap();
     let n = store.read::<_, StoreError, _>("t", |tx| tx.count(ROOT, "c", &ListSpec::default())).unwrap();
     assert_eq!(n, 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_chain_reads_levels_until_the_first_missing() {
-    let Some(url) = database() else { return };
-    crate::contract::get_chain_reads_levels_until_the_first_missing(open(&url)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_job_alone_leaves_nothing() {
-    let Some(url) = database() else { return };
-    crate::contract::a_failed_job_alone_leaves_nothing(open(&url)).await;
 }
 
 /// The writer's cache of rows never answers with what its own transaction changed since:
@@ -461,4 +437,16 @@ async fn keys_come_from_the_identity_of_seq() {
         cluster.psql(db, "SELECT pg_get_serial_sequence('entity', 'seq')").unwrap().trim(),
         format!("public.{}", super::SEQ_IDENTITY)
     );
+}
+
+// The crud contract test stays above: it also checks the dialect.
+crate::contract::contract_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)] {
+        let Some(url) = database() else { return };
+        ((), open(&url))
+    };
+    a_failed_job_rolls_back_alone_while_batched_jobs_commit,
+    export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it,
+    get_chain_reads_levels_until_the_first_missing,
+    a_failed_job_alone_leaves_nothing,
 }

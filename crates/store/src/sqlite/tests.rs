@@ -32,18 +32,6 @@ mod tempdir {
 }
 
 #[tokio::test]
-async fn crud_cascade_and_tenant_scoping() {
-    let (_d, store) = temp_store();
-    crate::contract::crud_cascade_and_tenant_scoping(store).await;
-}
-
-#[tokio::test]
-async fn a_failed_job_rolls_back_alone_while_batched_jobs_commit() {
-    let (_d, store) = temp_store();
-    crate::contract::a_failed_job_rolls_back_alone_while_batched_jobs_commit(store).await;
-}
-
-#[tokio::test]
 async fn committed_data_survives_reopening() {
     let dir = tempdir::Dir::new();
     let path = dir.0.join("d.db");
@@ -55,20 +43,11 @@ async fn committed_data_survives_reopening() {
     assert!(store.read::<_, StoreError, _>("t", |tx| tx.get(ROOT, "c", "kept")).unwrap().is_some());
 }
 
-#[tokio::test]
-async fn export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it() {
-    let (_d, store) = temp_store();
-    crate::contract::export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it(store).await;
-}
-
-#[tokio::test]
-async fn get_chain_reads_levels_until_the_first_missing() {
-    let (_d, store) = temp_store();
-    crate::contract::get_chain_reads_levels_until_the_first_missing(store).await;
-}
-
-#[tokio::test]
-async fn a_failed_job_alone_leaves_nothing() {
-    let (_d, store) = temp_store();
-    crate::contract::a_failed_job_alone_leaves_nothing(store).await;
+crate::contract::contract_tests! {
+    #[tokio::test] temp_store();
+    crud_cascade_and_tenant_scoping,
+    a_failed_job_rolls_back_alone_while_batched_jobs_commit,
+    export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it,
+    get_chain_reads_levels_until_the_first_missing,
+    a_failed_job_alone_leaves_nothing,
 }
