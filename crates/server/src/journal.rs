@@ -353,6 +353,24 @@ impl Journal {
 mod tests {
     use super::*;
 
+    /// A token request as the journal is given it.
+    fn token_request<'a>(headers: &'a HeaderMap, body: &'a [u8], status: u16) -> Record<'a> {
+        Record {
+            tenant: "t",
+            app: None,
+            method: "POST",
+            path: "/t/oauth2/v2.0/token",
+            query: "",
+            headers,
+            body,
+            token_form: true,
+            status,
+            duration_ms: 1.0,
+            request_id: None,
+            client_request_id: None,
+        }
+    }
+
     #[test]
     fn secrets_never_reach_the_journal() {
         let j = Journal::new(true, 2);
@@ -361,20 +379,7 @@ mod tests {
         h.insert("content-type", axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"));
         let body = b"grant_type=client_credentials&client_id=a&client_secret=s3cr%21t&scope=x";
         for status in [200, 400, 401] {
-            j.record(&Record {
-                tenant: "t",
-                app: None,
-                method: "POST",
-                path: "/t/oauth2/v2.0/token",
-                query: "",
-                headers: &h,
-                body,
-                token_form: true,
-                status,
-                duration_ms: 1.0,
-                request_id: None,
-                client_request_id: None,
-            });
+            j.record(&token_request(&h, body, status));
         }
         let all = j.query(&Filter::default());
         assert_eq!(all.len(), 2, "bounded");
@@ -401,20 +406,7 @@ mod tests {
             b"client_secret%3Ds3cr3t-encoded=1",
             long.as_bytes(),
         ] {
-            j.record(&Record {
-                tenant: "t",
-                app: None,
-                method: "POST",
-                path: "/t/oauth2/v2.0/token",
-                query: "",
-                headers: &h,
-                body,
-                token_form: true,
-                status: 400,
-                duration_ms: 1.0,
-                request_id: None,
-                client_request_id: None,
-            });
+            j.record(&token_request(&h, body, 400));
         }
         let all = j.query(&Filter::default());
         let text = serde_json::to_string(&all).unwrap_or_default();
