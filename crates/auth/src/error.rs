@@ -26,6 +26,14 @@ pub enum AuthError {
     /// The header has no `kid`, or names a key this server does not (or no longer) have.
     #[error("Access token validation failure. The signing key was not found.")]
     UnknownKey,
+    /// The JOSE header has a `crit` member (RFC 7515 §4.1.11): the recipient must refuse a
+    /// JWS whose critical extensions it does not understand, and this one understands none.
+    #[error("Access token validation failure. The token has critical header parameters that are not supported.")]
+    CriticalHeader,
+    /// The token was issued in an earlier incarnation of its tenant (deleted and created
+    /// again since), or the tenant no longer exists.
+    #[error("Access token validation failure. Invalid tenant.")]
+    StaleTenant,
     /// `exp` (RFC 7519 §4.1.4) is in the past by more than the allowed clock skew.
     #[error("Access token has expired or is not yet valid.")]
     Expired,

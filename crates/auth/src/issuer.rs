@@ -91,6 +91,13 @@ pub struct AccessClaims {
     pub uti: String,
     /// Token version: `"1.0"`.
     pub ver: String,
+    /// The incarnation of the tenant the token was issued in: an id the server gives a
+    /// tenant each time it is created, so a tenant deleted and created again under the same
+    /// id does not accept the tokens of its predecessor (issue 18 item 8). Entra has no
+    /// such claim (its tenant ids are never reused); the `xms_` prefix is the one Entra uses
+    /// for claims of its own, and unknown claims are ignored by clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xms_tinc: Option<String>,
 }
 
 /// The JOSE header this crate writes (RFC 7515 §4, RFC 7519 §5.1).
@@ -107,6 +114,7 @@ pub struct Issuer {
     keys: KeySet,
     authority: String,
     audience: String,
+    tenant_incarnation: Option<String>,
 }
 
 fn random_b64(len: usize) -> Result<String, AuthError> {
@@ -157,7 +165,12 @@ impl Issuer {
     /// [`Issuer::openid_configuration`]); it does not appear in tokens (see
     /// [`Issuer::issuer_for`]). Tokens get the audience `https://graph.microsoft.com`.
     pub fn new(keys: KeySet, authority: &str) -> Issuer {
-        Issuer { keys, authority: authority.trim_end_matches('/').to_string(), audience: GRAPH_RESOURCE.to_string() }
+        Issuer {
+            keys,
+            authority: authority.trim_end_matches('/').to_string(),
+            audience: GRAPH_RESOURCE.to_string(),
+            tenant_incarnation: None,
+        }
     }
 
     /// The same issuer with another `aud` for the tokens it issues (Entra puts the resource
@@ -165,6 +178,13 @@ impl Issuer {
     /// its application ID).
     pub fn with_audience(mut self, audience: &str) -> Issuer {
         self.audience = audience.to_string();
+        self
+    }
+
+    /// The same issuer putting `incarnation` (the tenant's, see [`AccessClaims::xms_tinc`])
+    /// in the tokens it issues; `None` leaves the claim out.
+    pub fn with_tenant_incarnation(mut self, incarnation: Option<&str>) -> Issuer {
+        self.tenant_incarnation = incarnation.map(str::to_owned);
         self
     }
 
@@ -241,6 +261,7 @@ impl Issuer {
             email: None,
             uti: random_b64(16)?,
             ver: "1.0".into(),
+            xms_tinc: self.tenant_incarnation.clone(),
         };
         Ok((self.sign(&claims)?, lifetime))
     }
@@ -299,6 +320,7 @@ impl Issuer {
             email,
             uti: random_b64(16)?,
             ver: "1.0".into(),
+            xms_tinc: self.tenant_incarnation.clone(),
         };
         Ok((self.sign(&claims)?, lifetime))
     }

@@ -34,6 +34,7 @@ pub use issuer::{
 pub use keys::{KeySet, MAX_LEEWAY_SECS, MAX_TOKEN_LIFETIME_SECS, RETIRED_KEY_RETENTION_SECS};
 pub use oauth::{TokenError, client_credentials_resource, token_error, token_error_status, token_response};
 pub use secret::{
-    GENERATED_SECRET_ITERATIONS, PBKDF2_ITERATIONS, generate_secret, hash_generated_secret, hash_secret, verify_secret,
+    GENERATED_SECRET_ITERATIONS, MAX_ITERATIONS, PBKDF2_ITERATIONS, dummy_hash, generate_secret, hash_generated_secret,
+    hash_iterations, hash_secret, verify_secret,
 };
 pub use validator::{DEFAULT_CACHE_CAPACITY, Principal, PrincipalKind, Validator, bearer_token};

@@ -35,6 +35,8 @@ pub struct TokenError {
     pub code: u32,
     /// The description without the `AADSTSnnn: ` prefix and trace suffix.
     pub description: String,
+    /// Seconds for a `Retry-After` header (a throttled request), if any.
+    pub retry_after: Option<u64>,
 }
 
 /// The AADSTS code this crate uses for an `error` when the description does not carry
@@ -59,7 +61,25 @@ impl TokenError {
             error: error.to_string(),
             code,
             description: description.into(),
+            retry_after: None,
         }
+    }
+
+    /// Too many failed sign-ins (issue 18 item 9), as Entra throttles (MSAL.NET "Client and
+    /// server throttling"): a client-credentials request gets `429` with `Retry-After`; a
+    /// user sign-in (`user == true`) gets `invalid_grant` AADSTS50196, which MSAL surfaces as
+    /// a UI-required error, with the same `Retry-After`.
+    pub fn throttled(retry_after: u64, user: bool) -> TokenError {
+        let mut e = TokenError::new(
+            if user { "invalid_grant" } else { "temporarily_unavailable" },
+            50_196,
+            "The server terminated an operation because it encountered a loop while processing a request.",
+        );
+        if !user {
+            e.status = 429;
+        }
+        e.retry_after = Some(retry_after);
+        e
     }
 
     /// AADSTS7000215: the secret does not match any of the app's secrets.

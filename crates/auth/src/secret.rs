@@ -13,8 +13,11 @@ use ring::rand::SecureRandom as _;
 /// can be raised later without invalidating stored hashes.
 pub const PBKDF2_ITERATIONS: u32 = 100_000;
 
-/// Largest iteration count [`verify_secret`] accepts from a stored hash.
-const MAX_ITERATIONS: u32 = 10_000_000;
+/// Largest iteration count [`verify_secret`] accepts from a stored hash, and the most a
+/// restored snapshot may carry (issue 18 item 9): twice the most this crate ever writes.
+/// A hash of 10,000,000 rounds costs seconds of CPU per sign-in attempt, which an
+/// unauthenticated caller could then ask for at will.
+pub const MAX_ITERATIONS: u32 = 2 * PBKDF2_ITERATIONS;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 const PHC_ID: &str = "pbkdf2-sha256";
@@ -35,6 +38,25 @@ fn hash_with(secret: &str, salt: &[u8], iterations: u32) -> String {
     let rounds = NonZeroU32::new(iterations).unwrap_or(NonZeroU32::MIN);
     ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, secret.as_bytes(), &mut out);
     format!("${PHC_ID}$i={iterations},l={HASH_LEN}${}${}", STANDARD_NO_PAD.encode(salt), STANDARD_NO_PAD.encode(out))
+}
+
+/// The iteration count of a hash made by [`hash_secret`] (`None` when it is not one).
+#[must_use]
+pub fn hash_iterations(hash: &str) -> Option<u32> {
+    let mut fields = hash.split('$');
+    let (Some(""), Some(PHC_ID), Some(params)) = (fields.next(), fields.next(), fields.next()) else {
+        return None;
+    };
+    params.split(',').find_map(|p| p.strip_prefix("i=")).and_then(|v| v.parse().ok())
+}
+
+/// A hash of no one's password with [`PBKDF2_ITERATIONS`] (made once per process), to
+/// verify against when the user a password grant names does not exist: both answers then
+/// cost one full verification, so timing does not tell which users exist (issue 18 item 11).
+#[must_use]
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_secret("no user has this password"))
 }
 
 /// True when `secret` matches a hash made by [`hash_secret`]. The comparison is

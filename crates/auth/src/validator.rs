@@ -52,6 +52,11 @@ pub struct Principal {
     pub user_name: Option<String>,
     /// `exp`, unix seconds.
     pub expires_at: i64,
+    /// The incarnation of the tenant the token was issued in (`xms_tinc`, see
+    /// [`crate::AccessClaims::xms_tinc`]); the resource server compares it with the tenant's.
+    pub tenant_incarnation: Option<String>,
+    /// `iat`, unix seconds.
+    pub issued_at: i64,
 }
 
 impl Principal {
@@ -77,6 +82,10 @@ struct JoseHeader {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand or refuse the JWS.
+    /// This validator understands none, so any `crit` (present at all) refuses the token.
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
 }
 
 struct Cached {
@@ -259,6 +268,9 @@ impl Validator {
         if header.alg != "RS256" {
             return Err(AuthError::UnsupportedAlgorithm);
         }
+        if header.crit.is_some() {
+            return Err(AuthError::CriticalHeader);
+        }
         let kid = header.kid.ok_or(AuthError::UnknownKey)?;
         let signature = URL_SAFE_NO_PAD.decode(s64).map_err(|_| AuthError::Malformed)?;
         {
@@ -313,6 +325,8 @@ fn principal_from(c: AccessClaims) -> Principal {
         personal_account,
         user_name: c.upn.or(c.unique_name),
         expires_at: c.exp,
+        tenant_incarnation: c.xms_tinc,
+        issued_at: c.iat,
     }
 }
 

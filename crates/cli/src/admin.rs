@@ -54,6 +54,9 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
     Mode::parse(s)
 }
 
+/// The shortest admin key `--admin-key` accepts (the generated ones have 38 characters).
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
 fn new_key() -> String {
     format!("egadm_{}", uuid::Uuid::new_v4().simple())
 }
@@ -65,19 +68,24 @@ pub async fn controls(service: &Service, args: AdminArgs, loopback: bool) -> Res
         return Err("--admin-auth off is refused unless the server listens on loopback only".into());
     }
     // It travels as `Authorization: Bearer <key>`: a key a header cannot carry (empty,
-    // spaces, non-ASCII) would lock the admin API for good.
+    // spaces, non-ASCII) would lock the admin API for good. It opens every tenant, and it
+    // is stored as a fast hash (made for random keys), so a short chosen one is refused
+    // (issue 18 item 15).
     if let Some(k) = &args.admin_key
-        && (k.is_empty() || k.len() > 256 || !k.bytes().all(|b| b.is_ascii_graphic()))
+        && (k.len() < MIN_ADMIN_KEY_LEN || k.len() > 256 || !k.bytes().all(|b| b.is_ascii_graphic()))
     {
-        return Err("--admin-key must be 1 to 256 visible ASCII characters (no spaces)".into());
+        return Err(format!(
+            "--admin-key must be {MIN_ADMIN_KEY_LEN} to 256 visible ASCII characters (no spaces); a random one is best"
+        ));
     }
-    let key = if args.admin_auth == OnOff::On {
-        Some(service.admin_key(args.admin_key.clone(), new_key).await.map_err(|e| e.to_string())?)
+    let (hash, shown) = if args.admin_auth == OnOff::On {
+        let (hash, shown) = service.admin_key(args.admin_key.clone(), new_key).await.map_err(|e| e.to_string())?;
+        (Some(hash), shown)
     } else {
-        None
+        (None, None)
     };
     let controls = Controls::new(Settings {
-        key: key.clone(),
+        key: hash.clone(),
         throttling: args.throttling,
         manual_clock: args.manual_clock,
         faults_seed: args.faults_seed,
@@ -88,12 +96,14 @@ pub async fn controls(service: &Service, args: AdminArgs, loopback: bool) -> Res
         let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         controls.faults.load(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     }
-    let mut banner = match key {
-        // The key is printed like the development secret: whoever reads this terminal
-        // owns the server anyway.
-        Some(k) if args.admin_key.is_some() => format!("\n  admin key:     {} (from --admin-key)", mask(&k)),
-        Some(k) => format!("\n  admin key:     {k}   (admin API: /_enrollgraph)"),
-        None => "\n  admin key:     off (admin API open on loopback)".to_owned(),
+    let mut banner = match (&hash, shown, &args.admin_key) {
+        (None, ..) => "\n  admin key:     off (admin API open on loopback)".to_owned(),
+        (Some(_), _, Some(k)) => format!("\n  admin key:     {} (from --admin-key)", mask(k)),
+        // Shown once, when made, like a client secret: only its hash is kept.
+        (Some(_), Some(k), None) => {
+            format!("\n  admin key:     {k}   (admin API: /_enrollgraph; shown once, only its hash is kept)")
+        }
+        (Some(_), None, None) => "\n  admin key:     (kept hashed; shown when it was made, give it with --admin-key or ENROLLGRAPH_ADMIN_KEY)".to_owned(),
     };
     let mode = match args.throttling {
         Mode::Off => "off".to_owned(),
@@ -194,7 +204,7 @@ pub struct Remote {
     /// The running server's origin.
     #[arg(long, env = "ENROLLGRAPH_SERVER", default_value = "http://127.0.0.1:5080")]
     server: String,
-    /// The admin key (default: the one kept in --data-dir).
+    /// The admin key (printed once when the server made it; the server keeps only its hash).
     #[arg(long, env = "ENROLLGRAPH_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
 }
@@ -274,18 +284,13 @@ async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, String> {
-    let key = match &remote.admin_key {
-        Some(k) => Some(k.clone()),
-        // The key a server made in this data dir (without creating one where none is).
-        // Or in the PostgreSQL database (`--database`) the server runs on.
-        None if database.is_some() || data_dir.join("enrollgraph.sqlite").is_file() => {
-            crate::open(data_dir, database)?.stored_admin_key().map_err(|e| e.to_string())?
-        }
-        None => None,
-    };
+    // The server keeps only the key's hash (issue 18 item 4), so the CLI cannot read it
+    // from the data dir: it is given (flag or variable), or the admin API must be open.
+    let _ = (data_dir, database);
+    let key = remote.admin_key.clone();
     let url = format!("{}{}{path}", remote.server.trim_end_matches('/'), enrollgraph_server::admin::PREFIX);
     let mut rb = reqwest::Client::new().request(method, &url);
-    if let Some(k) = key {
+    if let Some(k) = &key {
         rb = rb.bearer_auth(k);
     }
     if let Some(b) = body {
@@ -294,6 +299,9 @@ async fn call(
     let r = rb.send().await.map_err(|e| format!("cannot reach {url}: {e}"))?;
     let status = r.status();
     let text = r.text().await.map_err(|e| e.to_string())?;
+    if status == reqwest::StatusCode::UNAUTHORIZED && key.is_none() {
+        return Err(format!("{url}: {status}: give the admin key with --admin-key or ENROLLGRAPH_ADMIN_KEY"));
+    }
     if !status.is_success() {
         return Err(format!("{url}: {status}: {text}"));
     }

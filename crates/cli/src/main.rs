@@ -3,6 +3,8 @@
 //! built-in directory (README.md).
 
 mod admin;
+mod datadir;
+mod devapp;
 mod tls;
 
 use std::net::SocketAddr;
@@ -245,7 +247,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(service, &cli.data_dir, args).await,
         Command::Tenant(TenantCommand::Create { id }) => {
-            let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).to_ascii_lowercase();
             if !service.provision_tenant(&id).await.map_err(|e| e.to_string())? {
                 return Err(format!("the tenant {id} exists already"));
             }
@@ -298,7 +300,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Token(args) => {
             let keys = load_keys(&service, None).await?;
-            let issuer = Issuer::new(keys, "https://login.microsoftonline.com");
+            let incarnation = service
+                .tenant_incarnation(&args.tenant)
+                .map_err(|e| e.to_string())?
+                .ok_or("no such tenant")?
+                .id;
+            // Bound to this incarnation of the tenant, as the token endpoint's (issue 18 item 8).
+            let issuer = Issuer::new(keys, "https://login.microsoftonline.com")
+                .with_tenant_incarnation(Some(incarnation.as_str()).filter(|i| !i.is_empty()));
             let (token, _) = match (&args.app, &args.user) {
                 (_, Some(upn)) => {
                     let user =
@@ -340,13 +349,14 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn open(data_dir: &Path, database: Option<&str>) -> Result<Service, String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    datadir::prepare(data_dir)?;
     let store: Arc<dyn Store> = match database.filter(|d| !d.is_empty()) {
         Some(url) => {
             Arc::new(PostgresStore::connect(url).map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?)
         }
         None => {
             let db = data_dir.join("enrollgraph.sqlite");
+            datadir::create_private_file(&db)?;
             Arc::new(SqliteStore::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?)
         }
     };
@@ -370,7 +380,8 @@ async fn load_keys(service: &Service, file: Option<&Path>) -> Result<KeySet, Str
     KeySet::from_json(&json).map_err(|e| format!("the signing keys are unusable: {e}"))
 }
 
-async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(), String> {
+async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result<(), String> {
+    args.tenant = enrollgraph_service::canonical_tenant_id(&args.tenant).map_err(|e| format!("--tenant: {e}"))?;
     if args.auth == AuthMode::Off && !args.address.is_loopback() {
         return Err("--auth off is refused unless the server listens on loopback only (rulings.md 9)".into());
     }
@@ -378,19 +389,8 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         .with_config(Config { page_size: args.page_size as usize, push_down: args.query_push_down == Switch::On });
     service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
     let keys = load_keys(&service, args.signing_keys_file.as_deref()).await?;
-    // The development app may manage the groups it assigns to (README); a data dir made
-    // before groups existed gets the new permission on the next start.
-    let dev_roles =
-        vec![permissions::SERVICE_CONFIG_READ_WRITE_ALL.to_owned(), permissions::GROUP_READ_WRITE_ALL.to_owned()];
-    if service.find_app(&args.tenant, DEV_CLIENT_ID).map_err(|e| e.to_string())?.is_none_or(|a| a.roles != dev_roles) {
-        let app = App {
-            app_id: DEV_CLIENT_ID.into(),
-            display_name: "enrollgraph development app".into(),
-            roles: dev_roles,
-            secret_hashes: vec![enrollgraph_auth::hash_secret(DEV_CLIENT_SECRET)],
-        };
-        service.save_app(&args.tenant, app).await.map_err(|e| e.to_string())?;
-    }
+    let loopback = args.address.is_loopback();
+    let dev_secret = devapp::ensure(&service, &args.tenant, DEV_CLIENT_ID, DEV_CLIENT_SECRET, loopback).await?;
     let (controls, admin_banner) = admin::controls(&service, args.admin, args.address.is_loopback()).await?;
     let listener = std::net::TcpListener::bind(SocketAddr::new(args.address, args.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
@@ -407,14 +407,18 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
         service,
         default_tenant: args.tenant.clone().into(),
         public_url: args.public_url.map(Into::into),
-        identity: Arc::new(Identity::new(&keys)),
+        identity: Arc::new(if loopback {
+            Identity::new(&keys)
+        } else {
+            Identity::new(&keys).refusing_secret(DEV_CLIENT_SECRET)
+        }),
         auth_required: args.auth == AuthMode::On,
         scheme,
         controls: Arc::new(controls),
     };
     // The first line is machine-readable: tests and scripts wait for it.
     let mut banner = format!(
-        "enrollgraph listening on {scheme}://{host}\n  tenant:        {}\n  client id:     {DEV_CLIENT_ID}\n  client secret: {DEV_CLIENT_SECRET}\n  authority:     {scheme}://{host}   (token endpoint: {scheme}://{host}/{}/oauth2/v2.0/token)\n  auth:          {}\n  data:          {}",
+        "enrollgraph listening on {scheme}://{host}\n  tenant:        {}\n  client id:     {DEV_CLIENT_ID}\n  client secret: {dev_secret}\n  authority:     {scheme}://{host}   (token endpoint: {scheme}://{host}/{}/oauth2/v2.0/token)\n  auth:          {}\n  data:          {}",
         args.tenant,
         args.tenant,
         if state.auth_required {
@@ -433,7 +437,11 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
     match tls {
         None => {
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-            axum::serve(listener, router).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+            // The peer address keys the failed sign-in limit (issue 18 item 9).
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown())
+                .await
+                .map_err(|e| e.to_string())
         }
         Some(files) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -449,7 +457,7 @@ async fn serve(service: Service, data_dir: &Path, args: ServeArgs) -> Result<(),
             axum_server::from_tcp_rustls(listener, config)
                 .map_err(|e| e.to_string())?
                 .handle(handle)
-                .serve(router.into_make_service())
+                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
                 .await
                 .map_err(|e| e.to_string())
         }

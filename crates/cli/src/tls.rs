@@ -27,7 +27,7 @@ pub fn ensure(data_dir: &Path) -> Result<TlsFiles, String> {
     if files.ca.exists() && files.cert.exists() && files.key.exists() {
         return Ok(files);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    crate::datadir::prepare_dir(&dir)?;
     let err = |e: rcgen::Error| e.to_string();
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca_params = CertificateParams::default();
@@ -44,8 +44,8 @@ pub fn ensure(data_dir: &Path) -> Result<TlsFiles, String> {
     params.distinguished_name.push(DnType::CommonName, "localhost");
     params.not_after = rcgen::date_time_ymd(2100, 1, 1);
     let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
-    let write =
-        |p: &Path, text: String| std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()));
+    // Private like the rest of the data dir (issue 18 item 4): the key above all.
+    let write = |p: &Path, text: String| crate::datadir::write_private(p, &text);
     write(&files.key, key.serialize_pem())?;
     write(&files.cert, format!("{}{}", cert.pem(), ca.pem()))?;
     write(&files.ca, ca.pem())?;

@@ -219,6 +219,7 @@ fn app_claims(tenant: &str, roles: &[&str]) -> AccessClaims {
         email: None,
         uti: "dGVzdC10b2tlbi11dGk".into(),
         ver: "1.0".into(),
+        xms_tinc: None,
     }
 }
 

@@ -42,7 +42,9 @@ pub struct Controls {
 /// How [`Controls`] start.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The admin key; `None` leaves the admin API open (loopback only: the CLI checks).
+    /// The admin key's hash (`enrollgraph_auth::hash_generated_secret`: the key is kept
+    /// hashed, issue 18 item 4); `None` leaves the admin API open (loopback only: the CLI
+    /// checks).
     pub key: Option<String>,
     /// Throttling for every tenant.
     pub throttling: Mode,
@@ -61,7 +63,7 @@ impl Default for Settings {
     /// open admin API must be asked for with `key: None`).
     fn default() -> Self {
         Settings {
-            key: Some(format!("egadm_{}", uuid::Uuid::new_v4().simple())),
+            key: Some(enrollgraph_auth::hash_generated_secret(&format!("egadm_{}", uuid::Uuid::new_v4().simple()))),
             throttling: Mode::Off,
             manual_clock: false,
             faults_seed: 0,
@@ -347,11 +349,6 @@ impl IntoResponse for AdminError {
     }
 }
 
-/// Compares without stopping at the first difference (the key is a secret).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
     let Some(key) = &state.controls.key else { return Ok(()) };
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -365,7 +362,8 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
             "Unauthorized",
             "The admin API needs the admin key: send 'Authorization: Bearer <admin key>' (printed at start).".into(),
         )),
-        Some(p) if same(p.as_bytes(), key.as_bytes()) => Ok(()),
+        // Constant-time comparison of the derived hash (`ring::pbkdf2::verify`).
+        Some(p) if enrollgraph_auth::verify_secret(p, key) => Ok(()),
         Some(p) if p.matches('.').count() == 2 => Err(AdminError(
             StatusCode::FORBIDDEN,
             "Forbidden",

@@ -3,19 +3,29 @@
 //! client-credentials grant (secret) and the resource-owner password grant (test users).
 //! Answers and errors follow Entra's shapes (AADSTS codes: enrollgraph-auth `TokenError`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use enrollgraph_auth::{AuthError, Issuer, KeySet, Principal, TokenError, Validator};
-use enrollgraph_service::Service;
+use enrollgraph_service::{Incarnation, Service};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::AppState;
+use crate::throttle::{FAILED_SIGN_INS_PER_APP, FAILED_SIGN_INS_PER_PEER, FailedSignIns};
+
+/// How long a tenant's incarnation read from the store is trusted: another replica or the
+/// CLI may delete and re-create the tenant, and this bounds how long its old tokens still
+/// open it here (the admin API of this process forgets at once).
+const INCARNATION_TTL: Duration = Duration::from_secs(1);
 
 /// Token lifetime, as Entra's default (about an hour).
 const TOKEN_LIFETIME: i64 = 3599;
@@ -24,9 +34,17 @@ const TOKEN_LIFETIME: i64 = 3599;
 pub struct Identity {
     validator: Validator,
     issuer: RwLock<Issuer>,
-    /// Tenants seen to exist (a tenant is never re-created with other data under its id).
-    known_tenants: RwLock<HashSet<String>>,
+    /// Tenants seen to exist, with their incarnation and when it was read.
+    known_tenants: RwLock<HashMap<String, (Incarnation, Instant)>>,
     last_reload: AtomicI64,
+    /// Bounds the token requests hashing at once (PBKDF2 runs on the blocking pool, not
+    /// on the async workers that serve Graph: issue 18 item 9).
+    hashing: Semaphore,
+    /// Failed sign-ins per (tenant, app) and per peer address.
+    failed_sign_ins: FailedSignIns,
+    /// Secrets the token endpoint refuses whatever app holds them (the well-known
+    /// development secret off loopback: issue 18 item 5).
+    refused_secrets: Vec<String>,
 }
 
 /// Now, in Unix seconds.
@@ -46,9 +64,20 @@ impl Identity {
                 300,
             ),
             issuer: RwLock::new(Issuer::new(keys.clone(), "https://login.microsoftonline.com")),
-            known_tenants: RwLock::new(HashSet::new()),
+            known_tenants: RwLock::new(HashMap::new()),
             last_reload: AtomicI64::new(0),
+            hashing: Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)),
+            failed_sign_ins: FailedSignIns::default(),
+            refused_secrets: Vec::new(),
         }
+    }
+
+    /// The same identity refusing `secret` at the token endpoint for every app (the
+    /// well-known development secret on a listener that is not loopback only).
+    #[must_use]
+    pub fn refusing_secret(mut self, secret: &str) -> Identity {
+        self.refused_secrets.push(secret.to_owned());
+        self
     }
 
     fn issuer(&self) -> Issuer {
@@ -64,6 +93,58 @@ impl Identity {
     /// # Errors
     /// The token's rejection.
     pub fn validate(&self, service: &Service, token: &str) -> Result<Principal, AuthError> {
+        let principal = self.validate_signature(service, token)?;
+        self.check_incarnation(service, &principal)?;
+        Ok(principal)
+    }
+
+    /// A token issued in another incarnation of its tenant (deleted and created again
+    /// since) is refused (issue 18 item 8). This runs on every request, after the
+    /// validator's cache, so no cached token outlives its tenant. A token without the
+    /// claim (hand-signed with the server's keys) must be issued after the tenant was
+    /// created. A tenant that does not exist is left to the caller (401 or `--auth off`).
+    fn check_incarnation(&self, service: &Service, p: &Principal) -> Result<(), AuthError> {
+        let matches = |inc: &Incarnation| match &p.tenant_incarnation {
+            Some(id) => *id == inc.id,
+            None => p.issued_at >= inc.created,
+        };
+        match self.incarnation(service, &p.tenant, false) {
+            Some(inc) if matches(&inc) => Ok(()),
+            // The cached incarnation may be older than the token: read again.
+            Some(_) => match self.incarnation(service, &p.tenant, true) {
+                Some(inc) if !matches(&inc) => Err(AuthError::StaleTenant),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// The incarnation of `tenant` (lower case), `None` when it does not exist; cached for
+    /// [`INCARNATION_TTL`] unless `fresh`.
+    fn incarnation(&self, service: &Service, tenant: &str, fresh: bool) -> Option<Incarnation> {
+        let key = tenant.to_ascii_lowercase();
+        if !fresh
+            && let Ok(k) = self.known_tenants.read()
+            && let Some((inc, at)) = k.get(&key)
+            && at.elapsed() < INCARNATION_TTL
+        {
+            return Some(inc.clone());
+        }
+        let found = service.tenant_incarnation(&key).ok().flatten();
+        if let Ok(mut k) = self.known_tenants.write() {
+            match &found {
+                Some(inc) => {
+                    k.insert(key, (inc.clone(), Instant::now()));
+                }
+                None => {
+                    k.remove(&key);
+                }
+            }
+        }
+        found
+    }
+
+    fn validate_signature(&self, service: &Service, token: &str) -> Result<Principal, AuthError> {
         match self.validator.validate(token, now()) {
             Err(AuthError::UnknownKey) if self.last_reload.swap(now(), Ordering::Relaxed) != now() => {
                 if let Ok(Some(json)) = service.keys()
@@ -80,22 +161,15 @@ impl Identity {
         }
     }
 
-    /// True when `tenant` exists (cached once seen).
+    /// True when `tenant` exists (cached for a second once seen).
     pub fn tenant_exists(&self, service: &Service, tenant: &str) -> bool {
-        if self.known_tenants.read().is_ok_and(|k| k.contains(tenant)) {
-            return true;
-        }
-        let exists = service.tenant_exists(tenant).unwrap_or(false);
-        if exists && let Ok(mut k) = self.known_tenants.write() {
-            k.insert(tenant.to_owned());
-        }
-        exists
+        self.incarnation(service, tenant, false).is_some()
     }
 
     /// Forgets a tenant seen to exist (after the admin API deleted it).
     pub fn forget_tenant(&self, tenant: &str) {
         if let Ok(mut k) = self.known_tenants.write() {
-            k.remove(tenant);
+            k.remove(&tenant.to_ascii_lowercase());
         }
     }
 
@@ -144,17 +218,40 @@ pub async fn token_get(headers: HeaderMap) -> Response {
     token_failure(&TokenError::post_only("GET"), &headers)
 }
 
+/// Runs `work` on the blocking pool, at most `limit`'s permits at once: PBKDF2 costs
+/// milliseconds of CPU, which on an async worker would stall the Graph requests sharing it
+/// (issue 18 item 9: GET p50 3 → 52 ms under six clients sending wrong secrets).
+pub(crate) async fn off_workers<T: Send + 'static>(
+    limit: &Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())
+}
+
 /// `POST /{tenant}/oauth2/v2.0/token` (form-encoded).
 pub async fn token(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let started = std::time::Instant::now();
-    let resp = match issue(&state, &tenant, &headers, &body) {
+    let peer = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    let work = {
+        let (state, tenant, headers, body) = (state.clone(), tenant.clone(), headers.clone(), body.clone());
+        move || issue(&state, &tenant, &headers, &body, peer)
+    };
+    let resp = match off_workers(&state.identity.hashing, work).await.unwrap_or_else(|e| Err(internal(e))) {
         Ok(v) => json(StatusCode::OK, &v),
-        Err(e) => token_failure(&e, &headers),
+        Err(e) => {
+            let mut r = token_failure(&e, &headers);
+            if let Some(secs) = e.retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            r
+        }
     };
     if state.controls.journal.is_on() {
         crate::admin::journal_token(&state, &tenant, &headers, &body, resp.status().as_u16(), started);
@@ -209,7 +306,31 @@ fn delegated_scopes(requested: &str, consented: &[String], tenant: &str) -> Resu
     Ok((enrollgraph_auth::GRAPH_RESOURCE.to_owned(), granted))
 }
 
-fn issue(state: &AppState, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, TokenError> {
+/// The user a password grant signs in, after exactly one password verification whether
+/// or not the user exists: an unknown user is checked against a dummy hash of the same cost
+/// (`enrollgraph_auth::dummy_hash`), so the answer's timing does not tell which users exist
+/// (issue 18 item 11). `verify` is `enrollgraph_auth::verify_secret` (a parameter so a test
+/// can count the calls).
+fn password_user<'u>(
+    user: Option<&'u enrollgraph_service::User>,
+    password: &str,
+    verify: impl Fn(&str, &str) -> bool,
+) -> Option<&'u enrollgraph_service::User> {
+    let hash: &str = match user {
+        Some(u) => &u.password_hash,
+        None => enrollgraph_auth::dummy_hash(),
+    };
+    let ok = verify(password, hash);
+    user.filter(|_| ok)
+}
+
+fn issue(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: Option<IpAddr>,
+) -> Result<Value, TokenError> {
     let mut form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     if let Some((id, secret)) = basic_credentials(headers) {
         form.push(("client_id".into(), id));
@@ -220,38 +341,60 @@ fn issue(state: &AppState, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let grant = need("grant_type")?;
     let client_id = need("client_id")?;
     let scope = need("scope")?;
-    if !state.identity.tenant_exists(&state.service, tenant) {
+    // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15).
+    let tenant = &enrollgraph_service::canonical_tenant_id(tenant).map_err(|_| TokenError::tenant_not_found(tenant))?;
+    let Some(incarnation) = state.identity.incarnation(&state.service, tenant, false) else {
         return Err(TokenError::tenant_not_found(tenant));
-    }
+    };
     let app = state.service.find_app(tenant, client_id).map_err(internal)?;
+    // The stored app id, in its stored case, names the app from here on: in the token
+    // (`appid`, which keys the per-app throttle buckets) and in the sign-in limits, so
+    // `client_id` spelled in another case is the same app (issue 18 item 10).
+    let app_id = app.as_ref().map_or_else(|| client_id.to_ascii_lowercase(), |a| a.app_id.clone());
+    let app_key = format!("app\n{tenant}\n{}", app_id.to_ascii_lowercase());
+    let peer_key = peer.map(|p| format!("peer\n{p}"));
+    let mut limits = vec![(app_key.as_str(), FAILED_SIGN_INS_PER_APP)];
+    limits.extend(peer_key.as_deref().map(|k| (k, FAILED_SIGN_INS_PER_PEER)));
+    let failed = || {
+        let keys: Vec<&str> = limits.iter().map(|(k, _)| *k).collect();
+        state.identity.failed_sign_ins.record(&keys);
+    };
+    let issuer = || state.identity.issuer().with_tenant_incarnation(Some(incarnation.id.as_str()).filter(|i| !i.is_empty()));
     let (token, expires_in) = match grant {
         "client_credentials" => {
             let audience = enrollgraph_auth::client_credentials_resource(scope, tenant)?;
-            let issuer = state.identity.issuer().with_audience(&audience);
             let app = app.ok_or_else(|| TokenError::unknown_client(client_id, tenant))?;
             let secret = get("client_secret").ok_or_else(TokenError::missing_client_secret)?;
-            if !app.secret_hashes.iter().any(|h| enrollgraph_auth::verify_secret(secret, h)) {
+            if let Some(wait) = state.identity.failed_sign_ins.blocked(&limits) {
+                return Err(TokenError::throttled(wait, false));
+            }
+            let refused = state.identity.refused_secrets.iter().any(|r| r == secret);
+            if refused || !app.secret_hashes.iter().any(|h| enrollgraph_auth::verify_secret(secret, h)) {
+                failed();
                 return Err(TokenError::invalid_client_secret(client_id));
             }
-            issuer.app_token(tenant, client_id, &app.roles, TOKEN_LIFETIME, now()).map_err(internal)?
+            issuer().with_audience(&audience).app_token(tenant, &app.app_id, &app.roles, TOKEN_LIFETIME, now()).map_err(internal)?
         }
         "password" => {
             if app.is_none() {
                 return Err(TokenError::unknown_client(client_id, tenant));
             }
-            let user = state.service.find_user(tenant, need("username")?).map_err(internal)?;
+            let username = need("username")?;
             let password = need("password")?;
-            let user = user
-                .filter(|u| enrollgraph_auth::verify_secret(password, &u.password_hash))
-                .ok_or_else(TokenError::invalid_user_credentials)?;
+            if let Some(wait) = state.identity.failed_sign_ins.blocked(&limits) {
+                return Err(TokenError::throttled(wait, true));
+            }
+            let user = state.service.find_user(tenant, username).map_err(internal)?;
+            let Some(user) = password_user(user.as_ref(), password, enrollgraph_auth::verify_secret) else {
+                failed();
+                return Err(TokenError::invalid_user_credentials());
+            };
             let (audience, scopes) = delegated_scopes(scope, &user.scopes, tenant)?;
-            state
-                .identity
-                .issuer()
+            issuer()
                 .with_audience(&audience)
                 .user_token(
                     tenant,
-                    client_id,
+                    &app_id,
                     &user.object_id,
                     &user.user_principal_name,
                     &scopes,

@@ -369,6 +369,74 @@ impl Throttle {
     }
 }
 
+/// Failed sign-ins (wrong client secret, wrong password) counted per key in fixed windows
+/// (issue 18 item 9): per (tenant, app) and per peer address, so neither one client nor
+/// one host can guess secrets at the speed of the hash. A key over its limit is refused,
+/// right secret or not, until its window ends (a guess that is answered differently when
+/// right would still be a guess). Entra answers a throttled client-credentials request
+/// `429` with `Retry-After` and a throttled user sign-in AADSTS50196 (MSAL.NET "Client and
+/// server throttling", learn.microsoft.com/entra/msal/dotnet/advanced/client-and-server-throttling).
+///
+/// Real time only (not the manual clock of the Graph buckets: a test that moves that clock
+/// must not unlock sign-ins), per process like the Graph buckets.
+pub struct FailedSignIns {
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    window_secs: u64,
+}
+
+/// Failed sign-ins one (tenant, app) may make per window.
+pub const FAILED_SIGN_INS_PER_APP: u32 = 20;
+/// Failed sign-ins one peer address may make per window (it may act for several apps).
+pub const FAILED_SIGN_INS_PER_PEER: u32 = 60;
+/// The window, in seconds (Entra's `Retry-After: 60`).
+pub const FAILED_SIGN_IN_WINDOW_SECS: u64 = 60;
+/// Keys kept before the expired ones are swept (bounds memory under a spray of names).
+const MAX_SIGN_IN_KEYS: usize = 100_000;
+
+impl Default for FailedSignIns {
+    fn default() -> Self {
+        FailedSignIns::new(FAILED_SIGN_IN_WINDOW_SECS)
+    }
+}
+
+impl FailedSignIns {
+    /// Counters with windows of `window_secs` seconds.
+    #[must_use]
+    pub fn new(window_secs: u64) -> FailedSignIns {
+        FailedSignIns { windows: Mutex::new(HashMap::new()), window_secs: window_secs.max(1) }
+    }
+
+    /// `Some(seconds to wait)` when any of `keys` (each with its limit) is over its limit.
+    pub fn blocked(&self, keys: &[(&str, u32)]) -> Option<u64> {
+        let windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        keys.iter()
+            .filter_map(|(k, limit)| {
+                let (start, n) = windows.get(*k)?;
+                let age = now.duration_since(*start).as_secs();
+                (age < self.window_secs && *n >= *limit).then(|| (self.window_secs - age).max(1))
+            })
+            .max()
+    }
+
+    /// Counts one failure against each of `keys`.
+    pub fn record(&self, keys: &[&str]) {
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if windows.len() >= MAX_SIGN_IN_KEYS {
+            let w = self.window_secs;
+            windows.retain(|_, (start, _)| now.duration_since(*start).as_secs() < w);
+        }
+        for k in keys {
+            let e = windows.entry((*k).to_owned()).or_insert((now, 0));
+            if now.duration_since(e.0).as_secs() >= self.window_secs {
+                *e = (now, 0);
+            }
+            e.1 = e.1.saturating_add(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,5 +489,22 @@ mod tests {
         assert_eq!(t.check("t", None, false), Ok(()));
         assert_eq!(t.check("t", None, false), Err(60));
         assert_eq!(t.check("t", None, false), Err(60));
+    }
+
+    #[test]
+    fn failed_sign_ins_block_at_the_limit_per_key_until_the_window_ends() {
+        let f = super::FailedSignIns::new(60);
+        for _ in 0..3 {
+            assert_eq!(f.blocked(&[("app", 3), ("peer", 10)]), None);
+            f.record(&["app", "peer"]);
+        }
+        let wait = f.blocked(&[("app", 3), ("peer", 10)]);
+        assert!(wait.is_some_and(|w| (59..=60).contains(&w)), "{wait:?}");
+        assert_eq!(f.blocked(&[("other-app", 3), ("peer", 10)]), None, "another app from the same peer");
+        let short = super::FailedSignIns::new(1);
+        short.record(&["k"]);
+        assert!(short.blocked(&[("k", 1)]).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(short.blocked(&[("k", 1)]), None, "the window ended");
     }
 }

@@ -16,6 +16,9 @@ const APPS: &str = "$apps";
 const USERS: &str = "$users";
 const KEYS: &str = "$keys";
 const ADMIN: &str = "$admin";
+/// The tenant's own row: its incarnation (see [`Incarnation`]).
+const TENANT: &str = "$tenant";
+const INCARNATION: &str = "incarnation";
 /// Server-wide rows (signing keys) live in this pseudo-tenant, never a Graph tenant id.
 const SYSTEM: &str = "$system";
 
@@ -45,6 +48,43 @@ pub struct User {
     pub scopes: Vec<String>,
     /// A personal Microsoft account (refused by every Intune operation).
     pub personal: bool,
+}
+
+/// Which creation of a tenant id this is: a random id given each time the tenant is
+/// created (not when it is reset or restored), and when (unix seconds). Tokens carry the
+/// id (`xms_tinc`), so a tenant deleted and created again under the same id refuses the
+/// tokens of the one before (issue 18 item 8). A tenant made before incarnations existed
+/// has an empty id and `created` 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incarnation {
+    /// The random id.
+    pub id: String,
+    /// When the tenant was created, unix seconds.
+    pub created: i64,
+}
+
+/// Gives the tenant of `tx` a new incarnation (inside the transaction that creates it).
+pub(crate) fn new_incarnation(tx: &mut dyn Tx) -> Result<()> {
+    let created = time::OffsetDateTime::now_utc().unix_timestamp();
+    let body = json!({"id": uuid::Uuid::new_v4().to_string(), "created": created});
+    upsert(tx, TENANT, INCARNATION, "enrollgraph.tenant", body.as_object().unwrap_or(&Map::new()))
+}
+
+/// The tenant's incarnation row as stored (its raw JSON), if any: a restore keeps it.
+pub(crate) fn incarnation_row(tx: &dyn Tx) -> Result<Option<String>> {
+    Ok(tx.get(ROOT, TENANT, INCARNATION)?.map(|r| r.raw))
+}
+
+/// Writes back a row read by [`incarnation_row`].
+pub(crate) fn put_incarnation_row(tx: &mut dyn Tx, raw: &str) -> Result<()> {
+    tx.insert(ROOT, TENANT, INCARNATION, "enrollgraph.tenant", raw)?;
+    Ok(())
+}
+
+/// True for the rows of a snapshot that a restore does not take over (the incarnation
+/// belongs to the tenant restored into, not to the one the snapshot came from).
+pub(crate) fn is_incarnation_row(parent: i64, nav: &str) -> bool {
+    parent == ROOT && nav == TENANT
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -122,6 +162,23 @@ impl Service {
     /// Storage failures.
     pub fn tenant_exists(&self, tenant: &str) -> Result<bool> {
         Ok(self.store.read(tenant, |tx| tx.tenant_exists())?)
+    }
+
+    /// The incarnation of `tenant`, `None` when it does not exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn tenant_incarnation(&self, tenant: &str) -> Result<Option<Incarnation>> {
+        self.store.read(tenant, |tx| {
+            if !tx.tenant_exists()? {
+                return Ok(None);
+            }
+            let row = tx.get(ROOT, TENANT, INCARNATION)?;
+            Ok(Some(row.map_or(Incarnation { id: String::new(), created: 0 }, |r| {
+                let b = r.body();
+                Incarnation { id: text(&b, "id"), created: b.get("created").and_then(Value::as_i64).unwrap_or(0) }
+            })))
+        })
     }
 
     /// Creates or replaces an app registration in `tenant` (which must exist).
@@ -209,8 +266,12 @@ impl Service {
         Ok(self.store.read(SYSTEM, |tx| tx.get(ROOT, KEYS, "signing"))?.map(|row| text(&row.body(), "keySet")))
     }
 
-    /// The admin API key (issue 9): `preset` when given (stored, so the CLI on the same
-    /// data dir finds it), else the stored one, else `generate()`'s, stored.
+    /// The admin API key (issue 9), kept only as a hash (issue 18 item 4: the database
+    /// file, its WAL and backups must not hand out the key): `preset` when given (its hash
+    /// stored, so a restart without it keeps accepting it), else the stored hash, else
+    /// `generate()`'s key, stored hashed. Returns the hash to check requests against and
+    /// the key itself when it was just generated (to show once, like a client secret).
+    /// A key stored in clear by an earlier version is hashed in place.
     ///
     /// # Errors
     /// Storage failures.
@@ -218,29 +279,27 @@ impl Service {
         &self,
         preset: Option<String>,
         generate: impl FnOnce() -> String + Send + 'static,
-    ) -> Result<String> {
+    ) -> Result<(String, Option<String>)> {
         self.store
             .write(SYSTEM, move |tx: &mut dyn Tx| {
-                let stored = tx.get(ROOT, ADMIN, "key")?.map(|row| text(&row.body(), "key"));
-                let key = match (preset, stored) {
-                    (None, Some(k)) if !k.is_empty() => return Ok(k),
-                    (Some(p), Some(k)) if p == k => return Ok(k),
-                    (Some(p), _) => p,
-                    (None, _) => generate(),
+                let stored = tx.get(ROOT, ADMIN, "key")?.map(|row| row.body());
+                let hash = stored.as_ref().map(|b| text(b, "hash")).filter(|h| !h.is_empty());
+                let legacy = stored.as_ref().map(|b| text(b, "key")).filter(|k| !k.is_empty());
+                let (hash, shown) = match (preset, hash, legacy) {
+                    (Some(p), Some(h), _) if enrollgraph_auth::verify_secret(&p, &h) => return Ok((h, None)),
+                    (None, Some(h), _) => return Ok((h, None)),
+                    (Some(p), _, _) => (enrollgraph_auth::hash_generated_secret(&p), None),
+                    (None, None, Some(k)) => (enrollgraph_auth::hash_generated_secret(&k), None),
+                    (None, None, None) => {
+                        let key = generate();
+                        (enrollgraph_auth::hash_generated_secret(&key), Some(key))
+                    }
                 };
-                let body = json!({"key": key}).as_object().cloned().unwrap_or_default();
+                let body = json!({"hash": hash}).as_object().cloned().unwrap_or_default();
                 upsert(tx, ADMIN, "key", "enrollgraph.adminKey", &body)?;
-                Ok(key)
+                Ok((hash, shown))
             })
             .await
-    }
-
-    /// The stored admin API key, if a server has made one (for the CLI).
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub fn stored_admin_key(&self) -> Result<Option<String>> {
-        Ok(self.store.read(SYSTEM, |tx| tx.get(ROOT, ADMIN, "key"))?.map(|row| text(&row.body(), "key")))
     }
 
     /// Replaces the signing keys (after a rotation).

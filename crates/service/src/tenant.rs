@@ -21,6 +21,7 @@ use crate::{App, Service};
 pub const DEFAULTS_JSON: &str = include_str!("../../../schema/defaults.beta.json");
 
 pub(crate) async fn provision(service: &Service, tenant: &str) -> Result<bool> {
+    let tenant = &canonical_tenant_id(tenant)?;
     create(service, tenant, Vec::new()).await
 }
 
@@ -35,6 +36,7 @@ pub(crate) async fn create(service: &Service, tenant: &str, apps: Vec<App>) -> R
                 return Ok(false);
             }
             tx.create_tenant()?;
+            crate::directory::new_incarnation(tx)?;
             let view = View { model: &model, schema: &model.beta };
             seed(view, tx, &tenant_id)?;
             for app in &apps {
@@ -99,23 +101,48 @@ pub struct SnapshotLink {
     pub target: Seq,
 }
 
-/// A tenant id the admin operations accept: 1 to 100 characters from `A-Z a-z 0-9 . _ -`
-/// (it is a path segment of the token endpoint). Ids starting with `$` are the server's
-/// own pseudo-tenants (signing keys, admin key) and never a Graph tenant.
+/// Names Entra gives meanings of its own in the tenant segment of its endpoints
+/// ("Microsoft identity platform and OAuth 2.0 authorization code flow", `tenant`:
+/// `common`, `organizations`, `consumers`): never the id of a tenant.
+const RESERVED_TENANT_NAMES: [&str; 3] = ["common", "organizations", "consumers"];
+
+/// The canonical form of a tenant id: a GUID or a domain name, as Entra's tenant ids and
+/// verified domains are, in lower case (both are case-insensitive, so `Contoso.COM` and
+/// `contoso.com` are one tenant). A domain name is dot-separated labels of 1 to 63
+/// characters from `a-z 0-9 -`, not starting or ending with `-` (RFC 1035 §2.3.1, RFC 1123
+/// §2.1), 253 characters at most; a single label (`contoso-test`) is accepted, as tests
+/// name tenants so. Never `.`, `..` or an empty label (the id is a path segment of the
+/// token endpoint), never `common`, `organizations` or `consumers`, never the server's `$`
+/// pseudo-tenants.
+///
+/// # Errors
+/// `BadRequest` naming the id.
+pub fn canonical_tenant_id(tenant: &str) -> Result<String> {
+    let lower = tenant.to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let guid = lower.len() == 36 && uuid::Uuid::try_parse(&lower).is_ok();
+    let domain = lower.len() <= 253 && lower.split('.').all(label_ok);
+    if (guid || domain) && !RESERVED_TENANT_NAMES.contains(&lower.as_str()) {
+        Ok(lower)
+    } else {
+        Err(ServiceError::BadRequest(format!(
+            "The tenant id '{tenant}' is not valid: use a GUID or a domain name (labels of A-Z, a-z, 0-9 and '-', \
+             separated by '.'), not 'common', 'organizations' or 'consumers'."
+        )))
+    }
+}
+
+/// Checks a tenant id; see [`canonical_tenant_id`].
 ///
 /// # Errors
 /// `BadRequest` naming the id.
 pub fn check_tenant_id(tenant: &str) -> Result<()> {
-    let ok = !tenant.is_empty()
-        && tenant.len() <= 100
-        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::BadRequest(format!(
-            "The tenant id '{tenant}' is not valid: use 1 to 100 characters from A-Z, a-z, 0-9, '.', '_' and '-'."
-        )))
-    }
+    canonical_tenant_id(tenant).map(drop)
 }
 
 fn missing(tenant: &str) -> ServiceError {
@@ -163,7 +190,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub async fn create_tenant(&self, tenant: &str, apps: Vec<App>) -> Result<bool> {
-        check_tenant_id(tenant)?;
+        let tenant = &canonical_tenant_id(tenant)?;
         create(self, tenant, apps).await
     }
 
@@ -172,7 +199,7 @@ impl Service {
     /// # Errors
     /// `ResourceNotFound` for an unknown tenant; storage failures.
     pub async fn delete_tenant(&self, tenant: &str) -> Result<()> {
-        check_tenant_id(tenant)?;
+        let tenant = &canonical_tenant_id(tenant)?;
         let name = tenant.to_owned();
         self.store
             .write(tenant, move |tx: &mut dyn Tx| {
@@ -190,7 +217,7 @@ impl Service {
     /// # Errors
     /// `ResourceNotFound` for an unknown tenant; storage failures.
     pub async fn reset_tenant(&self, tenant: &str) -> Result<()> {
-        check_tenant_id(tenant)?;
+        let tenant = &canonical_tenant_id(tenant)?;
         let model = self.model.clone();
         let name = tenant.to_owned();
         self.store
@@ -214,7 +241,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn export_tenant(&self, tenant: &str) -> Result<Option<Snapshot>> {
-        check_tenant_id(tenant)?;
+        let tenant = &canonical_tenant_id(tenant)?;
         let (exists, rows, links) = self.store.read(tenant, |tx| {
             if !tx.tenant_exists()? {
                 return Ok::<_, ServiceError>((false, Vec::new(), Vec::new()));
@@ -249,15 +276,28 @@ impl Service {
     /// `BadRequest` for a snapshot that is not well formed (nothing changes then);
     /// storage failures.
     pub async fn restore_tenant(&self, tenant: &str, snapshot: Snapshot) -> Result<()> {
-        check_tenant_id(tenant)?;
+        let tenant = &canonical_tenant_id(tenant)?;
         check_snapshot(&snapshot)?;
         check_snapshot_schema(&self.model, &snapshot)?;
+        check_snapshot_hashes(&snapshot)?;
         self.store
             .write(tenant, move |tx: &mut dyn Tx| {
+                // Restoring into an existing tenant keeps its incarnation (its tokens stay
+                // valid); restoring creates a new one otherwise.
+                let incarnation =
+                    if tx.tenant_exists()? { crate::directory::incarnation_row(&*tx)? } else { None };
                 tx.drop_tenant()?;
                 tx.create_tenant()?;
-                let rows: Vec<Row> = snapshot
+                match incarnation {
+                    Some(raw) => crate::directory::put_incarnation_row(tx, &raw)?,
+                    None => crate::directory::new_incarnation(tx)?,
+                }
+                let taken: Vec<&SnapshotEntity> = snapshot
                     .entities
+                    .iter()
+                    .filter(|e| !crate::directory::is_incarnation_row(e.parent, &e.nav))
+                    .collect();
+                let rows: Vec<Row> = taken
                     .iter()
                     .map(|e| Row {
                         seq: e.key,
@@ -268,7 +308,7 @@ impl Service {
                         raw: String::new(),
                     })
                     .collect();
-                let keys = reinsert(tx, rows.iter().zip(snapshot.entities.iter().map(|e| e.body.get()))).map_err(
+                let keys = reinsert(tx, rows.iter().zip(taken.iter().map(|e| e.body.get()))).map_err(
                     |e| match e {
                         ServiceError::Conflict(m) => {
                             ServiceError::BadRequest(format!("The snapshot repeats an id: {m}"))
@@ -289,6 +329,38 @@ impl Service {
             })
             .await
     }
+}
+
+/// The most PBKDF2 rounds a restored secret or password hash may ask for
+/// (`enrollgraph_auth::MAX_ITERATIONS`, which verification enforces too): a snapshot is
+/// a file anyone could have edited, and a hash of 10,000,000 rounds would make every
+/// sign-in attempt against it cost seconds of CPU (issue 18 item 9).
+pub const MAX_RESTORED_HASH_ITERATIONS: u32 = enrollgraph_auth::MAX_ITERATIONS;
+
+/// Refuses (400, nothing changed) a snapshot whose app secrets or user passwords are
+/// hashed with more than [`MAX_RESTORED_HASH_ITERATIONS`] rounds.
+fn check_snapshot_hashes(s: &Snapshot) -> Result<()> {
+    for e in s.entities.iter().filter(|e| e.parent == ROOT && e.nav.starts_with('$')) {
+        let Ok(body) = serde_json::from_str::<serde_json::Map<String, Value>>(e.body.get()) else {
+            continue;
+        };
+        let hashes = body
+            .get("secretHashes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .chain(body.get("passwordHash"))
+            .filter_map(Value::as_str);
+        for h in hashes {
+            if enrollgraph_auth::hash_iterations(h).is_some_and(|i| i > MAX_RESTORED_HASH_ITERATIONS) {
+                return Err(ServiceError::BadRequest(format!(
+                    "The snapshot entity '{}' holds a hash of more than {MAX_RESTORED_HASH_ITERATIONS} rounds.",
+                    e.id
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Structural checks before any write, so a bad snapshot is a 400 and changes nothing.
