@@ -253,7 +253,8 @@ impl Service {
             return Ok(None);
         }
         let mut entities = Vec::with_capacity(rows.len());
-        for r in rows {
+        // The incarnation belongs to this tenant, not to its data: a restore never takes it.
+        for r in rows.into_iter().filter(|r| !crate::directory::is_incarnation_row(r.parent, &r.nav)) {
             let body = RawValue::from_string(r.raw)
                 .map_err(|e| ServiceError::Internal(format!("row {} holds invalid JSON: {e}", r.seq)))?;
             entities.push(SnapshotEntity {
