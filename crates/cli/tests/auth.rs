@@ -999,8 +999,9 @@ fn a_cached_token_is_refused_once_it_expires() {
     // The validator caches verified tokens; expiry must still be checked on every use.
     let s = Server::start();
     let t = now();
-    // Valid (within the 300 s skew) for about 3 more seconds.
-    let token = bearer(&with(|c| (c.iat, c.nbf, c.exp) = (t - 900, t - 900, t - 297)));
+    // Valid (within the 300 s skew) for about 3 more seconds. Issued now: a token without
+    // the tenant's incarnation must be issued after the tenant was made (issue 18 item 8).
+    let token = bearer(&with(|c| (c.iat, c.nbf, c.exp) = (t, t - 900, t - 297)));
     assert_eq!(call(&s, &token, "GET", CFG, None).status(), 200, "inside the skew");
     while now() <= t + 4 {
         std::thread::sleep(Duration::from_millis(200));
