@@ -348,3 +348,45 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthError> {
     }
     Ok(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use crate::{AuthError, Issuer, KeySet, Validator, graph_audiences};
+
+    /// A token signed with `keys`' current key under the JOSE header `header`.
+    fn signed_with_header(keys: &KeySet, header: &serde_json::Value, payload: &[u8]) -> String {
+        let key = keys.current().expect("a key");
+        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(payload));
+        let mut sig = vec![0u8; key.pair.public().modulus_len()];
+        key.pair
+            .sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), token.as_bytes(), &mut sig)
+            .expect("sign");
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        token
+    }
+
+    #[test]
+    fn a_jws_with_a_crit_header_is_refused() {
+        // RFC 7515 §4.1.11: a recipient that does not understand a listed extension must
+        // refuse the JWS; this validator understands none.
+        let keys = KeySet::generate().expect("keys");
+        let now = 1_700_000_000;
+        let (good, _) = Issuer::new(keys.clone(), "https://x").app_token("t", "c", &[], 600, now).expect("token");
+        let payload = URL_SAFE_NO_PAD.decode(good.split('.').nth(1).expect("payload")).expect("b64");
+        let v = Validator::new(&keys, "https://x", graph_audiences(), 0);
+        let kid = keys.current_kid();
+        let plain = signed_with_header(&keys, &serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": kid}), &payload);
+        assert!(v.validate(&plain, now).is_ok(), "the same token without crit is good");
+        for crit in [serde_json::json!(["exp"]), serde_json::json!(["b64"]), serde_json::json!([])] {
+            let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": kid, "crit": crit, "b64": true});
+            let token = signed_with_header(&keys, &header, &payload);
+            assert_eq!(v.validate(&token, now), Err(AuthError::CriticalHeader), "{crit}");
+        }
+    }
+}

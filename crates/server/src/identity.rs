@@ -408,3 +408,84 @@ fn issue(
     };
     Ok(enrollgraph_auth::token_response(&token, expires_in))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::{off_workers, password_user};
+
+    #[test]
+    fn hashing_runs_off_the_async_workers_and_bounded() {
+        // One async worker: if the work ran on it, the ticker could not tick until it ended.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let ticks = Arc::new(AtomicUsize::new(0));
+            let ticker = {
+                let ticks = Arc::clone(&ticks);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            let limit = Arc::new(Semaphore::new(2));
+            let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let jobs: Vec<_> = (0..6)
+                .map(|_| {
+                    let (limit, running, most) = (Arc::clone(&limit), Arc::clone(&running), Arc::clone(&most));
+                    tokio::spawn(async move {
+                        off_workers(&limit, move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            // Stands for PBKDF2: CPU the calling thread cannot give back.
+                            std::thread::sleep(Duration::from_millis(60));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            for j in jobs {
+                j.await.expect("join").expect("work");
+            }
+            ticker.abort();
+            // 3 rounds of 60 ms: the 5 ms ticker ran all along (loosely: > 10 of ~36).
+            assert!(ticks.load(Ordering::Relaxed) > 10, "ticks: {}", ticks.load(Ordering::Relaxed));
+            assert_eq!(most.load(Ordering::SeqCst), 2, "at most the permits at once");
+        });
+    }
+
+    #[test]
+    fn a_password_grant_verifies_once_whether_or_not_the_user_exists() {
+        let user = enrollgraph_service::User {
+            object_id: "o".into(),
+            user_principal_name: "adele@contoso.example".into(),
+            password_hash: enrollgraph_auth::hash_generated_secret("right"),
+            scopes: Vec::new(),
+            personal: false,
+        };
+        let calls = std::sync::Mutex::new(Vec::new());
+        let counting = |password: &str, hash: &str| {
+            calls.lock().expect("lock").push(hash.to_owned());
+            enrollgraph_auth::verify_secret(password, hash)
+        };
+        assert!(password_user(Some(&user), "right", &counting).is_some());
+        assert!(password_user(Some(&user), "wrong", &counting).is_none());
+        assert!(password_user(None, "right", &counting).is_none());
+        let calls = calls.into_inner().expect("lock");
+        assert_eq!(calls.len(), 3, "one verification per attempt, the unknown user's too");
+        // The unknown user's costs what a stored password's does (hash_secret's rounds).
+        assert_eq!(calls[2], enrollgraph_auth::dummy_hash());
+        assert_eq!(
+            enrollgraph_auth::hash_iterations(&calls[2]),
+            Some(enrollgraph_auth::PBKDF2_ITERATIONS),
+            "the dummy costs a full verification"
+        );
+    }
+}

@@ -494,3 +494,27 @@ fn import(view: View<'_>, tx: &mut dyn Tx, parent: i64, nav: &str, declared: &st
     let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     Ok(tx.insert(parent, nav, &id, &payload.type_name, &Value::Object(body).to_string())?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_tenant_id;
+
+    #[test]
+    fn tenant_ids_are_guids_or_domain_names_in_lower_case() {
+        for (id, canonical) in [
+            ("D7C5E0A4-6F1B-4C3E-9A2D-5B8E7F0C1A93", "d7c5e0a4-6f1b-4c3e-9a2d-5b8e7f0c1a93"),
+            ("Contoso.OnMicrosoft.com", "contoso.onmicrosoft.com"),
+            ("contoso-test-1", "contoso-test-1"),
+        ] {
+            assert_eq!(canonical_tenant_id(id).ok().as_deref(), Some(canonical), "{id}");
+        }
+        let long_label = "a".repeat(64);
+        let long_name = ["abc"; 64].join(".");
+        for bad in [
+            "", ".", "..", "a..b", ".a", "a.", "-a", "a-", "a_b", "a/b", "a b", "$system", "common", "Organizations",
+            "CONSUMERS", &long_label, &long_name, "é.com",
+        ] {
+            assert!(canonical_tenant_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}
