@@ -84,7 +84,8 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
 /// makes next to it) and in its `tls/` directory. Only these are changed: a data dir may
 /// be a directory that holds other things too.
 #[cfg(unix)]
-const OWN_FILES: [&str; 4] = ["enrollgraph.sqlite", "enrollgraph.sqlite-wal", "enrollgraph.sqlite-shm", "enrollgraph.sqlite-journal"];
+const OWN_FILES: [&str; 4] =
+    ["enrollgraph.sqlite", "enrollgraph.sqlite-wal", "enrollgraph.sqlite-shm", "enrollgraph.sqlite-journal"];
 #[cfg(unix)]
 const OWN_TLS_FILES: [&str; 3] = ["ca.pem", "server.pem", "server-key.pem"];
 

@@ -300,11 +300,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Token(args) => {
             let keys = load_keys(&service, None).await?;
-            let incarnation = service
-                .tenant_incarnation(&args.tenant)
-                .map_err(|e| e.to_string())?
-                .ok_or("no such tenant")?
-                .id;
+            let incarnation =
+                service.tenant_incarnation(&args.tenant).map_err(|e| e.to_string())?.ok_or("no such tenant")?.id;
             // Bound to this incarnation of the tenant, as the token endpoint's (issue 18 item 8).
             let issuer = Issuer::new(keys, "https://login.microsoftonline.com")
                 .with_tenant_incarnation(Some(incarnation.as_str()).filter(|i| !i.is_empty()));

@@ -359,7 +359,8 @@ fn issue(
         let keys: Vec<&str> = limits.iter().map(|(k, _)| *k).collect();
         state.identity.failed_sign_ins.record(&keys);
     };
-    let issuer = || state.identity.issuer().with_tenant_incarnation(Some(incarnation.id.as_str()).filter(|i| !i.is_empty()));
+    let issuer =
+        || state.identity.issuer().with_tenant_incarnation(Some(incarnation.id.as_str()).filter(|i| !i.is_empty()));
     let (token, expires_in) = match grant {
         "client_credentials" => {
             let audience = enrollgraph_auth::client_credentials_resource(scope, tenant)?;
@@ -373,7 +374,10 @@ fn issue(
                 failed();
                 return Err(TokenError::invalid_client_secret(client_id));
             }
-            issuer().with_audience(&audience).app_token(tenant, &app.app_id, &app.roles, TOKEN_LIFETIME, now()).map_err(internal)?
+            issuer()
+                .with_audience(&audience)
+                .app_token(tenant, &app.app_id, &app.roles, TOKEN_LIFETIME, now())
+                .map_err(internal)?
         }
         "password" => {
             if app.is_none() {
@@ -475,9 +479,9 @@ mod tests {
             calls.lock().expect("lock").push(hash.to_owned());
             enrollgraph_auth::verify_secret(password, hash)
         };
-        assert!(password_user(Some(&user), "right", &counting).is_some());
-        assert!(password_user(Some(&user), "wrong", &counting).is_none());
-        assert!(password_user(None, "right", &counting).is_none());
+        assert!(password_user(Some(&user), "right", counting).is_some());
+        assert!(password_user(Some(&user), "wrong", counting).is_none());
+        assert!(password_user(None, "right", counting).is_none());
         let calls = calls.into_inner().expect("lock");
         assert_eq!(calls.len(), 3, "one verification per attempt, the unknown user's too");
         // The unknown user's costs what a stored password's does (hash_secret's rounds).

@@ -21,7 +21,9 @@ use serde_json::Value;
 
 pub use directory::{App, Incarnation, User};
 pub use error::{Result, ServiceError};
-pub use tenant::{DEFAULTS_JSON, SNAPSHOT_FORMAT, Snapshot, SnapshotEntity, SnapshotLink, canonical_tenant_id, check_tenant_id};
+pub use tenant::{
+    DEFAULTS_JSON, SNAPSHOT_FORMAT, Snapshot, SnapshotEntity, SnapshotLink, canonical_tenant_id, check_tenant_id,
+};
 
 /// An HTTP method as the service sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -285,8 +285,7 @@ impl Service {
             .write(tenant, move |tx: &mut dyn Tx| {
                 // Restoring into an existing tenant keeps its incarnation (its tokens stay
                 // valid); restoring creates a new one otherwise.
-                let incarnation =
-                    if tx.tenant_exists()? { crate::directory::incarnation_row(&*tx)? } else { None };
+                let incarnation = if tx.tenant_exists()? { crate::directory::incarnation_row(&*tx)? } else { None };
                 tx.drop_tenant()?;
                 tx.create_tenant()?;
                 match incarnation {
@@ -309,14 +308,10 @@ impl Service {
                         raw: String::new(),
                     })
                     .collect();
-                let keys = reinsert(tx, rows.iter().zip(taken.iter().map(|e| e.body.get()))).map_err(
-                    |e| match e {
-                        ServiceError::Conflict(m) => {
-                            ServiceError::BadRequest(format!("The snapshot repeats an id: {m}"))
-                        }
-                        other => other,
-                    },
-                )?;
+                let keys = reinsert(tx, rows.iter().zip(taken.iter().map(|e| e.body.get()))).map_err(|e| match e {
+                    ServiceError::Conflict(m) => ServiceError::BadRequest(format!("The snapshot repeats an id: {m}")),
+                    other => other,
+                })?;
                 for l in &snapshot.links {
                     let (Some(source), Some(target)) = (keys.get(&l.source), keys.get(&l.target)) else {
                         return Err(ServiceError::BadRequest(format!(
@@ -511,8 +506,24 @@ mod tests {
         let long_label = "a".repeat(64);
         let long_name = ["abc"; 64].join(".");
         for bad in [
-            "", ".", "..", "a..b", ".a", "a.", "-a", "a-", "a_b", "a/b", "a b", "$system", "common", "Organizations",
-            "CONSUMERS", &long_label, &long_name, "é.com",
+            "",
+            ".",
+            "..",
+            "a..b",
+            ".a",
+            "a.",
+            "-a",
+            "a-",
+            "a_b",
+            "a/b",
+            "a b",
+            "$system",
+            "common",
+            "Organizations",
+            "CONSUMERS",
+            &long_label,
+            &long_name,
+            "é.com",
         ] {
             assert!(canonical_tenant_id(bad).is_err(), "{bad:?}");
         }

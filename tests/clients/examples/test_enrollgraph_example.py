@@ -3,8 +3,8 @@ tenant made in one call, every test starts from the same snapshot, asserts what 
 under test sent (the request journal), and proves its retry logic against an injected 429.
 
 Run against a server started with an admin key:
-  enrollgraph serve --admin-key my-admin-key &
-  ENROLLGRAPH_URL=http://127.0.0.1:5080 ENROLLGRAPH_ADMIN_KEY=my-admin-key \
+  enrollgraph serve --admin-key my-long-random-admin-key &
+  ENROLLGRAPH_URL=http://127.0.0.1:5080 ENROLLGRAPH_ADMIN_KEY=my-long-random-admin-key \
       python -m unittest tests/clients/examples/test_enrollgraph_example.py
 Needs only `requests`. crates/cli/tests/admin_sdk.rs runs it in CI.
 """
