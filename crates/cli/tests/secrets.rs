@@ -388,4 +388,16 @@ fn tenant_ids_are_guids_or_domain_names_compared_case_insensitively() {
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(r.json::<Value>().unwrap()["error_codes"], json!([90_002]), "{bad}");
     }
+    // Discovery: ids and Entra's aliases are served (lower case); other names are not echoed.
+    for (tenant, status) in [("Contoso.Example", 200), ("Organizations", 200), ("a_b", 400), ("x%2Fy", 400)] {
+        let r = Client::new().get(s.url(&format!("/{tenant}/v2.0/.well-known/openid-configuration"))).send().unwrap();
+        assert_eq!(r.status(), status, "{tenant}");
+        let v: Value = r.json().unwrap();
+        if status == 200 {
+            let endpoint = v["token_endpoint"].as_str().unwrap();
+            assert!(endpoint.contains(&format!("/{}/", tenant.to_ascii_lowercase())), "{endpoint}");
+        } else {
+            assert_eq!(v["error_codes"], json!([90_002]), "{tenant}");
+        }
+    }
 }

@@ -198,6 +198,25 @@ pub async fn openid_configuration(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
+    // The tenant goes into every URL of the document: only a GUID, a domain name or one of
+    // Entra's aliases (`common`, `organizations`, `consumers`, which MSAL authorities use)
+    // is echoed; anything else (`..`, `a/b` once decoded) is Entra's unknown-tenant answer.
+    let alias = ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(&tenant));
+    let tenant = if alias {
+        tenant.to_ascii_lowercase()
+    } else {
+        match enrollgraph_service::canonical_tenant_id(&tenant) {
+            Ok(t) => t,
+            Err(_) => {
+                let e = TokenError::new(
+                    "invalid_tenant",
+                    90_002,
+                    format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID."),
+                );
+                return token_failure(&e, &headers);
+            }
+        }
+    };
     let authority = crate::base_url(&state, &headers, &uri);
     json(StatusCode::OK, &enrollgraph_auth::openid_configuration(&authority, &tenant))
 }
