@@ -178,9 +178,8 @@ pub async fn tenant(service: &Service, cmd: TenantAdmin) -> Result<(), String> {
                 .ok_or(format!("the tenant {id} does not exist"))?;
             let text = serde_json::to_string(&snap).map_err(|e| e.to_string())?;
             match out {
-                Some(path) => {
-                    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?
-                }
+                // A snapshot holds the tenant's secret hashes: private, like the data dir.
+                Some(path) => crate::datadir::write_private(&path, &text)?,
                 None => say(&text),
             }
         }

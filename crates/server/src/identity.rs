@@ -108,40 +108,57 @@ impl Identity {
             Some(id) => *id == inc.id,
             None => p.issued_at >= inc.created,
         };
-        match self.incarnation(service, &p.tenant, false) {
-            Some(inc) if matches(&inc) => Ok(()),
+        match self.with_incarnation(service, &p.tenant, false, matches) {
             // The cached incarnation may be older than the token: read again.
-            Some(_) => match self.incarnation(service, &p.tenant, true) {
-                Some(inc) if !matches(&inc) => Err(AuthError::StaleTenant),
-                _ => Ok(()),
-            },
-            None => Ok(()),
+            Some(false) if self.with_incarnation(service, &p.tenant, true, matches) == Some(false) => {
+                Err(AuthError::StaleTenant)
+            }
+            _ => Ok(()),
         }
     }
 
-    /// The incarnation of `tenant` (lower case), `None` when it does not exist; cached for
-    /// [`INCARNATION_TTL`] unless `fresh`.
-    fn incarnation(&self, service: &Service, tenant: &str, fresh: bool) -> Option<Incarnation> {
-        let key = tenant.to_ascii_lowercase();
+    /// `f` of the incarnation of `tenant`, `None` when the tenant does not exist. The
+    /// incarnation is cached for [`INCARNATION_TTL`] unless `fresh`; a cache hit (every
+    /// Graph request) allocates nothing.
+    fn with_incarnation<R>(
+        &self,
+        service: &Service,
+        tenant: &str,
+        fresh: bool,
+        f: impl FnOnce(&Incarnation) -> R,
+    ) -> Option<R> {
+        // Tokens carry the canonical (lower-case) id; other spellings come from URLs.
+        let key: std::borrow::Cow<'_, str> = if tenant.bytes().any(|b| b.is_ascii_uppercase()) {
+            tenant.to_ascii_lowercase().into()
+        } else {
+            tenant.into()
+        };
         if !fresh
             && let Ok(k) = self.known_tenants.read()
-            && let Some((inc, at)) = k.get(&key)
+            && let Some((inc, at)) = k.get(key.as_ref())
             && at.elapsed() < INCARNATION_TTL
         {
-            return Some(inc.clone());
+            return Some(f(inc));
         }
         let found = service.tenant_incarnation(&key).ok().flatten();
+        let out = found.as_ref().map(f);
         if let Ok(mut k) = self.known_tenants.write() {
-            match &found {
+            match found {
                 Some(inc) => {
-                    k.insert(key, (inc.clone(), Instant::now()));
+                    k.insert(key.into_owned(), (inc, Instant::now()));
                 }
                 None => {
-                    k.remove(&key);
+                    k.remove(key.as_ref());
                 }
             }
         }
-        found
+        out
+    }
+
+    /// The incarnation of `tenant`, `None` when it does not exist (cached, see
+    /// [`Identity::with_incarnation`]).
+    fn incarnation(&self, service: &Service, tenant: &str, fresh: bool) -> Option<Incarnation> {
+        self.with_incarnation(service, tenant, fresh, Incarnation::clone)
     }
 
     fn validate_signature(&self, service: &Service, token: &str) -> Result<Principal, AuthError> {
@@ -163,7 +180,7 @@ impl Identity {
 
     /// True when `tenant` exists (cached for a second once seen).
     pub fn tenant_exists(&self, service: &Service, tenant: &str) -> bool {
-        self.incarnation(service, tenant, false).is_some()
+        self.with_incarnation(service, tenant, false, |_| ()).is_some()
     }
 
     /// Forgets a tenant seen to exist (after the admin API deleted it).
