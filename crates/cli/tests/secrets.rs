@@ -124,10 +124,23 @@ impl Spawned {
             .unwrap_or_else(|| panic!("no {name} in {:?}", self.banner))
     }
 
+    /// Stops the server; its stderr.
     fn stop(mut self) -> String {
+        use std::io::Read as _;
         let _ = self.child.kill();
-        let out = self.child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for Spawned {
+    /// A failing test leaves no server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
