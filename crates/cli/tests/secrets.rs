@@ -395,6 +395,12 @@ fn tenant_ids_are_guids_or_domain_names_compared_case_insensitively() {
     let token = token_of(client_credentials(&s.base, "CONTOSO.example", &client, &secret));
     assert_eq!(claims(&token)["tid"], "contoso.example");
     assert_eq!(get(&s, &token, &format!("{BETA}/deviceEnrollmentConfigurations")).status(), 200);
+    // So do the CLI's directory commands.
+    let out = s.cli(&["app", "create", "--tenant", "CONTOSO.EXAMPLE"]);
+    let field = |name: &str| out.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().to_owned();
+    let token =
+        token_of(client_credentials(&s.base, "contoso.example", &field("client id:"), &field("client secret:")));
+    assert_eq!(claims(&token)["tid"], "contoso.example");
     // Names that are no tenant's are "tenant not found" (AADSTS90002), not a lookup.
     for bad in ["common", "organizations", "a_b"] {
         let r = client_credentials(&s.base, bad, &client, &secret);

@@ -87,6 +87,12 @@ pub(crate) fn is_incarnation_row(parent: i64, nav: &str) -> bool {
     parent == ROOT && nav == TENANT
 }
 
+/// Tenant ids are stored in lower case (`canonical_tenant_id`) and compared
+/// case-insensitively: the directory's look-ups take any spelling.
+fn canonical_case(tenant: &str) -> std::borrow::Cow<'_, str> {
+    if tenant.bytes().any(|b| b.is_ascii_uppercase()) { tenant.to_ascii_lowercase().into() } else { tenant.into() }
+}
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
@@ -161,6 +167,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn tenant_exists(&self, tenant: &str) -> Result<bool> {
+        let tenant = &canonical_case(tenant);
         Ok(self.store.read(tenant, |tx| tx.tenant_exists())?)
     }
 
@@ -169,6 +176,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn tenant_incarnation(&self, tenant: &str) -> Result<Option<Incarnation>> {
+        let tenant = &canonical_case(tenant);
         self.store.read(tenant, |tx| {
             if !tx.tenant_exists()? {
                 return Ok(None);
@@ -186,6 +194,7 @@ impl Service {
     /// # Errors
     /// Unknown tenant, storage failures.
     pub async fn save_app(&self, tenant: &str, app: App) -> Result<()> {
+        let tenant = &canonical_case(tenant);
         self.store
             .write(tenant, move |tx: &mut dyn Tx| {
                 if !tx.tenant_exists()? {
@@ -201,6 +210,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn find_app(&self, tenant: &str, app_id: &str) -> Result<Option<App>> {
+        let tenant = &canonical_case(tenant);
         self.store.read(tenant, |tx| Ok(tx.get(ROOT, APPS, app_id)?.map(|r| App::from_body(&r.body()))))
     }
 
@@ -209,6 +219,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn apps(&self, tenant: &str) -> Result<Vec<App>> {
+        let tenant = &canonical_case(tenant);
         self.store.read(tenant, |tx| {
             Ok(tx.list(ROOT, APPS, &ListSpec::default())?.iter().map(|r| App::from_body(&r.body())).collect())
         })
@@ -219,6 +230,7 @@ impl Service {
     /// # Errors
     /// Unknown tenant, storage failures.
     pub async fn save_user(&self, tenant: &str, user: User) -> Result<()> {
+        let tenant = &canonical_case(tenant);
         self.store
             .write(tenant, move |tx: &mut dyn Tx| {
                 if !tx.tenant_exists()? {
@@ -235,6 +247,7 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub fn find_user(&self, tenant: &str, upn: &str) -> Result<Option<User>> {
+        let tenant = &canonical_case(tenant);
         self.store
             .read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body()))))
     }
