@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +15,11 @@ use enrollgraph_service::Service;
 use serde_json::Value;
 
 use crate::AppState;
+
+/// The largest token request body. A client-credentials or password request is a few
+/// hundred bytes, a client assertion a few KiB; Entra documents no limit, so this is ours
+/// (the 2 MB default of a body extractor let unauthenticated clients pin memory: issue 18).
+pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 
 /// Token lifetime, as Entra's default (about an hour).
 const TOKEN_LIFETIME: i64 = 3599;
@@ -149,17 +153,41 @@ pub async fn token(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let started = std::time::Instant::now();
-    let resp = match issue(&state, &tenant, &headers, &body) {
-        Ok(v) => json(StatusCode::OK, &v),
-        Err(e) => token_failure(&e, &headers),
+    // Anyone may send here, unauthenticated: read no more than a token request needs.
+    let (body, resp) = match crate::read_at_most(&headers, body, TOKEN_BODY_LIMIT).await {
+        Ok(body) => {
+            let resp = match issue(&state, &tenant, &headers, &body) {
+                Ok(v) => json(StatusCode::OK, &v),
+                Err(e) => token_failure(&e, &headers),
+            };
+            (body, resp)
+        }
+        Err(crate::HttpError::TooLarge) => (Vec::new(), token_failure(&body_too_large(), &headers)),
+        Err(_) => (Vec::new(), token_failure(&body_not_read(), &headers)),
     };
     if state.controls.journal.is_on() {
         crate::admin::journal_token(&state, &tenant, &headers, &body, resp.status().as_u16(), started);
     }
     resp
+}
+
+/// A token request over [`TOKEN_BODY_LIMIT`]: `413`, in Entra's error shape.
+fn body_too_large() -> TokenError {
+    let mut e = TokenError::new(
+        "invalid_request",
+        90_000,
+        format!("AADSTS90000: The request body exceeds {} KiB.", TOKEN_BODY_LIMIT / 1024),
+    );
+    e.status = 413;
+    e
+}
+
+/// A token request whose body did not arrive (in time, or at all): `400`.
+fn body_not_read() -> TokenError {
+    TokenError::new("invalid_request", 90_000, "AADSTS90000: The request body could not be read in time.")
 }
 
 fn internal(e: impl std::fmt::Display) -> TokenError {
@@ -210,6 +238,13 @@ fn delegated_scopes(requested: &str, consented: &[String], tenant: &str) -> Resu
 }
 
 fn issue(state: &AppState, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, TokenError> {
+    if crate::has_two_authorizations(headers) {
+        return Err(TokenError::new(
+            "invalid_request",
+            90_000,
+            "AADSTS90000: The request has more than one Authorization header.",
+        ));
+    }
     let mut form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     if let Some((id, secret)) = basic_credentials(headers) {
         form.push(("client_id".into(), id));
