@@ -1080,3 +1080,17 @@ fn service_document_and_health() {
     assert_eq!(r.text().unwrap(), "ok");
     let _ = BETA;
 }
+
+/// Issue 18 item 13: a path pattern over 512 characters is refused (400), for fault rules
+/// and journal queries alike; one at the bound is taken.
+#[test]
+fn path_patterns_over_512_characters_are_400() {
+    let s = start(&["--journal", "on"]);
+    let long = format!("/beta/{}", "*a".repeat(300));
+    admin_err(admin(&s, "POST", "/faults", Some(&json!({"path": long, "status": 503}))), 400, "BadRequest");
+    admin_err(admin(&s, "GET", &format!("/journal?path={}", "a".repeat(513)), None), 400, "BadRequest");
+    let bound = format!("/{}", "*a".repeat(255));
+    assert_eq!(bound.len(), 511);
+    admin_ok(&s, "POST", "/faults", Some(&json!({"path": bound, "status": 503})), 201);
+    assert_eq!(admin_ok(&s, "GET", "/faults", None, 200)["value"].as_array().unwrap().len(), 1);
+}

@@ -294,6 +294,9 @@ impl Filter {
             match k.as_ref() {
                 "tenant" => f.tenant = Some(v.into_owned()),
                 "method" => f.method = Some(v.into_owned()),
+                "path" if v.len() > crate::faults::MAX_PATTERN => {
+                    return Err(format!("'path' is at most {} characters", crate::faults::MAX_PATTERN));
+                }
                 "path" => f.path = Some(crate::faults::normalize_pattern(&v)),
                 "status" => {
                     let ok = v.len() == 3
