@@ -297,3 +297,22 @@ fn tls_connections_are_bounded_too() {
     let (_, took) = read_to_close(&mut tls, started);
     assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(4), "closed after {took:?}");
 }
+
+/// Issue 18 item 15: a storage quota per property: a string over 256 KiB is refused (400,
+/// nothing stored), in a `$batch` item too; one at the bound is stored.
+#[test]
+fn strings_over_256_kib_are_400() {
+    let s = Server::start();
+    let limit = |len: usize| {
+        json!({"@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration", "displayName": "q", "limit": 1,
+               "description": "d".repeat(len)})
+    };
+    let before = common::list_all(&s, CFG).len();
+    let v = common::expect_error(s.post(CFG, &limit(256 * 1024 + 1)), 400, "BadRequest");
+    assert!(v["error"]["message"].as_str().unwrap().contains("262144"), "{v}");
+    let batch = json!({"requests": [{"id": "1", "method": "POST", "url": "/deviceManagement/deviceEnrollmentConfigurations",
+        "headers": {"content-type": "application/json"}, "body": limit(300 * 1024)}]});
+    common::expect_error(s.post("/beta/$batch", &batch), 400, "BadRequest");
+    assert_eq!(common::list_all(&s, CFG).len(), before);
+    assert_eq!(s.post(CFG, &limit(256 * 1024)).status(), 201);
+}

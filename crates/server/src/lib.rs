@@ -352,7 +352,33 @@ async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> R
             content_type.to_owned()
         }));
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| HttpError::MalformedJson(e.to_string()))
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| HttpError::MalformedJson(e.to_string()))?;
+    check_string_lengths(&value)?;
+    Ok(Some(value))
+}
+
+/// The longest string a write may store in one property. Graph documents no general bound
+/// (its 4 MiB request limit bounds an object, and so [`BODY_LIMIT`] does here); this one
+/// keeps a single property from holding most of it (issue 18 item 15: a storage quota per
+/// property and object). Checked over the whole body, so `$batch` items' bodies too.
+pub const MAX_STRING: usize = 256 * 1024;
+
+fn check_string_lengths(v: &Value) -> Result<(), HttpError> {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.len() > MAX_STRING => {
+                return Err(HttpError::Service(enrollgraph_service::ServiceError::BadRequest(format!(
+                    "A string value is {} bytes long; the most a property holds is {MAX_STRING} bytes.",
+                    s.len()
+                ))));
+            }
+            Value::Array(items) => stack.extend(items),
+            Value::Object(members) => stack.extend(members.values()),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads at most [`BODY_LIMIT`] bytes. Past the limit the rest is read and dropped (up to
