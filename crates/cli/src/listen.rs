@@ -132,7 +132,12 @@ pub async fn serve(
 /// send buffer is empty), then the connection is closed. Over TLS, closed without a word: a
 /// handshake would cost the work the cap saves.
 fn refuse(stream: &TcpStream, plain: bool) {
-    tracing::warn!("connection cap reached: a connection was refused");
+    // Once a second at most: a flood of refusals must not become a flood of log lines.
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if LAST_WARNED.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!("connection cap reached: connections are refused");
+    }
     if plain {
         let body = r#"{"error":{"code":"ServiceUnavailable","message":"The server has too many open connections; retry later."}}"#;
         let answer = format!(

@@ -167,13 +167,13 @@ fn redact_json(v: &mut Value, in_headers: bool) -> bool {
 /// there were none), else a form with its secret fields redacted.
 fn redact_body(body: &[u8]) -> String {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if matches!(first, Some(b'{' | b'[')) {
-        if let Ok(mut v) = serde_json::from_slice::<Value>(body) {
-            if redact_json(&mut v, false) {
-                return v.to_string();
-            }
-            return String::from_utf8_lossy(body).into_owned();
+    if matches!(first, Some(b'{' | b'['))
+        && let Ok(mut v) = serde_json::from_slice::<Value>(body)
+    {
+        if redact_json(&mut v, false) {
+            return v.to_string();
         }
+        return String::from_utf8_lossy(body).into_owned();
     }
     redact_form(body)
 }
