@@ -326,3 +326,21 @@ fn strings_over_256_kib_are_400() {
     assert_eq!(common::list_all(&s, CFG).len(), before);
     assert_eq!(s.post(CFG, &limit(256 * 1024)).status(), 201);
 }
+
+/// The token endpoint's body is bounded in time too: a form never completed is answered
+/// (`400 invalid_request`, `Connection: close`) once the body-read timeout has passed.
+#[test]
+fn a_token_request_body_that_never_ends_is_cut_by_the_body_read_timeout() {
+    let s = Server::start_with(&["--body-read-timeout", "1", "--idle-timeout", "30"]);
+    let mut stream = connect(&s);
+    let started = Instant::now();
+    let head = format!(
+        "POST /{TENANT}/oauth2/v2.0/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\ngrant_type=client_credentials&client_id="
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let (answer, took) = read_to_close(&mut stream, started);
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "closed after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+}
