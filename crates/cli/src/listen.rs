@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, Version, header};
 use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -401,7 +400,6 @@ async fn answer(
     if !limits.trusts(peer.ip()) {
         strip_forwarded(&mut parts.headers);
     }
-    parts.extensions.insert(ConnectInfo(peer));
     let has_body = !http_body::Body::is_end_stream(&body);
     let ended = Arc::new(AtomicBool::new(!has_body));
     let body = if has_body {

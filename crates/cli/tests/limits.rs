@@ -288,19 +288,7 @@ fn tls_connections_are_bounded_too() {
     let (_, took) = read_to_close(&mut raw, Instant::now());
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "closed after {took:?}");
     // A handshake, then a head that never ends.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&s.ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config =
-        std::sync::Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth());
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).unwrap();
-    let tcp = TcpStream::connect(&addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = tls_connect(&s, &addr);
     tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n").unwrap();
     tls.flush().unwrap();
     let started = Instant::now();
@@ -343,4 +331,42 @@ fn a_token_request_body_that_never_ends_is_cut_by_the_body_read_timeout() {
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{answer}");
     assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+}
+
+/// A TLS client that trusts the server's CA.
+fn tls_connect(s: &common::TlsServer, addr: &str) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&s.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config =
+        std::sync::Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth());
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Over TLS, an idle keep-alive connection is closed after the idle timeout, and a connection
+/// over the cap is closed at once (no TLS handshake is spent on it).
+#[test]
+fn tls_idle_connections_close_and_the_cap_holds() {
+    let s = common::TlsServer::start(&["--idle-timeout", "1", "--max-connections", "1"]);
+    let addr = s.base.trim_start_matches("https://").replace("localhost", "127.0.0.1");
+    let mut tls = tls_connect(&s, &addr);
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut b = [0_u8; 512];
+    let n = tls.read(&mut b).unwrap();
+    assert!(String::from_utf8_lossy(&b[..n]).starts_with("HTTP/1.1 200 "));
+    let started = Instant::now();
+    let mut over = TcpStream::connect(&addr).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let (answer, took) = read_to_close(&mut over, started);
+    assert_eq!(answer, "");
+    assert!(took < Duration::from_millis(900), "the connection over the cap lasted {took:?}");
+    let (_, took) = read_to_close(&mut tls, started);
+    assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(3), "idle for {took:?}");
 }
