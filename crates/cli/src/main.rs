@@ -5,6 +5,7 @@
 mod admin;
 mod datadir;
 mod devapp;
+mod listen;
 mod tls;
 
 use std::net::SocketAddr;
@@ -109,6 +110,37 @@ struct ServeArgs {
     signing_keys_file: Option<PathBuf>,
     #[command(flatten)]
     admin: admin::AdminArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one client may hold (listen.rs); every flag is also an `ENROLLGRAPH_*` variable.
+#[derive(Args)]
+struct LimitArgs {
+    /// Seconds a request's head (and a TLS handshake) may take to arrive.
+    #[arg(long, env = "ENROLLGRAPH_HEADER_READ_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+    /// Seconds a request's body may take to arrive, from its head (then `408`).
+    #[arg(long, env = "ENROLLGRAPH_BODY_READ_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_read_timeout: u64,
+    /// Seconds a connection may stay open with no request and no traffic.
+    #[arg(long, env = "ENROLLGRAPH_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    idle_timeout: u64,
+    /// Connections open at once; one more is answered `503` and closed.
+    #[arg(long, env = "ENROLLGRAPH_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Proxies (IP addresses or CIDR blocks, comma-separated) whose `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` are believed; from anyone else those headers are ignored.
+    #[arg(long, env = "ENROLLGRAPH_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A CIDR block, or one address as a block of one.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{s}' is neither an IP address nor a CIDR block"))
 }
 
 #[derive(Subcommand)]
@@ -431,34 +463,18 @@ async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result
     }
     say(&banner);
     let router = app(state);
-    match tls {
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-            // The peer address keys the failed sign-in limit (issue 18 item 9).
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown())
-                .await
-                .map_err(|e| e.to_string())
-        }
-        Some(files) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
-                .await
-                .map_err(|e| format!("cannot load the TLS certificate: {e}"))?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown().await;
-                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-            });
-            axum_server::from_tcp_rustls(listener, config)
-                .map_err(|e| e.to_string())?
-                .handle(handle)
-                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
+    let tls = match tls {
+        None => None,
+        Some(files) => Some(tls::server_config(&files)?),
+    };
+    let limits = listen::Limits {
+        header_read: std::time::Duration::from_secs(args.limits.header_read_timeout),
+        body_read: std::time::Duration::from_secs(args.limits.body_read_timeout),
+        idle: std::time::Duration::from_secs(args.limits.idle_timeout),
+        max_connections: args.limits.max_connections as usize,
+        trusted_proxies: args.limits.trusted_proxies,
+    };
+    listen::serve(listener, tls, router, limits, shutdown()).await
 }
 
 async fn shutdown() {

@@ -51,3 +51,25 @@ pub fn ensure(data_dir: &Path) -> Result<TlsFiles, String> {
     write(&files.ca, ca.pem())?;
     Ok(files)
 }
+
+/// The rustls configuration of `files`, offering HTTP/2 and HTTP/1.1 (ALPN).
+///
+/// # Errors
+/// Unreadable or unusable certificate or key files.
+pub fn server_config(files: &TlsFiles) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bad = |p: &Path, e: &dyn std::fmt::Display| format!("cannot load the TLS certificate {}: {e}", p.display());
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| bad(&files.cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&files.cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| bad(&files.key, &e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| bad(&files.cert, &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}

@@ -973,7 +973,53 @@ fn token_requests_for_unknown_tenants_and_in_other_shapes_keep_no_secret_nor_jou
     assert_eq!(admin_ok(&s, "GET", "/journal?tenant=nobody-0", None, 200), json!({"value": []}));
     let text = serde_json::to_string(&all).unwrap();
     assert!(!text.contains("s3cr3t"), "{text}");
-    assert_eq!(all[3]["body"], "REDACTED=REDACTED");
+    assert_eq!(all[3]["body"], r#"{"grant_type":"client_credentials","client_secret":"REDACTED"}"#);
+}
+
+/// Issue 18 items 3 and 14: with the journal on, a request that will be refused as
+/// unauthenticated is answered before its body is read, and the journal keeps none of it;
+/// secrets sent to near-miss token paths, in `$batch` items, in credential headers and in
+/// query parameters stay out of the journal.
+#[test]
+fn the_journal_reads_no_body_before_authentication_and_keeps_no_secret_anywhere() {
+    let s = start(&["--journal", "on"]);
+    admin_ok(&s, "DELETE", "/journal", None, 200);
+    let big = format!(r#"{{"displayName":"{}"}}"#, "x".repeat(1024 * 1024));
+    let r = Client::new().post(s.url(CFG)).header("content-type", "application/json").body(big).send().unwrap();
+    assert_eq!(r.status(), 401);
+    let all = admin_ok(&s, "GET", "/journal", None, 200)["value"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["status"], 401);
+    assert_eq!(all[0]["body"], Value::Null, "an unauthenticated body is not read: {}", all[0]["bodyBytes"]);
+    admin_ok(&s, "DELETE", "/journal", None, 200);
+    for path in [
+        format!("/{TENANT}/oauth2/token"),
+        format!("/{TENANT}/oauth2/v2.0/token/"),
+        format!("//{TENANT}/oauth2/v2.0/token"),
+        format!("/{TENANT}/OAUTH2/V2.0/TOKEN"),
+        format!("/{TENANT}/oauth2/v2.0/devicecode"),
+    ] {
+        let _ = Client::new()
+            .post(s.url(&path))
+            .form(&[("client_id", "x"), ("client_secret", "LEAK-form"), ("device_code", "LEAK-code")])
+            .send()
+            .unwrap();
+    }
+    let batch = json!({"requests": [{"id": "1", "method": "GET", "url": "/deviceManagement/deviceEnrollmentConfigurations",
+        "headers": {"Authorization": "Bearer LEAK-batch"}}]});
+    assert_eq!(s.post("/beta/$batch", &batch).status(), 200);
+    let r = s
+        .raw()
+        .get(s.url(&format!("{CFG}?access_token=LEAK-query")))
+        .header("x-api-key", "LEAK-api-key")
+        .header("x-ms-token-aad-access-token", "LEAK-easy-auth")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = admin(&s, "GET", "/journal", None).text().unwrap();
+    assert!(!text.contains("LEAK"), "{text}");
+    assert!(!text.contains(&s.token));
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["value"].as_array().unwrap().len(), 7, "{text}");
 }
 
 #[test]
@@ -1055,4 +1101,18 @@ fn service_document_and_health() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().unwrap(), "ok");
     let _ = BETA;
+}
+
+/// Issue 18 item 13: a path pattern over 512 characters is refused (400), for fault rules
+/// and journal queries alike; one at the bound is taken.
+#[test]
+fn path_patterns_over_512_characters_are_400() {
+    let s = start(&["--journal", "on"]);
+    let long = format!("/beta/{}", "*a".repeat(300));
+    admin_err(admin(&s, "POST", "/faults", Some(&json!({"path": long, "status": 503}))), 400, "BadRequest");
+    admin_err(admin(&s, "GET", &format!("/journal?path={}", "a".repeat(513)), None), 400, "BadRequest");
+    let bound = format!("/{}", "*a".repeat(255));
+    assert_eq!(bound.len(), 511);
+    admin_ok(&s, "POST", "/faults", Some(&json!({"path": bound, "status": 503})), 201);
+    assert_eq!(admin_ok(&s, "GET", "/faults", None, 200)["value"].as_array().unwrap().len(), 1);
 }

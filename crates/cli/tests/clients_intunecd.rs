@@ -19,7 +19,8 @@ use common::Server;
 fn intunecd_backup_update_backup_round_trip_is_identical() {
     let Some(py) = clients::python() else { return };
     // A small page size, so that IntuneCD follows @odata.nextLink through several pages.
-    let s = Server::start_with(&["--page-size", "3"]);
+    // The wrapper is a reverse proxy on loopback (X-Forwarded-*): trusted as one.
+    let s = Server::start_with(&["--page-size", "3", "--trusted-proxies", "127.0.0.1,::1"]);
     let tenant_b = s.cli(&["tenant", "create"]).trim().to_owned();
     let app = s.cli(&[
         "app",

@@ -399,14 +399,24 @@ fn non_json_content_types_are_415() {
     }
 }
 
-/// A JSON body of exactly `len` bytes (a limit configuration with a long description).
+/// A JSON body of exactly `len` bytes: a limit configuration with long role scope tags and a
+/// description, each string at most about 200 KiB (a property holds at most 256 KiB).
 fn body_of(len: usize) -> Vec<u8> {
-    let head = r##"{"@odata.type":"#microsoft.graph.deviceEnrollmentLimitConfiguration","limit":1,"description":""##;
-    let tail = r#""}"#;
-    let mut b = head.as_bytes().to_vec();
-    b.resize(len - tail.len(), b'a');
-    b.extend_from_slice(tail.as_bytes());
-    b
+    let tag = format!("\"{}\"", "t".repeat(200 * 1024));
+    let build = |tags: usize, description: usize| {
+        format!(
+            r##"{{"@odata.type":"#microsoft.graph.deviceEnrollmentLimitConfiguration","limit":1,"roleScopeTagIds":[{}],"description":"{}"}}"##,
+            vec![tag.as_str(); tags].join(","),
+            "a".repeat(description)
+        )
+    };
+    let mut tags = 0;
+    while build(tags + 1, 0).len() < len {
+        tags += 1;
+    }
+    let body = build(tags, len - build(tags, 0).len());
+    assert_eq!(body.len(), len);
+    body.into_bytes()
 }
 
 const LIMIT: usize = 4 * 1024 * 1024;

@@ -14,7 +14,8 @@ const CFG: &str = "/beta/deviceManagement/deviceEnrollmentConfigurations";
 
 /// A server with page size 5 and one configuration holding 23 assignments (groups g00..g22).
 fn with_23() -> (Server, String, Vec<String>) {
-    let s = Server::start_with(&["--page-size", "5"]);
+    // The tests here act as a proxy on loopback: X-Forwarded-* counts only from one trusted.
+    let s = Server::start_with(&["--page-size", "5", "--trusted-proxies", "127.0.0.1,::1"]);
     let c = s.create(
         CFG,
         &json!({"@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration", "displayName": "P", "limit": 1}),
@@ -363,8 +364,8 @@ fn public_url_and_forwarded_headers_shape_every_absolute_url() {
         location.starts_with("https://graph.contoso.test/beta/deviceManagement/deviceEnrollmentConfigurations('"),
         "{location}"
     );
-    // Without a public URL, the forwarded origin is used for Location too.
-    let s = Server::start();
+    // Without a public URL, the forwarded origin (from a trusted proxy) is used for Location too.
+    let s = Server::start_with(&["--trusted-proxies", "127.0.0.1/32"]);
     let r = s
         .raw()
         .post(s.url(CFG))

@@ -279,15 +279,24 @@ pub(crate) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<enrollgraph_auth::Principal>, HttpError> {
+    let unauthorized = |message: String| HttpError::Unauthorized(message, state.identity.www_authenticate());
+    // Two credentials: a proxy and this server could each believe another one (issue 18).
+    if has_two_authorizations(headers) {
+        return Err(unauthorized("The request has more than one Authorization header.".into()));
+    }
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate(&state.service, t));
-    let unauthorized = |message: String| HttpError::Unauthorized(message, state.identity.www_authenticate());
     match checked {
         Ok(p) if state.identity.tenant_exists(&state.service, &p.tenant) => Ok(Some(p)),
         Ok(_) if state.auth_required => Err(unauthorized("The token's tenant does not exist.".into())),
         Err(e) if state.auth_required => Err(unauthorized(e.to_string())),
         _ => Ok(None),
     }
+}
+
+/// True when a request carries more than one `Authorization` header.
+pub(crate) fn has_two_authorizations(headers: &HeaderMap) -> bool {
+    headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some()
 }
 
 /// The permissions of rulings.md 1: reads accept the four `.Read.All`/`.ReadWrite.All`
@@ -343,29 +352,60 @@ async fn read_json(headers: &HeaderMap, body: Body, method: &ServiceMethod) -> R
             content_type.to_owned()
         }));
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| HttpError::MalformedJson(e.to_string()))
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| HttpError::MalformedJson(e.to_string()))?;
+    check_string_lengths(&value)?;
+    Ok(Some(value))
+}
+
+/// The longest string a write may store in one property. Graph documents no general bound
+/// (its 4 MiB request limit bounds an object, and so [`BODY_LIMIT`] does here); this one
+/// keeps a single property from holding most of it (issue 18 item 15: a storage quota per
+/// property and object). Checked over the whole body, so `$batch` items' bodies too.
+pub const MAX_STRING: usize = 256 * 1024;
+
+fn check_string_lengths(v: &Value) -> Result<(), HttpError> {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.len() > MAX_STRING => {
+                return Err(HttpError::Service(enrollgraph_service::ServiceError::BadRequest(format!(
+                    "A string value is {} bytes long; the most a property holds is {MAX_STRING} bytes.",
+                    s.len()
+                ))));
+            }
+            Value::Array(items) => stack.extend(items),
+            Value::Object(members) => stack.extend(members.values()),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads at most [`BODY_LIMIT`] bytes. Past the limit the rest is read and dropped (up to
 /// [`DRAIN_LIMIT`] bytes or [`DRAIN_TIME`]) before the 413, so that a client still writing
 /// its body reads the answer instead of a reset connection.
 pub(crate) async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, HttpError> {
+    read_at_most(headers, body, BODY_LIMIT).await
+}
+
+/// [`read_limited`] with another limit (the token endpoint's is smaller).
+pub(crate) async fn read_at_most(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, HttpError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let mut buf = Vec::new();
-    if declared.is_none_or(|len| len <= BODY_LIMIT) {
+    if declared.is_none_or(|len| len <= limit) {
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|_| HttpError::MalformedJson("the request body could not be read".into()))?;
+            let frame = frame.map_err(body_error)?;
             if let Ok(data) = frame.into_data() {
                 buf.extend_from_slice(&data);
-                if buf.len() > BODY_LIMIT {
+                if buf.len() > limit {
                     break;
                 }
             }
         }
-        if buf.len() <= BODY_LIMIT {
+        if buf.len() <= limit {
             return Ok(buf);
         }
     }
@@ -380,6 +420,25 @@ pub(crate) async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<
     };
     let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     Err(HttpError::TooLarge)
+}
+
+/// A body that failed to arrive: `408` when the listener's body-read timeout ended it
+/// (enrollgraph's listener fails the body with `TimedOut`), else `400`.
+fn body_error(e: axum::Error) -> HttpError {
+    let inner = e.into_inner();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+    while let Some(err) = source {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+            return HttpError::Injected {
+                status: 408,
+                code: "RequestTimeout".into(),
+                message: "The request body did not arrive in time.".into(),
+                retry_after: None,
+            };
+        }
+        source = err.source();
+    }
+    HttpError::MalformedJson("the request body could not be read".into())
 }
 
 /// How long an oversized body is drained before answering 413 anyway.
