@@ -60,7 +60,7 @@ pub fn run(enrollgraph: &Path, pinning: Pinning, scratch: &Path, n: usize) -> Re
     let (mut create, mut reset) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let t0 = Instant::now();
-        let status = call(server.addr, "POST", "/_enrollgraph/tenants", &format!(r#"{{"id":"bench-{i}"}}"#))?;
+        let status = call(server.addr, "POST", "/_enrollgraph/tenants", &format!(r#"{{"id":"bench-{i}.example"}}"#))?;
         create.push(t0.elapsed().as_secs_f64() * 1000.0);
         if status != 201 {
             return Err(format!("tenant create {i} answered {status}"));
@@ -68,7 +68,7 @@ pub fn run(enrollgraph: &Path, pinning: Pinning, scratch: &Path, n: usize) -> Re
     }
     for i in 0..n {
         let t0 = Instant::now();
-        let status = call(server.addr, "POST", &format!("/_enrollgraph/tenants/bench-{i}/reset"), "")?;
+        let status = call(server.addr, "POST", &format!("/_enrollgraph/tenants/bench-{i}.example/reset"), "")?;
         reset.push(t0.elapsed().as_secs_f64() * 1000.0);
         if status != 204 {
             return Err(format!("tenant reset {i} answered {status}"));
