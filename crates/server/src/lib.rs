@@ -305,8 +305,10 @@ fn authorize(
         return Err(HttpError::Forbidden("Personal Microsoft accounts are not supported for this operation.".into()));
     }
     let write = !matches!(method, ServiceMethod::Get);
-    let first = path.trim_start_matches('/').split(['/', '(', '?']).next().unwrap_or_default();
-    let own = state.service.model().behaviour.permissions(first, write);
+    // The same decoding as resolution (one function): a permission is never decided on a
+    // spelling the service reads as another resource (issue 18 item 2).
+    let first = enrollgraph_service::path::root_resource(path)?.unwrap_or_default();
+    let own = state.service.model().behaviour.permissions(&first, write);
     let intune = if write { enrollgraph_auth::permissions::WRITE } else { enrollgraph_auth::permissions::READ };
     let allowed = match own {
         Some(list) => list.iter().any(|w| p.has_any(&[w.as_str()])),

@@ -120,11 +120,18 @@ pub struct Config {
     /// Translate `$filter`/`$orderby` to SQL where exact (off: everything in memory; for
     /// the benchmark's with/without comparison and for diagnosis).
     pub push_down: bool,
+    /// The largest answer a GET builds in memory, in bytes; a query whose answer would be
+    /// larger is a `400` (issue 18 item 1: an answer is never larger than a fixed bound).
+    pub max_answer_bytes: usize,
 }
+
+/// The default of [`Config::max_answer_bytes`]: 64 MiB, sixteen times the largest body a
+/// client may send (rulings.md 12).
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 << 20;
 
 impl Default for Config {
     fn default() -> Self {
-        Config { page_size: 100, push_down: true }
+        Config { page_size: 100, push_down: true, max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES }
     }
 }
 

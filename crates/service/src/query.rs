@@ -18,6 +18,18 @@ use serde_json::Value;
 use crate::error::{Result, ServiceError};
 use crate::resolve::View;
 
+/// How deep `$expand`s may nest: one level, as Graph documents ("No support for more than
+/// one level of expand", Microsoft Graph known issue 13635, "Some limitations apply to query
+/// parameters", https://developer.microsoft.com/en-us/graph/known-issues/?search=13635).
+/// A nested `$expand` is a `400` from the parser, before anything is read: cyclic
+/// navigations (`assignedDevices` ↔ `deploymentProfile`) cannot multiply an answer (issue 18).
+pub const MAX_EXPAND_DEPTH: usize = 1;
+
+/// The most values one `in (...)` list may hold. Graph allows 15 by default and, with
+/// advanced queries, as many as fit a 2,048-character URL (known issue 13635, above), which
+/// is under 1,000 values; a longer list is a `400`.
+pub const MAX_IN_VALUES: usize = 1_000;
+
 /// Where the next page starts; opaque to clients (`$skiptoken`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
@@ -177,7 +189,12 @@ impl QueryPlan {
         let raw = kept.join("&");
         let raw = raw.as_str();
         // On beta the `$` of system query options is optional (graph-behaviours.md "Paging").
-        let cfg = ParseConfig { dollar_optional: version == ApiVersion::Beta, ..ParseConfig::default() };
+        let cfg = ParseConfig {
+            dollar_optional: version == ApiVersion::Beta,
+            max_expand_depth: MAX_EXPAND_DEPTH,
+            max_in_values: MAX_IN_VALUES,
+            ..ParseConfig::default()
+        };
         let options = odata::parse_query(raw, &cfg).map_err(|e| bad_query(&e))?;
         if options.search.is_some() {
             return Err(ServiceError::BadQuery("The query option '$search' is not supported on this resource.".into()));

@@ -36,7 +36,7 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
     };
     service.store.read(&req.tenant, |tx| {
         let target = resolve(view, tx, segments)?;
-        let out = Out { view, req, page_size: service.config.page_size };
+        let out = Out { view, req, page_size: service.config.page_size, max_bytes: service.config.max_answer_bytes };
         match target {
             Target::Collection(c) => {
                 let plan = plan_for(c.effective_type())?;
@@ -95,9 +95,20 @@ struct Out<'a> {
     view: View<'a>,
     req: &'a Request,
     page_size: usize,
+    /// The largest answer built in memory (`Config::max_answer_bytes`).
+    max_bytes: usize,
 }
 
 impl Out<'_> {
+    /// Refuses an answer that has grown past the bound, before it grows further: whatever
+    /// a query asks for, no answer larger than the bound is ever held (issue 18 item 1).
+    fn within_bound(&self, out: &str) -> Result<()> {
+        if out.len() > self.max_bytes {
+            return Err(too_large(self.max_bytes));
+        }
+        Ok(())
+    }
+
     fn json(body: serde_json::Value) -> Response {
         Response { status: 200, body: Body::Json(body), location: None }
     }
@@ -198,6 +209,7 @@ impl Out<'_> {
         let link_at = out.len() - VALUE_OPEN.len();
         let start = out.len();
         let (mut seen, mut last, mut more) = (0usize, None, false);
+        let (mut too_big, max_bytes) = (false, self.max_bytes);
         tx.list_each(c.parent, &c.nav, spec, &mut |r| {
             seen += 1;
             if seen <= skip {
@@ -205,6 +217,9 @@ impl Out<'_> {
             }
             if seen > skip.saturating_add(page) {
                 more = true;
+                return Ok(());
+            }
+            if too_big {
                 return Ok(());
             }
             last = Some(r.seq);
@@ -218,8 +233,12 @@ impl Out<'_> {
             } else {
                 out.truncate(mark);
             }
+            too_big = out.len() > max_bytes;
             Ok(())
         })?;
+        if too_big {
+            return Err(too_large(max_bytes));
+        }
         out.push_str("]}");
         if let (true, Some(seq)) = (more, last) {
             let mut link = String::from(",\"@odata.nextLink\":");
@@ -286,6 +305,7 @@ impl Out<'_> {
             } else {
                 out.truncate(mark);
             }
+            self.within_bound(&out)?;
         }
         out.push_str("]}");
         Ok(Response { status: 200, body: Body::Raw(out), location: None })
@@ -371,8 +391,10 @@ impl Out<'_> {
         if !write_entity_members(self.view.schema, &e.row.type_name, &e.row.raw, &selection, out) {
             return Ok(false);
         }
+        self.within_bound(out)?;
         for expand in &plan.expand {
             self.expand(tx, e, expand, out)?;
+            self.within_bound(out)?;
         }
         out.push('}');
         Ok(true)
@@ -476,6 +498,14 @@ impl Out<'_> {
             _ => Err(ServiceError::NotImplemented("GET of this $ref".into())),
         }
     }
+}
+
+/// The answer to a query whose answer would exceed the bound: a `400`, since the client can
+/// ask for less (`$top`, fewer expansions, `$select`).
+fn too_large(max_bytes: usize) -> ServiceError {
+    ServiceError::BadQuery(format!(
+        "The response would be larger than the {max_bytes} bytes this service answers at once; request fewer items with $top, fewer properties with $select, or fewer $expand navigations."
+    ))
 }
 
 /// The rows whose link `link` points at `target`, in link order.
