@@ -244,3 +244,111 @@ fn in_lists_up_to_the_bound_work_and_longer_are_refused() {
     let body = expect_error(r, 400, "BadRequest");
     assert!(body["error"]["message"].as_str().unwrap().contains("more than the 1000 values allowed"), "{body}");
 }
+
+// --- item 16: a storage outage is 503 + Retry-After, not 500 ----------------------------
+
+/// A `503 ServiceUnavailable` with `Retry-After: 2`, as Graph answers a service briefly out
+/// of reach (the SDKs' retry handlers retry it).
+fn expect_unavailable(r: Response, what: &str) {
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let body = expect_error(r, 503, "ServiceUnavailable");
+    assert_eq!(retry.as_deref(), Some("2"), "{what}: {body}");
+    assert_eq!(
+        body["error"]["message"],
+        "The service is temporarily unavailable. Retry the request after the delay in Retry-After.",
+        "{what}"
+    );
+}
+
+/// The same request in a `$batch`: its item is the 503, with `Retry-After` in its headers.
+fn batch_item_unavailable(s: &Server, request: &Value) {
+    let r = s.post("/beta/$batch", &json!({"requests": [request]}));
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().unwrap();
+    let item = &out["responses"][0];
+    assert_eq!(item["status"], 503, "{out}");
+    assert_eq!(item["body"]["error"]["code"], "ServiceUnavailable", "{out}");
+    let retry = item["headers"].as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after"));
+    assert_eq!(retry.map(|(_, v)| v.clone()), Some(json!("2")), "{out}");
+}
+
+#[test]
+fn a_sqlite_database_locked_past_the_busy_timeout_is_503_with_retry_after() {
+    // SQLite whatever the suite's backend: this is the SQLite half of the test.
+    let s = Server::start_on(None, &[]);
+    let first = s.create(DEVICES, &json!({"serialNumber": "SN-1"}))["id"].as_str().unwrap().to_owned();
+    // Another process holds the write lock for 8 s, past the server's 5 s busy timeout.
+    let db = s.data_dir.join("enrollgraph.sqlite");
+    let script = "import sqlite3, sys, time\n\
+                  c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+                  c.execute('BEGIN EXCLUSIVE')\n\
+                  print('locked', flush=True)\n\
+                  time.sleep(8)\n\
+                  c.execute('ROLLBACK')\n";
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let started = Instant::now();
+    expect_unavailable(s.post(DEVICES, &json!({"serialNumber": "SN-2"})), "POST");
+    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+    // Reads go on meanwhile (WAL): only the writes wait.
+    assert_eq!(ids(&get_ok(&s, DEVICES)), vec![first.clone()]);
+    assert!(holder.wait().unwrap().success());
+    // The lock gone, the same write succeeds: nothing of the refused one was kept.
+    s.create(DEVICES, &json!({"serialNumber": "SN-2"}));
+    assert_eq!(get_ok(&s, DEVICES)["value"].as_array().unwrap().len(), 2);
+}
+
+/// Stops a cluster that a test restarted (the harness's watchdog knows only the first).
+struct StopAtEnd<'a>(&'a enrollgraph_testpg::Cluster);
+
+impl Drop for StopAtEnd<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.stop();
+    }
+}
+
+#[test]
+fn a_postgresql_database_down_is_503_with_retry_after_and_comes_back() {
+    // The PostgreSQL half, on the PostgreSQL pass (rulings.md 11), on a cluster of its own:
+    // the suite's shared cluster keeps serving the other tests.
+    if !enrollgraph_testpg::requested() {
+        return;
+    }
+    let cluster = enrollgraph_testpg::Cluster::start(false).unwrap();
+    let _stop = StopAtEnd(&cluster);
+    let s = Server::start_on(Some(cluster.create_database()), &[]);
+    let first = s.create(DEVICES, &json!({"serialNumber": "SN-1"}))["id"].as_str().unwrap().to_owned();
+    cluster.stop().unwrap();
+    expect_unavailable(s.get(DEVICES), "GET list");
+    expect_unavailable(s.get(&format!("{DEVICES}/{first}")), "GET one");
+    expect_unavailable(s.post(DEVICES, &json!({"serialNumber": "SN-2"})), "POST");
+    expect_unavailable(s.patch(&format!("{DEVICES}/{first}"), &json!({"groupTag": "x"})), "PATCH");
+    expect_unavailable(s.delete(&format!("{DEVICES}/{first}")), "DELETE");
+    batch_item_unavailable(
+        &s,
+        &json!({"id": "1", "method": "GET", "url": "/deviceManagement/windowsAutopilotDeviceIdentities"}),
+    );
+    // Back up: the server reconnects by itself, and nothing refused was half-done.
+    cluster.start_again().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.get(DEVICES);
+        if r.status() == 200 {
+            assert_eq!(ids(&r.json().unwrap()), vec![first.clone()]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not back after 20 s: {}", r.status());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got = get_ok(&s, &format!("{DEVICES}/{first}"));
+    assert_eq!(got["groupTag"], Value::Null);
+    s.create(DEVICES, &json!({"serialNumber": "SN-2"}));
+    assert_eq!(get_ok(&s, DEVICES)["value"].as_array().unwrap().len(), 2);
+}

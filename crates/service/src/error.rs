@@ -33,6 +33,10 @@ pub enum ServiceError {
     /// 501 `NotImplemented`: the schema has the operation, enrollgraph does not yet.
     #[error("The operation '{0}' is not implemented by enrollgraph.")]
     NotImplemented(String),
+    /// 503 `ServiceUnavailable` with `Retry-After`: the database is briefly out of reach
+    /// (issue 18 item 16); the detail is logged, not sent.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: a defect or a storage failure; the detail is logged, not sent.
     #[error("{0}")]
     Internal(String),
@@ -48,6 +52,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(id) => ServiceError::Conflict(format!("An entity with id '{id}' already exists.")),
+            StoreError::Unavailable(detail) => ServiceError::Unavailable(detail),
             other => ServiceError::Internal(other.to_string()),
         }
     }
