@@ -352,3 +352,96 @@ fn a_postgresql_database_down_is_503_with_retry_after_and_comes_back() {
     s.create(DEVICES, &json!({"serialNumber": "SN-2"}));
     assert_eq!(get_ok(&s, DEVICES)["value"].as_array().unwrap().len(), 2);
 }
+
+// --- item 12: sealed, per-tenant continuation tokens ------------------------------------
+
+/// A second tenant.
+const TENANT_B: &str = "0b6f3c2e-9d4a-4e7b-8c1f-2a5d6e7f8091";
+
+/// The `$skiptoken` of a next link, and the link with its origin cut off.
+fn skiptoken_of(page: &Value) -> (String, String) {
+    let link = page["@odata.nextLink"].as_str().unwrap_or_else(|| panic!("no nextLink: {page}"));
+    let token = link.split("$skiptoken=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let path = link.split_once("://").unwrap().1.split_once('/').unwrap().1;
+    (token, format!("/{path}"))
+}
+
+fn devices(s: &Server, n: usize, prefix: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let body = json!({"serialNumber": format!("{prefix}-{i}")});
+            s.create(DEVICES, &body)["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn skiptokens_are_sealed_and_scoped_to_their_tenant() {
+    let s = Server::start_with(&["--page-size", "2"]);
+    let mine = devices(&s, 5, "A");
+    s.cli(&["tenant", "create", "--id", TENANT_B]);
+    let b = app_token(&s, TENANT_B, &[INTUNE_WRITE]);
+    for i in 0..5 {
+        let r = call(&s, &b, "POST", DEVICES, Some(&json!({"serialNumber": format!("B-{i}")})));
+        assert_eq!(r.status(), 201);
+    }
+    // Each tenant pages through its own rows, as before.
+    assert_eq!(ids(&json!({"value": list_all(&s, DEVICES)})), mine);
+    for (query, next_query) in [("", ""), ("?$orderby=serialNumber desc", "$orderby")] {
+        let page = get_ok(&s, &format!("{DEVICES}{query}"));
+        let (token, next) = skiptoken_of(&page);
+        assert!(next.contains(next_query), "{next}");
+        assert_eq!(get_ok(&s, &next)["value"].as_array().unwrap().len(), 2);
+        // Opaque: neither the position nor the row sequence shows through.
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &token).unwrap();
+        assert!(bytes.len() >= 12 + 16 + 2, "{token}");
+        let plain = bytes.first().is_some_and(|b| b"aok".contains(b))
+            && bytes[1..].iter().all(|b| b.is_ascii_digit() || *b == b'.');
+        assert!(!plain, "{token}");
+        // The same page twice: two different tokens (a fresh nonce each), both valid.
+        let (again, _) = skiptoken_of(&get_ok(&s, &format!("{DEVICES}{query}")));
+        assert_ne!(token, again);
+        // Carried to another tenant: a 400, as a token Graph did not issue.
+        let body = expect_error(call(&s, &b, "GET", &next, None), 400, "BadRequest");
+        assert_eq!(body["error"]["message"], format!("The skip token '{token}' is not valid."));
+        // Altered anywhere: a 400.
+        for at in [0, token.len() / 2, token.len() - 1] {
+            let mut chars: Vec<char> = token.chars().collect();
+            chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+            let forged: String = chars.into_iter().collect();
+            let path = next.replace(&token, &forged);
+            expect_error(s.get(&path), 400, "BadRequest");
+        }
+    }
+    // The unsealed form of earlier versions (base64 of "a<seq>") is refused.
+    for old in ["a1", "a999999", "o2", "k5.2"] {
+        let text = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, old);
+        let body = expect_error(s.get(&format!("{DEVICES}?$skiptoken={text}")), 400, "BadRequest");
+        assert_eq!(body["error"]["message"], format!("The skip token '{text}' is not valid."));
+    }
+}
+
+#[test]
+fn a_skiptoken_from_one_replica_is_accepted_by_another() {
+    // On the PostgreSQL pass (rulings.md 11): replicas share a PostgreSQL database.
+    if !enrollgraph_testpg::requested() {
+        return;
+    }
+    let cluster = enrollgraph_testpg::cluster().unwrap();
+    let db = cluster.create_database();
+    let one = Server::start_on(Some(db.clone()), &["--page-size", "2"]);
+    let two = Server::start_on(Some(db), &["--page-size", "2"]);
+    let made = devices(&one, 5, "R");
+    let mut seen = ids(&get_ok(&one, DEVICES));
+    let (_, mut next) = skiptoken_of(&get_ok(&one, DEVICES));
+    // Every next page from the other replica than the one before.
+    for server in [&two, &one, &two].iter().cycle() {
+        let page = get_ok(server, &next);
+        seen.extend(ids(&page));
+        if page.get("@odata.nextLink").is_none() {
+            break;
+        }
+        next = skiptoken_of(&page).1;
+    }
+    assert_eq!(seen, made);
+}

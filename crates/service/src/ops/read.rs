@@ -4,7 +4,7 @@
 use super::context_url;
 use crate::error::{Result, ServiceError};
 use crate::path::Segment;
-use crate::query::{ExpandPlan, QueryPlan, Token};
+use crate::query::{ExpandPlan, PagingKey, QueryPlan, Token};
 use crate::resolve::{CollectionRef, EntityRef, Target, View, entity_for_row, home_collection, resolve};
 use crate::{Body, Request, Response, Service};
 use enrollgraph_csdl::{Selection, write_entity_members};
@@ -28,15 +28,25 @@ pub(super) fn service_document(service: &Service, req: &Request) -> Response {
     Response { status: 200, body: Body::Json(body), location: None }
 }
 
-pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Result<Response> {
+pub(super) fn get(service: &Service, req: &Request, segments: &[Segment], key: &PagingKey) -> Result<Response> {
     let view = service.view(req.version);
     // The request's query options, bound against the type the path reached.
     let plan_for = |type_name: &str| {
-        QueryPlan::parse(view, &req.query, type_name, req.version, service.config.push_down, service.store.dialect())
+        let mut plan = QueryPlan::parse(
+            view,
+            &req.query,
+            type_name,
+            req.version,
+            service.config.push_down,
+            service.store.dialect(),
+        )?;
+        plan.open_token(key, &req.tenant)?;
+        Ok::<_, ServiceError>(plan)
     };
     service.store.read(&req.tenant, |tx| {
         let target = resolve(view, tx, segments)?;
-        let out = Out { view, req, page_size: service.config.page_size, max_bytes: service.config.max_answer_bytes };
+        let out =
+            Out { view, req, page_size: service.config.page_size, max_bytes: service.config.max_answer_bytes, key };
         match target {
             Target::Collection(c) => {
                 let plan = plan_for(c.effective_type())?;
@@ -97,6 +107,8 @@ struct Out<'a> {
     page_size: usize,
     /// The largest answer built in memory (`Config::max_answer_bytes`).
     max_bytes: usize,
+    /// Seals the next link's `$skiptoken`.
+    key: &'a PagingKey,
 }
 
 impl Out<'_> {
@@ -353,7 +365,7 @@ impl Out<'_> {
             query.push('&');
         }
         query.push_str("$skiptoken=");
-        query.push_str(&token.encode());
+        query.push_str(&token.encode(self.key, &self.req.tenant));
         format!("{}/{}/{}?{query}", self.req.base_url, self.req.version.as_str(), self.req.path.trim_matches('/'))
     }
 
