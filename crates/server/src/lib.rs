@@ -91,7 +91,7 @@ pub fn app(state: AppState) -> Router {
         .route("/{version}/v2.0/.well-known/openid-configuration", get(identity::openid_configuration))
         .route("/{version}/discovery/v2.0/keys", get(identity::keys))
         .route("/{version}/oauth2/v2.0/token", axum::routing::post(identity::token).get(identity::token_get))
-        .route("/{version}/$metadata", get(metadata))
+        .route("/{version}/$metadata", get(metadata).fallback(metadata_method))
         .route(admin::PREFIX, any(admin::handle))
         .route(&format!("{}/", admin::PREFIX), any(admin::handle))
         .route(&format!("{}/{{*rest}}", admin::PREFIX), any(admin::handle))
@@ -154,6 +154,17 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap, uri: &axum::http::
     // HTTP/2 carries the host and port in the URI's authority, not in a Host header.
     let host = get(&X_FORWARDED_HOST).or_else(|| get(&header::HOST)).or_else(|| uri.authority().map(|a| a.as_str()));
     format!("{scheme}://{}", host.unwrap_or("localhost"))
+}
+
+/// `$metadata` with another method than GET: a Graph-shaped `405`, not the router's bare
+/// one (found by the HTTP property test, crates/cli/tests/http_fuzz.rs).
+async fn metadata_method(req: Request) -> Response {
+    let ids = RequestIds::new(req.headers(), req.uri().path().to_owned());
+    let e = enrollgraph_service::ServiceError::MethodNotAllowed {
+        method: req.method().as_str().to_owned(),
+        allow: vec!["GET", "HEAD"],
+    };
+    finish(HttpError::Service(e).into_graph_response(&ids), &ids)
 }
 
 async fn metadata(
