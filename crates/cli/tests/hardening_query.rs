@@ -136,6 +136,17 @@ fn no_answer_is_built_past_the_bound() {
             "{path}"
         );
     }
+    // The answers of one `$batch` share the bound: lists that fit alone, not all together.
+    let one = s.get(&format!("{DEVICES}?$top=3")).text().unwrap().len();
+    assert!(one > 16384 / 3 && one < 16384 / 2, "{one}");
+    let item = |id: &str, query: &str| json!({"id": id, "method": "GET", "url": format!("{DEVICES}?{query}")});
+    let batch = json!({"requests": [item("1", "$top=3"), item("2", "$top=3"), item("3", "$top=3"), item("4", "$top=1&$select=id")]});
+    let r = call(&s, &reader, "POST", "/beta/$batch", Some(&batch));
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().unwrap();
+    let statuses: Vec<&Value> = out["responses"].as_array().unwrap().iter().map(|x| &x["status"]).collect();
+    assert_eq!(statuses, [&json!(200), &json!(200), &json!(400), &json!(200)], "{out:.300}");
+    assert_eq!(out["responses"][2]["body"]["error"]["code"], "BadRequest");
     // Less fits.
     let some = get_ok(&s, &format!("{PROFILES}/{profile}?$expand=assignedDevices($select=id)"));
     assert_eq!(some["assignedDevices"].as_array().unwrap().len(), 30);

@@ -42,6 +42,17 @@ pub enum ServiceError {
     Internal(String),
 }
 
+impl ServiceError {
+    /// The answer to a query whose answer would be larger than `max_bytes`: a `400`, since
+    /// the client can ask for less (`$top`, `$select`, fewer expansions; issue 18 item 1).
+    #[must_use]
+    pub fn answer_too_large(max_bytes: usize) -> ServiceError {
+        ServiceError::BadQuery(format!(
+            "The response would be larger than the {max_bytes} bytes this service answers at once; request fewer items with $top, fewer properties with $select, or fewer $expand navigations."
+        ))
+    }
+}
+
 impl From<ValidationError> for ServiceError {
     fn from(e: ValidationError) -> Self {
         ServiceError::BadRequest(e.0)

@@ -173,6 +173,12 @@ impl Service {
         Ok(self.paging_key.get_or_init(|| key).clone())
     }
 
+    /// The tunables.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The model.
     #[must_use]
     pub fn model(&self) -> &Model {

@@ -512,12 +512,8 @@ impl Out<'_> {
     }
 }
 
-/// The answer to a query whose answer would exceed the bound: a `400`, since the client can
-/// ask for less (`$top`, fewer expansions, `$select`).
 fn too_large(max_bytes: usize) -> ServiceError {
-    ServiceError::BadQuery(format!(
-        "The response would be larger than the {max_bytes} bytes this service answers at once; request fewer items with $top, fewer properties with $select, or fewer $expand navigations."
-    ))
+    ServiceError::answer_too_large(max_bytes)
 }
 
 /// The rows whose link `link` points at `target`, in link order.
