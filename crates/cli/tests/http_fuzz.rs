@@ -66,7 +66,7 @@ fn seed(s: &Server) -> Seeded {
 fn encode(text: &str, all: bool) -> String {
     let mut out = String::new();
     for b in text.bytes() {
-        let keep = b.is_ascii_alphanumeric() && !all || b"-._~$()',*=:;@!".contains(&b) && !all;
+        let keep = !all && (b.is_ascii_alphanumeric() || b"-._~$()',*=:;@!".contains(&b));
         if keep {
             out.push(char::from(b));
         } else {
