@@ -154,13 +154,17 @@ fn tenant_lock(tenant: &str) -> i64 {
 /// connection that failed or closed (a restart, a failover), and the SQLSTATE classes of
 /// a server that is shutting down, starting, out of connections, disk or memory
 /// (PostgreSQL manual, Appendix A: 08 connection exception, 53 insufficient resources,
-/// 57P01-57P03 operator intervention).
+/// 57P01-57P03 operator intervention, 57014 a statement cancelled, 40001/40P01 a
+/// serialization failure or deadlock, which a retry resolves).
 fn pg_err(e: &tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => {
             let code = db.code().code();
             let text = format!("{}: {} ({code})", db.severity(), db.message());
-            if code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03") {
+            if code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "40001" | "40P01")
+            {
                 StoreError::Unavailable(text)
             } else {
                 StoreError::Backend(text)
