@@ -336,7 +336,14 @@ fn a_postgresql_database_down_is_503_with_retry_after_and_comes_back() {
     let _stop = StopAtEnd(&cluster);
     let s = Server::start_on(Some(cluster.create_database()), &[]);
     let first = s.create(DEVICES, &json!({"serialNumber": "SN-1"}))["id"].as_str().unwrap().to_owned();
+    // A token of a tenant this server has not seen yet (minted by the CLI, not the server):
+    // during the outage its tenant cannot be looked up, which is a 503, not a 401.
+    s.cli(&["tenant", "create", "--id", TENANT_B]);
+    let client_id = uuid::Uuid::new_v4().to_string();
+    s.cli(&["app", "create", "--tenant", TENANT_B, "--client-id", &client_id, "--role", READ_ONLY]);
+    let unseen = s.cli(&["token", "--tenant", TENANT_B, "--app", &client_id]).trim().to_owned();
     cluster.stop().unwrap();
+    expect_unavailable(call(&s, &unseen, "GET", DEVICES, None), "GET, tenant not seen");
     expect_unavailable(s.get(DEVICES), "GET list");
     expect_unavailable(s.get(&format!("{DEVICES}/{first}")), "GET one");
     expect_unavailable(s.post(DEVICES, &json!({"serialNumber": "SN-2"})), "POST");
@@ -362,6 +369,7 @@ fn a_postgresql_database_down_is_503_with_retry_after_and_comes_back() {
     assert_eq!(got["groupTag"], Value::Null);
     s.create(DEVICES, &json!({"serialNumber": "SN-2"}));
     assert_eq!(get_ok(&s, DEVICES)["value"].as_array().unwrap().len(), 2);
+    assert_eq!(call(&s, &unseen, "GET", DEVICES, None).status(), 200);
 }
 
 // --- item 12: sealed, per-tenant continuation tokens ------------------------------------

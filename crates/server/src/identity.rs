@@ -82,14 +82,23 @@ impl Identity {
 
     /// True when `tenant` exists (cached once seen).
     pub fn tenant_exists(&self, service: &Service, tenant: &str) -> bool {
+        self.check_tenant(service, tenant).unwrap_or(false)
+    }
+
+    /// Whether `tenant` exists (cached once seen), or why that cannot be told: a database
+    /// out of reach is a `503` to retry, not a `401` for a good token (issue 18 item 16).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn check_tenant(&self, service: &Service, tenant: &str) -> Result<bool, enrollgraph_service::ServiceError> {
         if self.known_tenants.read().is_ok_and(|k| k.contains(tenant)) {
-            return true;
+            return Ok(true);
         }
-        let exists = service.tenant_exists(tenant).unwrap_or(false);
+        let exists = service.tenant_exists(tenant)?;
         if exists && let Ok(mut k) = self.known_tenants.write() {
             k.insert(tenant.to_owned());
         }
-        exists
+        Ok(exists)
     }
 
     /// Forgets a tenant seen to exist (after the admin API deleted it).

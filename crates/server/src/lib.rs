@@ -293,8 +293,15 @@ pub(crate) fn authenticate(
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate(&state.service, t));
     let unauthorized = |message: String| HttpError::Unauthorized(message, state.identity.www_authenticate());
+    let known = match &checked {
+        Ok(p) => match state.identity.check_tenant(&state.service, &p.tenant) {
+            Err(e @ enrollgraph_service::ServiceError::Unavailable(_)) => return Err(HttpError::Service(e)),
+            other => other.unwrap_or(false),
+        },
+        Err(_) => false,
+    };
     match checked {
-        Ok(p) if state.identity.tenant_exists(&state.service, &p.tenant) => Ok(Some(p)),
+        Ok(p) if known => Ok(Some(p)),
         Ok(_) if state.auth_required => Err(unauthorized("The token's tenant does not exist.".into())),
         Err(e) if state.auth_required => Err(unauthorized(e.to_string())),
         _ => Ok(None),
