@@ -93,6 +93,9 @@ struct ServeArgs {
     /// Server-driven page size of collections.
     #[arg(long, env = "ENROLLGRAPH_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     page_size: u32,
+    /// The largest answer (bytes) a GET builds; larger answers are a 400 (issue 18).
+    #[arg(long, env = "ENROLLGRAPH_MAX_ANSWER_BYTES", default_value_t = enrollgraph_service::DEFAULT_MAX_ANSWER_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4096..))]
+    max_answer_bytes: usize,
     /// The tenant requests without a token are served in, and where the development app lives.
     #[arg(long, env = "ENROLLGRAPH_TENANT", default_value = DEV_TENANT)]
     tenant: String,
@@ -414,8 +417,11 @@ async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result
     if args.auth == AuthMode::Off && !args.address.is_loopback() {
         return Err("--auth off is refused unless the server listens on loopback only (rulings.md 9)".into());
     }
-    let service = service
-        .with_config(Config { page_size: args.page_size as usize, push_down: args.query_push_down == Switch::On });
+    let service = service.with_config(Config {
+        page_size: args.page_size as usize,
+        push_down: args.query_push_down == Switch::On,
+        max_answer_bytes: args.max_answer_bytes,
+    });
     service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
     let keys = load_keys(&service, args.signing_keys_file.as_deref()).await?;
     let loopback = args.address.is_loopback();

@@ -14,11 +14,16 @@ pub struct ParseConfig {
     /// The maximum nesting depth of expressions and `$expand`s (each operator of a
     /// chain like `a and b and c` counts as one level).
     pub max_depth: usize,
+    /// The maximum nesting of `$expand` inside `$expand` (`$expand=a` is 1). Checked
+    /// before a nested `$expand` is scanned, so deep nesting costs nothing.
+    pub max_expand_depth: usize,
+    /// The maximum number of values of one `in (...)` list.
+    pub max_in_values: usize,
 }
 
 impl Default for ParseConfig {
     fn default() -> Self {
-        ParseConfig { dollar_optional: false, max_depth: 100 }
+        ParseConfig { dollar_optional: false, max_depth: 100, max_expand_depth: 100, max_in_values: 10_000 }
     }
 }
 
@@ -82,11 +87,13 @@ pub fn parse_orderby(text: &str, cfg: &ParseConfig) -> Result<Vec<OrderByItem>, 
 struct Parser {
     cfg: ParseConfig,
     depth: usize,
+    /// How many `$expand`s enclose the one being parsed.
+    expand_depth: usize,
 }
 
 impl Parser {
     fn new(cfg: &ParseConfig) -> Self {
-        Parser { cfg: *cfg, depth: 0 }
+        Parser { cfg: *cfg, depth: 0, expand_depth: 0 }
     }
 
     fn options<'s>(
@@ -243,6 +250,23 @@ impl Parser {
     }
 
     fn expand(&mut self, text: &str) -> Result<Vec<ExpandItem>, Error> {
+        if self.expand_depth >= self.cfg.max_expand_depth {
+            // ODataLib's own wording (UriParser_ExpandDepthExceeded).
+            return Err(Error::new(
+                ErrorKind::TooDeep,
+                format!(
+                    "The request includes a $expand path which is too deep. The maximum depth allowed is {}.",
+                    self.cfg.max_expand_depth
+                ),
+            ));
+        }
+        self.expand_depth += 1;
+        let items = self.expand_items(text);
+        self.expand_depth -= 1;
+        items
+    }
+
+    fn expand_items(&mut self, text: &str) -> Result<Vec<ExpandItem>, Error> {
         let chars: Vec<char> = text.chars().collect();
         let n = chars.len();
         let mut items = Vec::new();
@@ -451,6 +475,17 @@ impl Cursor<'_> {
         self.expect(Tok::LParen, "'('")?;
         let mut list = Vec::new();
         loop {
+            if list.len() >= self.p.cfg.max_in_values {
+                return Err(Error::at(
+                    ErrorKind::TooDeep,
+                    self.pos(),
+                    format!(
+                        "The 'in' list at position {} has more than the {} values allowed.",
+                        self.pos(),
+                        self.p.cfg.max_in_values
+                    ),
+                ));
+            }
             list.push(self.primary()?);
             match self.peek() {
                 Tok::Comma => self.i += 1,

@@ -655,17 +655,28 @@ impl<'d> Tr<'d> {
                 }
             }
             BoundExpr::In { kind, expr, list } => {
+                // One flat `IN (…)`, not a chain of `OR`s: SQLite parses `a OR b OR …` into
+                // a tree as deep as the list and refuses past 1,000 levels (issue 18 item 7).
+                // The values are literals; `null` among them matches a null value, and
+                // `COALESCE` keeps the result two-valued, as the null-safe equality was.
                 let v = self.value(expr, kind)?;
-                let mut alts = Vec::new();
+                let mut values = Vec::new();
+                let mut has_null = false;
                 for item in list {
-                    alts.push(if *item == BoundExpr::Null {
-                        format!("({v} IS NULL)")
+                    if *item == BoundExpr::Null {
+                        has_null = true;
                     } else {
-                        let w = self.value(item, kind)?;
-                        self.d.null_safe_eq(&v, &w)
-                    });
+                        values.push(self.value(item, kind)?);
+                    }
                 }
-                format!("({})", alts.join(" OR "))
+                let mut alts = Vec::new();
+                if has_null {
+                    alts.push(format!("({v} IS NULL)"));
+                }
+                if !values.is_empty() {
+                    alts.push(self.coalesce(&format!("({v} IN ({}))", values.join(", "))));
+                }
+                if alts.is_empty() { self.false_() } else { format!("({})", alts.join(" OR ")) }
             }
             BoundExpr::Call { function, args } => {
                 let a = self.text_arg(args, 0)?;

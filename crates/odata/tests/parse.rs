@@ -244,3 +244,19 @@ fn percent_decoding() {
     assert_eq!(percent_decode("a%20b+c%2B%zz%"), "a b c+%zz%");
     assert_eq!(percent_decode("%E2%82%AC%FF"), "€\u{FFFD}");
 }
+
+#[test]
+fn expand_depth_and_in_list_bounds() {
+    let one = ParseConfig { max_expand_depth: 1, max_in_values: 3, ..cfg() };
+    assert!(parse_query("$expand=a($select=b),c", &one).is_ok());
+    let err = parse_query("$expand=a($expand=b)", &one).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::TooDeep);
+    assert_eq!(err.message, "The request includes a $expand path which is too deep. The maximum depth allowed is 1.");
+    // Refused at the second level, whatever follows (no scan of the rest, no recursion).
+    let deep = format!("$expand={}{}", "a($expand=".repeat(100_000), ")".repeat(100_000));
+    assert_eq!(parse_query(&deep, &one).unwrap_err().kind, ErrorKind::TooDeep);
+    assert!(parse_filter("x in (1,2,3)", &one).is_ok());
+    let err = parse_filter("x in (1,2,3,4)", &one).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::TooDeep);
+    assert_eq!(err.message, "The 'in' list at position 12 has more than the 3 values allowed.");
+}

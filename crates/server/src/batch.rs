@@ -119,6 +119,7 @@ pub(crate) async fn run(
     ids: &RequestIds,
 ) -> Result<Value, HttpError> {
     let items = parse(body)?;
+    let (mut answered, max_bytes) = (0usize, state.service.config().max_answer_bytes);
     let mut statuses: HashMap<String, u16> = HashMap::new();
     let mut responses = Vec::with_capacity(items.len());
     for item in items {
@@ -156,6 +157,20 @@ pub(crate) async fn run(
                     state.service.handle(req).await.map_err(HttpError::from)
                 }
             };
+            // The answers of one batch share one bound (issue 18 item 1): twenty lists each
+            // just under it would otherwise make one answer twenty times larger.
+            let outcome = outcome.and_then(|resp| {
+                let size = match &resp.body {
+                    ServiceBody::Raw(text) => text.len(),
+                    _ => 0,
+                };
+                let total = answered.saturating_add(size);
+                if total > max_bytes {
+                    return Err(HttpError::Service(enrollgraph_service::ServiceError::answer_too_large(max_bytes)));
+                }
+                answered = total;
+                Ok(resp)
+            });
             match outcome {
                 Ok(resp) => {
                     let mut headers = Map::new();

@@ -10,6 +10,10 @@ use serde_json::json;
 
 use crate::RequestIds;
 
+/// The `Retry-After` (seconds) of a `503` for a storage outage: about what a PostgreSQL
+/// restart or a failover takes, and short enough for the SDKs' default of three retries.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 /// Errors the HTTP layer itself finds, before the service runs.
 #[derive(Debug)]
 pub enum HttpError {
@@ -104,6 +108,21 @@ impl HttpError {
                 ),
                 ServiceError::Conflict(m) => (StatusCode::CONFLICT, "Conflict", intune_message(m, ids), None),
                 ServiceError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplemented", e.to_string(), None),
+                // Graph's answer for a service that is briefly unavailable ("Microsoft Graph
+                // error responses and resource types": 503 "The service is temporarily
+                // unavailable ... You may repeat the request after a delay, the length of
+                // which may be specified in a Retry-After header"); the SDKs' retry handlers
+                // retry 503 after Retry-After, so a database restart is a pause, not a failure.
+                ServiceError::Unavailable(detail) => {
+                    tracing::warn!(request_id = %ids.request_id, %detail, "storage unavailable");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "The service is temporarily unavailable. Retry the request after the delay in Retry-After."
+                            .to_owned(),
+                        Some((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECS.to_string())),
+                    )
+                }
                 ServiceError::Internal(detail) => {
                     tracing::error!(request_id = %ids.request_id, %detail, "internal error");
                     (

@@ -114,10 +114,14 @@ impl Identity {
             None => p.issued_at >= inc.created,
         };
         match self.with_incarnation(service, &p.tenant, false, matches) {
-            // The cached incarnation may be older than the token: read again.
-            Some(false) if self.with_incarnation(service, &p.tenant, true, matches) == Some(false) => {
-                Err(AuthError::StaleTenant)
-            }
+            // The cached incarnation may be older than the token: read again (a read that
+            // fails refuses the token: it cannot be shown to be of this incarnation).
+            Ok(Some(false)) => match self.with_incarnation(service, &p.tenant, true, matches) {
+                Ok(Some(true) | None) => Ok(()),
+                Ok(Some(false)) | Err(_) => Err(AuthError::StaleTenant),
+            },
+            // Not found, or the store is out of reach: the caller's tenant check decides
+            // (401, or 503 while storage is unavailable).
             _ => Ok(()),
         }
     }
@@ -131,7 +135,7 @@ impl Identity {
         tenant: &str,
         fresh: bool,
         f: impl FnOnce(&Incarnation) -> R,
-    ) -> Option<R> {
+    ) -> Result<Option<R>, enrollgraph_service::ServiceError> {
         // Tokens carry the canonical (lower-case) id; other spellings come from URLs.
         let key: std::borrow::Cow<'_, str> = if tenant.bytes().any(|b| b.is_ascii_uppercase()) {
             tenant.to_ascii_lowercase().into()
@@ -143,9 +147,11 @@ impl Identity {
             && let Some((inc, at)) = k.get(key.as_ref())
             && at.elapsed() < INCARNATION_TTL
         {
-            return Some(f(inc));
+            return Ok(Some(f(inc)));
         }
-        let found = service.tenant_incarnation(&key).ok().flatten();
+        // A store out of reach is not a tenant that does not exist: the cache keeps what it
+        // knew and the caller answers 503 (issue 18 item 16).
+        let found = service.tenant_incarnation(&key)?;
         let out = found.as_ref().map(f);
         if let Ok(mut k) = self.known_tenants.write() {
             match found {
@@ -157,13 +163,13 @@ impl Identity {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// The incarnation of `tenant`, `None` when it does not exist (cached, see
     /// [`Identity::with_incarnation`]).
     fn incarnation(&self, service: &Service, tenant: &str, fresh: bool) -> Option<Incarnation> {
-        self.with_incarnation(service, tenant, fresh, Incarnation::clone)
+        self.with_incarnation(service, tenant, fresh, Incarnation::clone).ok().flatten()
     }
 
     fn validate_signature(&self, service: &Service, token: &str) -> Result<Principal, AuthError> {
@@ -185,7 +191,17 @@ impl Identity {
 
     /// True when `tenant` exists (cached for a second once seen).
     pub fn tenant_exists(&self, service: &Service, tenant: &str) -> bool {
-        self.with_incarnation(service, tenant, false, |_| ()).is_some()
+        self.check_tenant(service, tenant).unwrap_or(false)
+    }
+
+    /// Whether `tenant` exists (its incarnation cached, see [`Identity::with_incarnation`]),
+    /// or why that cannot be told: a database out of reach is a `503` to retry, not a `401`
+    /// for a good token (issue 18 item 16).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn check_tenant(&self, service: &Service, tenant: &str) -> Result<bool, enrollgraph_service::ServiceError> {
+        Ok(self.with_incarnation(service, tenant, false, |_| ())?.is_some())
     }
 
     /// Forgets a tenant seen to exist (after the admin API deleted it).

@@ -91,7 +91,7 @@ pub fn app(state: AppState) -> Router {
         .route("/{version}/v2.0/.well-known/openid-configuration", get(identity::openid_configuration))
         .route("/{version}/discovery/v2.0/keys", get(identity::keys))
         .route("/{version}/oauth2/v2.0/token", axum::routing::post(identity::token).get(identity::token_get))
-        .route("/{version}/$metadata", get(metadata))
+        .route("/{version}/$metadata", get(metadata).fallback(metadata_method))
         .route(admin::PREFIX, any(admin::handle))
         .route(&format!("{}/", admin::PREFIX), any(admin::handle))
         .route(&format!("{}/{{*rest}}", admin::PREFIX), any(admin::handle))
@@ -154,6 +154,17 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap, uri: &axum::http::
     // HTTP/2 carries the host and port in the URI's authority, not in a Host header.
     let host = get(&X_FORWARDED_HOST).or_else(|| get(&header::HOST)).or_else(|| uri.authority().map(|a| a.as_str()));
     format!("{scheme}://{}", host.unwrap_or("localhost"))
+}
+
+/// `$metadata` with another method than GET: a Graph-shaped `405`, not the router's bare
+/// one (found by the HTTP property test, crates/cli/tests/http_fuzz.rs).
+async fn metadata_method(req: Request) -> Response {
+    let ids = RequestIds::new(req.headers(), req.uri().path().to_owned());
+    let e = enrollgraph_service::ServiceError::MethodNotAllowed {
+        method: req.method().as_str().to_owned(),
+        allow: vec!["GET", "HEAD"],
+    };
+    finish(HttpError::Service(e).into_graph_response(&ids), &ids)
 }
 
 async fn metadata(
@@ -286,8 +297,15 @@ pub(crate) fn authenticate(
     }
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate(&state.service, t));
+    let known = match &checked {
+        Ok(p) => match state.identity.check_tenant(&state.service, &p.tenant) {
+            Err(e @ enrollgraph_service::ServiceError::Unavailable(_)) => return Err(HttpError::Service(e)),
+            other => other.unwrap_or(false),
+        },
+        Err(_) => false,
+    };
     match checked {
-        Ok(p) if state.identity.tenant_exists(&state.service, &p.tenant) => Ok(Some(p)),
+        Ok(p) if known => Ok(Some(p)),
         Ok(_) if state.auth_required => Err(unauthorized("The token's tenant does not exist.".into())),
         Err(e) if state.auth_required => Err(unauthorized(e.to_string())),
         _ => Ok(None),
@@ -314,8 +332,10 @@ fn authorize(
         return Err(HttpError::Forbidden("Personal Microsoft accounts are not supported for this operation.".into()));
     }
     let write = !matches!(method, ServiceMethod::Get);
-    let first = path.trim_start_matches('/').split(['/', '(', '?']).next().unwrap_or_default();
-    let own = state.service.model().behaviour.permissions(first, write);
+    // The same decoding as resolution (one function): a permission is never decided on a
+    // spelling the service reads as another resource (issue 18 item 2).
+    let first = enrollgraph_service::path::root_resource(path)?.unwrap_or_default();
+    let own = state.service.model().behaviour.permissions(&first, write);
     let intune = if write { enrollgraph_auth::permissions::WRITE } else { enrollgraph_auth::permissions::READ };
     let allowed = match own {
         Some(list) => list.iter().any(|w| p.has_any(&[w.as_str()])),

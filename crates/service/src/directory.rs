@@ -271,6 +271,40 @@ impl Service {
             .await
     }
 
+    /// The key that seals `$skiptoken`s (`query::PagingKey`), 32 random bytes made on first
+    /// use and kept in the database, so that every replica of one database opens the tokens
+    /// another issued. Read first (a write is taken only while there is none), in one write
+    /// transaction when it is made: replicas starting together agree on one key.
+    ///
+    /// # Errors
+    /// Storage failures; a stored key that is not 32 bytes of base64.
+    pub(crate) async fn load_or_create_paging_key(&self) -> Result<Vec<u8>> {
+        let stored = self.store.read(SYSTEM, |tx| tx.get(ROOT, KEYS, "paging"))?.map(|row| text(&row.body(), "key"));
+        let encoded = match stored {
+            Some(k) => k,
+            None => {
+                self.store
+                    .write(SYSTEM, move |tx: &mut dyn Tx| {
+                        if let Some(row) = tx.get(ROOT, KEYS, "paging")? {
+                            return Ok::<_, ServiceError>(text(&row.body(), "key"));
+                        }
+                        let mut key = [0u8; 32];
+                        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+                            .map_err(|_| ServiceError::Internal("no randomness for the paging key".into()))?;
+                        let encoded = base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+                        let body = json!({"key": encoded});
+                        tx.insert(ROOT, KEYS, "paging", "enrollgraph.pagingKey", &body.to_string())?;
+                        Ok::<_, ServiceError>(encoded)
+                    })
+                    .await?
+            }
+        };
+        base64::engine::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.as_bytes())
+            .ok()
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| ServiceError::Internal("the stored paging key is not 32 bytes of base64".into()))
+    }
+
     /// The persisted signing keys, if any were made.
     ///
     /// # Errors

@@ -33,9 +33,24 @@ pub enum ServiceError {
     /// 501 `NotImplemented`: the schema has the operation, enrollgraph does not yet.
     #[error("The operation '{0}' is not implemented by enrollgraph.")]
     NotImplemented(String),
+    /// 503 `ServiceUnavailable` with `Retry-After`: the database is briefly out of reach
+    /// (issue 18 item 16); the detail is logged, not sent.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: a defect or a storage failure; the detail is logged, not sent.
     #[error("{0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// The answer to a query whose answer would be larger than `max_bytes`: a `400`, since
+    /// the client can ask for less (`$top`, `$select`, fewer expansions; issue 18 item 1).
+    #[must_use]
+    pub fn answer_too_large(max_bytes: usize) -> ServiceError {
+        ServiceError::BadQuery(format!(
+            "The response would be larger than the {max_bytes} bytes this service answers at once; request fewer items with $top, fewer properties with $select, or fewer $expand navigations."
+        ))
+    }
 }
 
 impl From<ValidationError> for ServiceError {
@@ -48,6 +63,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(id) => ServiceError::Conflict(format!("An entity with id '{id}' already exists.")),
+            StoreError::Unavailable(detail) => ServiceError::Unavailable(detail),
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -13,7 +13,7 @@ mod query;
 pub mod resolve;
 mod tenant;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use enrollgraph_csdl::{ApiVersion, Model};
 use enrollgraph_store::Store;
@@ -122,11 +122,18 @@ pub struct Config {
     /// Translate `$filter`/`$orderby` to SQL where exact (off: everything in memory; for
     /// the benchmark's with/without comparison and for diagnosis).
     pub push_down: bool,
+    /// The largest answer a GET builds in memory, in bytes; a query whose answer would be
+    /// larger is a `400` (issue 18 item 1: an answer is never larger than a fixed bound).
+    pub max_answer_bytes: usize,
 }
+
+/// The default of [`Config::max_answer_bytes`]: 64 MiB, sixteen times the largest body a
+/// client may send (rulings.md 12).
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 << 20;
 
 impl Default for Config {
     fn default() -> Self {
-        Config { page_size: 100, push_down: true }
+        Config { page_size: 100, push_down: true, max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES }
     }
 }
 
@@ -136,19 +143,42 @@ pub struct Service {
     model: Arc<Model>,
     store: Arc<dyn Store>,
     config: Arc<Config>,
+    /// The `$skiptoken` key, loaded from the database once (shared by `with_config` copies).
+    paging_key: Arc<OnceLock<Arc<query::PagingKey>>>,
 }
 
 impl Service {
     /// Builds the service.
     #[must_use]
     pub fn new(model: Arc<Model>, store: Arc<dyn Store>, config: Config) -> Self {
-        Service { model, store, config: Arc::new(config) }
+        Service { model, store, config: Arc::new(config), paging_key: Arc::default() }
     }
 
     /// The same model and store with other tunables.
     #[must_use]
     pub fn with_config(&self, config: Config) -> Service {
-        Service { model: self.model.clone(), store: self.store.clone(), config: Arc::new(config) }
+        Service {
+            model: self.model.clone(),
+            store: self.store.clone(),
+            config: Arc::new(config),
+            paging_key: self.paging_key.clone(),
+        }
+    }
+
+    /// The key that seals this database's `$skiptoken`s, made on first use.
+    pub(crate) async fn paging_key(&self) -> Result<Arc<query::PagingKey>> {
+        if let Some(k) = self.paging_key.get() {
+            return Ok(k.clone());
+        }
+        let bytes = self.load_or_create_paging_key().await?;
+        let key = Arc::new(query::PagingKey::new(&bytes)?);
+        Ok(self.paging_key.get_or_init(|| key).clone())
+    }
+
+    /// The tunables.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The model.
@@ -171,6 +201,8 @@ impl Service {
     /// # Errors
     /// Storage failures.
     pub async fn provision_tenant(&self, tenant: &str) -> Result<bool> {
+        // The paging key is made with the first tenant, so reads never wait for a write.
+        self.paging_key().await?;
         tenant::provision(self, tenant).await
     }
 }

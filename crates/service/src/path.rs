@@ -43,6 +43,20 @@ fn part<'a>(d: &Cow<'a, str>, range: std::ops::Range<usize>) -> Cow<'a, str> {
     }
 }
 
+/// The resource a path starts at (`groups`, `deviceManagement`), decoded exactly as
+/// [`parse_path`] decodes it for resolution: the server decides permissions on this name,
+/// so `gr%6Fups`, `//groups` and `Groups('x')` are checked as the `groups` they resolve to
+/// (issue 18 item 2). `None` for the service document.
+///
+/// # Errors
+/// As [`parse_path`].
+pub fn root_resource(raw: &str) -> Result<Option<Cow<'_, str>>> {
+    match raw.split('/').find(|s| !s.is_empty()) {
+        Some(first) => Ok(Some(parse_segment(first)?.name)),
+        None => Ok(None),
+    }
+}
+
 fn parse_segment(raw: &str) -> Result<Segment<'_>> {
     // Most segments have nothing to decode; percent-encoding's decoder walks every byte
     // through an iterator even then (4 % of a point read, callgrind, issue 8's W2).

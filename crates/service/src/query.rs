@@ -18,6 +18,18 @@ use serde_json::Value;
 use crate::error::{Result, ServiceError};
 use crate::resolve::View;
 
+/// How deep `$expand`s may nest: one level, as Graph documents ("No support for more than
+/// one level of expand", Microsoft Graph known issue 13635, "Some limitations apply to query
+/// parameters", https://developer.microsoft.com/en-us/graph/known-issues/?search=13635).
+/// A nested `$expand` is a `400` from the parser, before anything is read: cyclic
+/// navigations (`assignedDevices` ↔ `deploymentProfile`) cannot multiply an answer (issue 18).
+pub const MAX_EXPAND_DEPTH: usize = 1;
+
+/// The most values one `in (...)` list may hold. Graph allows 15 by default and, with
+/// advanced queries, as many as fit a 2,048-character URL (known issue 13635, above), which
+/// is under 1,000 values; a longer list is a `400`.
+pub const MAX_IN_VALUES: usize = 1_000;
+
 /// Where the next page starts; opaque to clients (`$skiptoken`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
@@ -34,21 +46,73 @@ pub enum Token {
     },
 }
 
+/// Seals continuation tokens (issue 18 item 12): a token is the position encrypted and
+/// authenticated with ChaCha20-Poly1305 under a key kept in the database (so every replica
+/// opens what another issued), with the tenant as associated data. A client sees neither
+/// the row sequence (shared by all tenants: it would show another tenant's write rate) nor
+/// can it forge, alter or carry a token to another tenant: each of those is a `400`.
+pub struct PagingKey(ring::aead::LessSafeKey);
+
+impl std::fmt::Debug for PagingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PagingKey(..)")
+    }
+}
+
+const NONCE_LEN: usize = ring::aead::NONCE_LEN;
+
+impl PagingKey {
+    /// A key from 32 bytes.
+    ///
+    /// # Errors
+    /// Any other length.
+    pub fn new(bytes: &[u8]) -> Result<PagingKey> {
+        ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, bytes)
+            .map(|k| PagingKey(ring::aead::LessSafeKey::new(k)))
+            .map_err(|_| ServiceError::Internal("the paging key is not 32 bytes".into()))
+    }
+}
+
 impl Token {
-    /// The opaque text.
-    pub fn encode(self) -> String {
+    /// The opaque text, sealed for `tenant`: a random nonce, then the position encrypted.
+    pub fn encode(self, key: &PagingKey, tenant: &str) -> String {
         let raw = match self {
             Token::After(s) => format!("a{s}"),
             Token::Offset(o) => format!("o{o}"),
             Token::Key { seq, offset } => format!("k{seq}.{offset}"),
         };
-        URL_SAFE_NO_PAD.encode(raw)
+        let mut nonce = [0u8; NONCE_LEN];
+        // A failed random source leaves the nonce zero: still sealed, only then repeatable.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
+        let mut sealed = raw.into_bytes();
+        let tenant = tenant.to_ascii_lowercase();
+        let aad = ring::aead::Aad::from(tenant.as_bytes());
+        if key.0.seal_in_place_append_tag(ring::aead::Nonce::assume_unique_for_key(nonce), aad, &mut sealed).is_err() {
+            sealed.clear();
+        }
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
     }
 
-    fn decode(text: &str) -> Result<Token> {
+    /// Opens a token sealed for `tenant`.
+    ///
+    /// # Errors
+    /// `BadQuery` for anything this key did not seal for this tenant.
+    pub fn decode(text: &str, key: &PagingKey, tenant: &str) -> Result<Token> {
         let bad = || ServiceError::BadQuery(format!("The skip token '{text}' is not valid."));
-        let raw = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| bad())?;
-        let raw = String::from_utf8(raw).map_err(|_| bad())?;
+        let mut bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| bad())?;
+        if bytes.len() < NONCE_LEN {
+            return Err(bad());
+        }
+        let sealed = bytes.split_off(NONCE_LEN);
+        let nonce = ring::aead::Nonce::try_assume_unique_for_key(&bytes).map_err(|_| bad())?;
+        let mut sealed = sealed;
+        // Tenant ids compare case-insensitively (GUIDs, domain names).
+        let tenant = tenant.to_ascii_lowercase();
+        let aad = ring::aead::Aad::from(tenant.as_bytes());
+        let opened = key.0.open_in_place(nonce, aad, &mut sealed).map_err(|_| bad())?;
+        let raw = String::from_utf8(opened.to_vec()).map_err(|_| bad())?;
         match raw.split_at_checked(1) {
             Some(("a", n)) => n.parse().map(Token::After).map_err(|_| bad()),
             Some(("o", n)) => n.parse().map(Token::Offset).map_err(|_| bad()),
@@ -85,8 +149,10 @@ pub struct QueryPlan {
     pub skip: Option<usize>,
     /// `$count=true`.
     pub count: bool,
-    /// `$skiptoken`.
+    /// `$skiptoken`, once opened ([`QueryPlan::open_token`]).
     pub token: Option<Token>,
+    /// `$skiptoken` as sent.
+    skiptoken: Option<String>,
     filter: Option<BoundFilter>,
     /// The filter as SQL, when the whole filter translates.
     sql_filter: Option<SqlFragment>,
@@ -177,7 +243,12 @@ impl QueryPlan {
         let raw = kept.join("&");
         let raw = raw.as_str();
         // On beta the `$` of system query options is optional (graph-behaviours.md "Paging").
-        let cfg = ParseConfig { dollar_optional: version == ApiVersion::Beta, ..ParseConfig::default() };
+        let cfg = ParseConfig {
+            dollar_optional: version == ApiVersion::Beta,
+            max_expand_depth: MAX_EXPAND_DEPTH,
+            max_in_values: MAX_IN_VALUES,
+            ..ParseConfig::default()
+        };
         let options = odata::parse_query(raw, &cfg).map_err(|e| bad_query(&e))?;
         if options.search.is_some() {
             return Err(ServiceError::BadQuery("The query option '$search' is not supported on this resource.".into()));
@@ -284,13 +355,23 @@ impl QueryPlan {
             top: to_usize(bound.top),
             skip: to_usize(bound.skip),
             count: bound.count.unwrap_or(false),
-            token: bound.skiptoken.as_deref().map(Token::decode).transpose()?,
+            token: None,
+            skiptoken: bound.skiptoken,
             filter: bound.filter,
             sql_filter,
             orderby: bound.orderby,
             sql_order,
             hints,
         })
+    }
+
+    /// Opens the `$skiptoken` sent, sealed for `tenant` (a `400` otherwise).
+    ///
+    /// # Errors
+    /// `BadQuery` for a token this key did not seal for this tenant.
+    pub fn open_token(&mut self, key: &PagingKey, tenant: &str) -> Result<()> {
+        self.token = self.skiptoken.as_deref().map(|t| Token::decode(t, key, tenant)).transpose()?;
+        Ok(())
     }
 
     /// The filter pushed down to SQL, if the whole filter translates.

@@ -49,11 +49,41 @@ pub enum StoreError {
     /// The write closure failed; its own error is returned to the caller.
     #[error("write rolled back")]
     RolledBack,
+    /// The database is briefly out of reach (PostgreSQL down, restarting or refusing
+    /// connections; the disk full; a lock held past the busy timeout; an I/O error): the
+    /// same request may succeed later, so it is answered `503` with `Retry-After`, not
+    /// `500` (issue 18 item 16). Nothing of the request was committed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// The same kind of error, its message prefixed with what was being done.
+    #[must_use]
+    pub fn context(&self, what: &str) -> StoreError {
+        match self {
+            StoreError::Unavailable(m) => StoreError::Unavailable(format!("{what}: {m}")),
+            other => StoreError::Backend(format!("{what}: {other}")),
+        }
+    }
+}
+
+/// SQLite's result codes of a database briefly out of reach rather than of a defect: busy
+/// or locked past the busy timeout, the disk full, I/O errors, a file that cannot be
+/// opened or written (a read-only remount).
+pub(crate) fn sqlite_error(e: &rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked | C::DiskFull | C::SystemIoFailure | C::CannotOpen | C::ReadOnly) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        sqlite_error(&e)
     }
 }
 

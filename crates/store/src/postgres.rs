@@ -149,11 +149,36 @@ fn tenant_lock(tenant: &str) -> i64 {
     i64::from_ne_bytes(h.to_ne_bytes())
 }
 
-/// The message of a driver error (its `Display` says only "db error" for server errors).
+/// The message of a driver error (its `Display` says only "db error" for server errors),
+/// as `Unavailable` when the database is out of reach rather than the request wrong: a
+/// connection that failed or closed (a restart, a failover), and the SQLSTATE classes of
+/// a server that is shutting down, starting, out of connections, disk or memory
+/// (PostgreSQL manual, Appendix A: 08 connection exception, 53 insufficient resources,
+/// 57P01-57P03 operator intervention, 57014 a statement cancelled, 40001/40P01 a
+/// serialization failure or deadlock, which a retry resolves).
 fn pg_err(e: &tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(db) => StoreError::Backend(format!("{}: {} ({})", db.severity(), db.message(), db.code().code())),
-        None => StoreError::Backend(e.to_string()),
+        Some(db) => {
+            let code = db.code().code();
+            let text = format!("{}: {} ({code})", db.severity(), db.message());
+            if code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "40001" | "40P01")
+            {
+                StoreError::Unavailable(text)
+            } else {
+                StoreError::Backend(text)
+            }
+        }
+        None => {
+            let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+            let text = e.to_string();
+            if io || e.is_closed() || text.starts_with("error connecting") || text.starts_with("timeout") {
+                StoreError::Unavailable(text)
+            } else {
+                StoreError::Backend(text)
+            }
+        }
     }
 }
 
@@ -563,7 +588,7 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_p
                 Err(e) => {
                     tracing::error!(error = %e, "cannot reconnect the PostgreSQL writer");
                     for req in batch {
-                        let _ = req.done.send(Err(StoreError::Backend(format!("database unavailable: {e}"))));
+                        let _ = req.done.send(Err(e.context("database unavailable")));
                     }
                     std::thread::sleep(Duration::from_millis(200));
                     continue;
@@ -630,22 +655,22 @@ fn run_batch<'a>(
 ) -> (Vec<Result<(), StoreError>>, HashMap<CacheKey, Cached>, bool) {
     let state = RefCell::new(Batch { cache, ..Batch::default() });
     let mut results = Vec::new();
-    let mut broken = None;
+    let mut broken: Option<StoreError> = None;
     let begun = begun.map(|seqs| state.borrow_mut().seqs = seqs);
     for (n, (tenant, job)) in jobs.enumerate() {
         if let Err(e) = &begun {
-            results.push(Err(StoreError::Backend(format!("cannot begin: {e}"))));
+            results.push(Err(e.context("cannot begin")));
             continue;
         }
         if let Some(e) = &broken {
-            results.push(Err(StoreError::Backend(format!("the transaction failed: {e}"))));
+            results.push(Err(e.context("the transaction failed")));
             continue;
         }
         match run_job(conn, &state, n, tenant, job) {
             Ok(outcome) => results.push(outcome),
             Err(e) => {
                 // The savepoint machinery itself failed: nothing of the batch is sure.
-                broken = Some(e.to_string());
+                broken = Some(e.context("a job's savepoint failed"));
                 results.push(Err(e));
             }
         }
@@ -667,7 +692,7 @@ fn run_batch<'a>(
     } else {
         // Answers not awaited are dropped (the connection discards them).
         state.borrow_mut().pending.clear();
-        conn.batch("ROLLBACK").and(Err(StoreError::Backend(broken.unwrap_or_default())))
+        conn.batch("ROLLBACK").and(Err(broken.unwrap_or_else(|| StoreError::Backend("nothing to commit".into()))))
     };
     for (n, e) in std::mem::take(&mut state.borrow_mut().late) {
         if let Some(r @ Ok(())) = results.get_mut(n) {
@@ -682,7 +707,7 @@ fn run_batch<'a>(
         let _ = conn.batch("ROLLBACK");
         for r in &mut results {
             if r.is_ok() {
-                *r = Err(StoreError::Backend(format!("commit failed: {e}")));
+                *r = Err(e.context("commit failed"));
             }
         }
         return (results, HashMap::new(), false);

@@ -145,7 +145,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
         for req in batch {
             dones.push(req.done);
             if let Err(e) = &begun {
-                results.push(Err(StoreError::Backend(e.to_string())));
+                results.push(Err(crate::sqlite_error(e)));
                 continue;
             }
             results.push(run_job(conn, &req.tenant, req.job, !alone));
@@ -161,7 +161,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
             tracing::error!(error = %e, "commit failed");
             let _ = conn.execute_batch("ROLLBACK");
             for r in &mut results {
-                *r = Err(StoreError::Backend(format!("commit failed: {e}")));
+                *r = Err(crate::sqlite_error(&e).context("commit failed"));
             }
         }
         for (done, result) in dones.into_iter().zip(results) {

@@ -202,6 +202,47 @@ impl Cluster {
         Err(last)
     }
 
+    /// Stops the cluster (fast shutdown: clients are disconnected) and waits until it is
+    /// down, to test what a server does while its database is out of reach.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn stop(&self) -> Result<(), String> {
+        self.pg_ctl(&["stop", "-m", "fast", "-w"])
+    }
+
+    /// Starts a stopped cluster again on the same port and waits until it accepts
+    /// connections. Its postmaster is then no longer the one the watchdog stops at exit:
+    /// a caller that restarts a cluster stops it again when done.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn start_again(&self) -> Result<(), String> {
+        let options = format!(
+            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=400 -c shared_buffers=64MB",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join(format!("postgres-{}-again.log", self.port));
+        let log = log.to_string_lossy().into_owned();
+        self.pg_ctl(&["start", "-w", "-l", &log, "-o", &options])
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let out = as_postgres(running_as_root(), &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("pg_ctl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("pg_ctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
     /// The connection URL of database `db`.
     #[must_use]
     pub fn url(&self, db: &str) -> String {

@@ -29,7 +29,10 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
         return Ok(read::service_document(service, &req));
     }
     match req.method {
-        Method::Get => read::get(service, &req, &segments),
+        Method::Get => {
+            let key = service.paging_key().await?;
+            read::get(service, &req, &segments, &key)
+        }
         Method::Post | Method::Patch | Method::Put | Method::Delete => {
             // Announced before the work below, so that a commit starting meanwhile waits
             // for this write and shares its fsync (enrollgraph_store::gather).

@@ -4,7 +4,7 @@
 use super::context_url;
 use crate::error::{Result, ServiceError};
 use crate::path::Segment;
-use crate::query::{ExpandPlan, QueryPlan, Token};
+use crate::query::{ExpandPlan, PagingKey, QueryPlan, Token};
 use crate::resolve::{CollectionRef, EntityRef, Target, View, entity_for_row, home_collection, resolve};
 use crate::{Body, Request, Response, Service};
 use enrollgraph_csdl::{Selection, write_entity_members};
@@ -28,15 +28,25 @@ pub(super) fn service_document(service: &Service, req: &Request) -> Response {
     Response { status: 200, body: Body::Json(body), location: None }
 }
 
-pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Result<Response> {
+pub(super) fn get(service: &Service, req: &Request, segments: &[Segment], key: &PagingKey) -> Result<Response> {
     let view = service.view(req.version);
     // The request's query options, bound against the type the path reached.
     let plan_for = |type_name: &str| {
-        QueryPlan::parse(view, &req.query, type_name, req.version, service.config.push_down, service.store.dialect())
+        let mut plan = QueryPlan::parse(
+            view,
+            &req.query,
+            type_name,
+            req.version,
+            service.config.push_down,
+            service.store.dialect(),
+        )?;
+        plan.open_token(key, &req.tenant)?;
+        Ok::<_, ServiceError>(plan)
     };
     service.store.read(&req.tenant, |tx| {
         let target = resolve(view, tx, segments)?;
-        let out = Out { view, req, page_size: service.config.page_size };
+        let out =
+            Out { view, req, page_size: service.config.page_size, max_bytes: service.config.max_answer_bytes, key };
         match target {
             Target::Collection(c) => {
                 let plan = plan_for(c.effective_type())?;
@@ -95,9 +105,22 @@ struct Out<'a> {
     view: View<'a>,
     req: &'a Request,
     page_size: usize,
+    /// The largest answer built in memory (`Config::max_answer_bytes`).
+    max_bytes: usize,
+    /// Seals the next link's `$skiptoken`.
+    key: &'a PagingKey,
 }
 
 impl Out<'_> {
+    /// Refuses an answer that has grown past the bound, before it grows further: whatever
+    /// a query asks for, no answer larger than the bound is ever held (issue 18 item 1).
+    fn within_bound(&self, out: &str) -> Result<()> {
+        if out.len() > self.max_bytes {
+            return Err(too_large(self.max_bytes));
+        }
+        Ok(())
+    }
+
     fn json(body: serde_json::Value) -> Response {
         Response { status: 200, body: Body::Json(body), location: None }
     }
@@ -198,6 +221,7 @@ impl Out<'_> {
         let link_at = out.len() - VALUE_OPEN.len();
         let start = out.len();
         let (mut seen, mut last, mut more) = (0usize, None, false);
+        let (mut too_big, max_bytes) = (false, self.max_bytes);
         tx.list_each(c.parent, &c.nav, spec, &mut |r| {
             seen += 1;
             if seen <= skip {
@@ -205,6 +229,9 @@ impl Out<'_> {
             }
             if seen > skip.saturating_add(page) {
                 more = true;
+                return Ok(());
+            }
+            if too_big {
                 return Ok(());
             }
             last = Some(r.seq);
@@ -218,8 +245,12 @@ impl Out<'_> {
             } else {
                 out.truncate(mark);
             }
+            too_big = out.len() > max_bytes;
             Ok(())
         })?;
+        if too_big {
+            return Err(too_large(max_bytes));
+        }
         out.push_str("]}");
         if let (true, Some(seq)) = (more, last) {
             let mut link = String::from(",\"@odata.nextLink\":");
@@ -286,6 +317,7 @@ impl Out<'_> {
             } else {
                 out.truncate(mark);
             }
+            self.within_bound(&out)?;
         }
         out.push_str("]}");
         Ok(Response { status: 200, body: Body::Raw(out), location: None })
@@ -333,7 +365,7 @@ impl Out<'_> {
             query.push('&');
         }
         query.push_str("$skiptoken=");
-        query.push_str(&token.encode());
+        query.push_str(&token.encode(self.key, &self.req.tenant));
         format!("{}/{}/{}?{query}", self.req.base_url, self.req.version.as_str(), self.req.path.trim_matches('/'))
     }
 
@@ -371,8 +403,10 @@ impl Out<'_> {
         if !write_entity_members(self.view.schema, &e.row.type_name, &e.row.raw, &selection, out) {
             return Ok(false);
         }
+        self.within_bound(out)?;
         for expand in &plan.expand {
             self.expand(tx, e, expand, out)?;
+            self.within_bound(out)?;
         }
         out.push('}');
         Ok(true)
@@ -476,6 +510,10 @@ impl Out<'_> {
             _ => Err(ServiceError::NotImplemented("GET of this $ref".into())),
         }
     }
+}
+
+fn too_large(max_bytes: usize) -> ServiceError {
+    ServiceError::answer_too_large(max_bytes)
 }
 
 /// The rows whose link `link` points at `target`, in link order.

@@ -51,3 +51,35 @@ crate::contract::contract_tests! {
     get_chain_reads_levels_until_the_first_missing,
     a_failed_job_alone_leaves_nothing,
 }
+
+#[test]
+fn a_database_out_of_reach_is_unavailable_and_a_defect_is_not() {
+    use rusqlite::ffi;
+    let failure = |code: std::os::raw::c_int| {
+        crate::sqlite_error(&rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some("m".into())))
+    };
+    for code in [ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED, ffi::SQLITE_FULL, ffi::SQLITE_IOERR, ffi::SQLITE_CANTOPEN] {
+        assert!(matches!(failure(code), StoreError::Unavailable(_)), "{code}");
+    }
+    for code in [ffi::SQLITE_CONSTRAINT, ffi::SQLITE_CORRUPT, ffi::SQLITE_ERROR, ffi::SQLITE_MISMATCH] {
+        assert!(matches!(failure(code), StoreError::Backend(_)), "{code}");
+    }
+    assert!(matches!(StoreError::from(rusqlite::Error::QueryReturnedNoRows), StoreError::Backend(_)));
+    // Context keeps the kind.
+    assert!(
+        matches!(failure(ffi::SQLITE_BUSY).context("commit failed"), StoreError::Unavailable(m) if m.starts_with("commit failed: "))
+    );
+}
+
+#[tokio::test]
+async fn a_write_blocked_past_the_busy_timeout_is_unavailable() {
+    let (dir, store) = temp_store();
+    store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "a", "T", "{}")).await.unwrap();
+    // Another connection holds the write lock past the store's 5 s busy timeout.
+    let other = rusqlite::Connection::open(dir.0.join("t.db")).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let outcome = store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "b", "T", "{}")).await;
+    assert!(matches!(outcome, Err(StoreError::Unavailable(_))), "{outcome:?}");
+    other.execute_batch("ROLLBACK").unwrap();
+    store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "b", "T", "{}")).await.unwrap();
+}
