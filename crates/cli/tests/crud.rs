@@ -67,6 +67,11 @@ fn cycle(s: &Server, version: &str, path: &str, canonical: &str, create: &Value,
     let listed = list["value"].as_array().unwrap().iter().find(|v| v["id"] == id.as_str()).unwrap();
     let mut expected_item = created.clone();
     expected_item.as_object_mut().unwrap().remove("@odata.context");
+    // An item carries @odata.type only where its type is not the collection's declared
+    // type (rulings.md 4, amended); the entity alone always does.
+    if created["@odata.type"] == hash(declared_item_type(canonical)).as_str() {
+        expected_item.as_object_mut().unwrap().remove("@odata.type");
+    }
     assert_eq!(listed, &expected_item);
 
     // PATCH answers 200 with the whole updated entity (seed 004), and it is stored.
@@ -97,6 +102,26 @@ fn cycle(s: &Server, version: &str, path: &str, canonical: &str, create: &Value,
     expect_error(s.patch(&format!("{path}{key}"), patch), 404, "ResourceNotFound");
     assert!(!ids(&get_ok(s, path)).contains(&id));
     updated
+}
+
+/// The declared item type of the collection at `canonical` (its last navigation, from the
+/// schema: schema/beta.csdl.xml).
+fn declared_item_type(canonical: &str) -> &'static str {
+    match canonical.rsplit('/').next().unwrap() {
+        "deviceEnrollmentConfigurations" => "deviceEnrollmentConfiguration",
+        "windowsAutopilotDeploymentProfiles" => "windowsAutopilotDeploymentProfile",
+        "windowsAutopilotDeviceIdentities" => "windowsAutopilotDeviceIdentity",
+        "appleUserInitiatedEnrollmentProfiles" => "appleUserInitiatedEnrollmentProfile",
+        "assignmentFilters" => "deviceAndAppManagementAssignmentFilter",
+        "assignments" if canonical.contains("deviceEnrollmentConfigurations(") => "enrollmentConfigurationAssignment",
+        "assignments" if canonical.contains("windowsAutopilotDeploymentProfiles(") => {
+            "windowsAutopilotDeploymentProfileAssignment"
+        }
+        "assignments" if canonical.contains("appleUserInitiatedEnrollmentProfiles(") => {
+            "appleEnrollmentProfileAssignment"
+        }
+        other => panic!("no declared type known for {other}"),
+    }
 }
 
 /// `<guid>_<suffix>` (defaults.md "Ids of configurations users create").
@@ -490,7 +515,7 @@ fn defaults_are_the_five_of_defaults_md() {
         let list = get_ok(&s, &format!("{BETA}/deviceEnrollmentConfigurations/{id}/assignments"));
         assert_eq!(
             list["value"],
-            json!([{"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": id, "source": "direct", "sourceId": null,
+            json!([{"id": id, "source": "direct", "sourceId": null,
                 "target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget", "deviceAndAppManagementAssignmentFilterId": null, "deviceAndAppManagementAssignmentFilterType": "none"}}])
         );
     }

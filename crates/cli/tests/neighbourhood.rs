@@ -213,18 +213,26 @@ fn groups_take_directory_permissions() {
 }
 
 #[test]
-fn autopilot_profiles_fill_an_empty_management_service_app_id() {
-    // IntuneCD writes "" back whenever a backup has none (behaviour.json types).
+fn an_unset_management_service_app_id_reads_null_and_a_written_one_is_kept() {
+    // rulings.md 14: live Autopilot profiles read "managementServiceAppId": null
+    // (graph-behaviours.md "Shapes"); IntuneCD writes "" back, which is kept as written.
     let s = Server::start();
     let p = s.create(
         &format!("{BETA}/windowsAutopilotDeploymentProfiles"),
         &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "P"}),
     );
-    assert_eq!(p["managementServiceAppId"], "");
-    let p = s.create(
-        &format!("{BETA}/windowsAutopilotDeploymentProfiles"),
-        &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "Q",
-                "managementServiceAppId": "app"}),
-    );
-    assert_eq!(p["managementServiceAppId"], "app");
+    assert_eq!(p["managementServiceAppId"], Value::Null, "{p}");
+    let id = p["id"].as_str().unwrap();
+    let read = get_ok(&s, &format!("{BETA}/windowsAutopilotDeploymentProfiles/{id}"));
+    assert_eq!(read["managementServiceAppId"], Value::Null, "{read}");
+    let list = get_ok(&s, &format!("{BETA}/windowsAutopilotDeploymentProfiles"));
+    assert_eq!(list["value"][0]["managementServiceAppId"], Value::Null, "{list}");
+    for (written, kept) in [(json!(""), json!("")), (json!("app"), json!("app"))] {
+        let p = s.create(
+            &format!("{BETA}/windowsAutopilotDeploymentProfiles"),
+            &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "Q",
+                    "managementServiceAppId": written}),
+        );
+        assert_eq!(p["managementServiceAppId"], kept);
+    }
 }

@@ -111,7 +111,8 @@ fn v1_lists_only_what_v1_has() {
     let a = get_ok(&s, &format!("{V1}/deviceEnrollmentConfigurations/{TENANT}_DefaultLimit/assignments"));
     assert_eq!(
         a["value"],
-        json!([{"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": format!("{TENANT}_DefaultLimit"), "target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}}])
+        // Items of the declared type: no @odata.type; the abstract-typed target keeps it (rulings.md 4).
+        json!([{"id": format!("{TENANT}_DefaultLimit"), "target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}}])
     );
 }
 

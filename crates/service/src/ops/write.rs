@@ -239,6 +239,7 @@ pub(super) fn entity_response(
         &entity.row.type_name,
         &entity.row.raw,
         &Default::default(),
+        None,
         &mut out,
     ) {
         return Err(ServiceError::Internal(format!("type {} missing from the schema", entity.row.type_name)));
