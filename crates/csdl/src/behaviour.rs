@@ -61,6 +61,17 @@ pub enum ActionKind {
     },
 }
 
+/// A single object every tenant has, outside what enrollgraph stores: answered as a tenant
+/// that never set it up answers (behaviour.json `singleObjects`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SingleObject {
+    /// Its type (an entity or a complex type of the schema).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Its value; `None` (JSON null): the tenant has none, and reading it is a 404.
+    pub value: Option<Map<String, Value>>,
+}
+
 /// Where the server stamps times and versions.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Stamps {
@@ -90,6 +101,8 @@ pub struct Behaviour {
     key_always_selected: Vec<String>,
     /// Per first path segment, the permissions that allow reads and writes there.
     permissions: HashMap<String, Permissions>,
+    /// Per version, single objects by path (as segments).
+    single: HashMap<String, Vec<(Vec<String>, SingleObject)>>,
 }
 
 /// The permissions a resource outside Intune accepts (any one of a list will do).
@@ -145,6 +158,12 @@ impl Behaviour {
                 .map(|(ver, paths)| (ver, paths.iter().map(|p| p.split('/').map(str::to_owned).collect()).collect()))
                 .collect(),
             permissions: entries(&v, "permissions")?,
+            single: entries::<HashMap<String, SingleObject>>(&v, "singleObjects")?
+                .into_iter()
+                .map(|(ver, objects)| {
+                    (ver, objects.into_iter().map(|(p, o)| (p.split('/').map(str::to_owned).collect(), o)).collect())
+                })
+                .collect(),
             key_always_selected: v
                 .pointer("/keyAlwaysSelected/types")
                 .and_then(Value::as_array)
@@ -178,6 +197,25 @@ impl Behaviour {
             .iter()
             .find(|p| p.iter().enumerate().all(|(i, seg)| names(i).is_some_and(|n| n.eq_ignore_ascii_case(seg))))
             .map(Vec::as_slice)
+    }
+
+    /// The single object of `version` at exactly the path `names` (matched
+    /// case-insensitively, like navigations), with its canonical path.
+    #[must_use]
+    pub fn single_object<'a>(
+        &self,
+        version: &str,
+        len: usize,
+        names: impl Fn(usize) -> Option<&'a str>,
+    ) -> Option<(&[String], &SingleObject)> {
+        self.single
+            .get(version)?
+            .iter()
+            .find(|(p, _)| {
+                p.len() == len
+                    && p.iter().enumerate().all(|(i, seg)| names(i).is_some_and(|n| n.eq_ignore_ascii_case(seg)))
+            })
+            .map(|(p, o)| (p.as_slice(), o))
     }
 
     /// True when `prop`, declared on one of `lineage`'s types, is server-owned.

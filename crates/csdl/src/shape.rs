@@ -63,6 +63,19 @@ pub fn shape_entity(
     Some(out)
 }
 
+/// The wire form of a value of an entity or complex type answered on its own (a single
+/// object, behaviour.json `singleObjects`): every property of the type, unset ones at the
+/// schema's defaults. An entity carries `@odata.type`, a complex value of its declared
+/// type none. `None` when this version has no such type.
+#[must_use]
+pub fn shape_object(schema: &Schema, type_name: &str, body: &Map<String, Value>) -> Option<Map<String, Value>> {
+    let t = schema.structured(type_name)?;
+    if t.kind == crate::TypeKind::Entity {
+        return shape_entity(schema, type_name, body, &Selection::default(), None);
+    }
+    Some(shape_complex(schema, type_name, body))
+}
+
 fn shape_value(schema: &Schema, type_ref: &TypeRef, value: &Value) -> Value {
     match (type_ref, value) {
         (TypeRef::Complex(declared), Value::Object(obj)) => Value::Object(shape_complex(schema, declared, obj)),

@@ -98,7 +98,7 @@ impl Service {
 /// The methods a target supports, for 405's `Allow`.
 pub(crate) fn allowed(target: &Target) -> Vec<&'static str> {
     match target {
-        Target::Singleton { .. } | Target::Count(_) | Target::Empty { .. } => vec!["GET"],
+        Target::Singleton { .. } | Target::Count(_) | Target::Empty { .. } | Target::Single { .. } => vec!["GET"],
         Target::Collection(_) => vec!["GET", "POST"],
         Target::Entity(_) => vec!["GET", "PATCH", "DELETE"],
         Target::SingleNav { .. } | Target::Reverse { .. } => vec!["GET"],

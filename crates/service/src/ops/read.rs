@@ -78,6 +78,18 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment]) -> Res
                 "@odata.context": context_url(&req.base_url, req.version, &path),
                 "value": [],
             }))),
+            Target::Single { path, type_name, value } => {
+                let Some(shaped) = enrollgraph_csdl::shape_object(view.schema, &type_name, &value) else {
+                    return Err(ServiceError::Internal(format!("type {type_name} missing from the schema")));
+                };
+                // An entity's context names `$entity`; a complex property's is its path.
+                let fragment =
+                    if shaped.contains_key("@odata.type") { format!("{path}/$entity") } else { path.clone() };
+                let mut body = serde_json::Map::new();
+                body.insert("@odata.context".into(), context_url(&req.base_url, req.version, &fragment).into());
+                body.extend(shaped);
+                Ok(Out::json(serde_json::Value::Object(body)))
+            }
             Target::Singleton { name, type_name } => {
                 let body = serde_json::json!({
                     "@odata.context": context_url(&req.base_url, req.version, &format!("{name}/$entity")),
