@@ -13,7 +13,7 @@ mod shape;
 /// these long, trusted names (profiled: issue 8).
 type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
-pub use behaviour::{ActionKind, Behaviour, Permissions, SingleObject, TypeBehaviour};
+pub use behaviour::{ActionKind, Behaviour, Permissions, RenamedProperty, SingleObject, TypeBehaviour, UniqueTarget};
 pub use enrollgraph_odata::{Primitive, PropertyInfo, TypeRef};
 pub use payload::{
     Payload, ValidationError, WriteMode, complete, default_value, is_guid, keep_hidden_members,
