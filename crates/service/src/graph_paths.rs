@@ -70,6 +70,7 @@ pub fn unserved(version: ApiVersion, segments: &[Segment<'_>]) -> Option<Service
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::path::parse_path;
