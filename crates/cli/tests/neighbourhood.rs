@@ -112,6 +112,13 @@ fn assignment_filters_are_served_on_beta_and_answer_their_id_whatever_the_select
             "displayName": "Corporate",
         })
     );
+    // Listed, a filter carries no @odata.type: its type is the list's declared one (rulings.md
+    // 4; seventy-odd live captures, graph-behaviours.md "Shapes"), on both paging paths.
+    for query in ["", "?$orderby=displayName", "?$select=id,displayName"] {
+        let list = get_ok(&s, &format!("{BETA}/assignmentFilters{query}"));
+        let item = list["value"][0].as_object().unwrap();
+        assert!(!item.contains_key("@odata.type") && item["id"] == id, "{query}: {list}");
+    }
     let r = s.patch(&format!("{BETA}/assignmentFilters/{id}"), &json!({"rule": "(device.model -eq \"X\")"}));
     assert_eq!(r.status(), 200);
     assert_eq!(get_ok(&s, &format!("{BETA}/assignmentFilters/{id}"))["rule"], "(device.model -eq \"X\")");

@@ -1164,6 +1164,9 @@ fn autopilot_devices_and_their_profile() {
     // The profile's assignedDevices: the devices bound to it (rulings.md 5); what works today.
     let nav = format!("{PROFILES}/{}/assignedDevices", x.p[0]);
     assert_eq!(query_ids(&s, &nav, "$select=id"), d[..2]);
+    // A reverse list's items are of its declared type: no @odata.type (rulings.md 4).
+    let listed = get_ok(&s, &nav);
+    assert!(listed["value"].as_array().unwrap().iter().all(|d| d.get("@odata.type").is_none()), "{listed}");
     assert_eq!(query_ids(&s, &nav, "$orderby=serialNumber desc"), owned(&[&d[1], &d[0]]));
     assert_eq!(filtered(&s, &nav, "tolower(groupTag) eq 'lab'"), owned(&[&d[1]]));
     assert_eq!(get_ok(&s, &format!("{nav}?$count=true"))["@odata.count"], 2);
