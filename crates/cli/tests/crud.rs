@@ -67,6 +67,11 @@ fn cycle(s: &Server, version: &str, path: &str, canonical: &str, create: &Value,
     let listed = list["value"].as_array().unwrap().iter().find(|v| v["id"] == id.as_str()).unwrap();
     let mut expected_item = created.clone();
     expected_item.as_object_mut().unwrap().remove("@odata.context");
+    // An item carries @odata.type only where its type is not the collection's declared
+    // type (rulings.md 4, amended); the entity alone always does.
+    if created["@odata.type"] == hash(declared_item_type(canonical)).as_str() {
+        expected_item.as_object_mut().unwrap().remove("@odata.type");
+    }
     assert_eq!(listed, &expected_item);
 
     // PATCH answers 200 with the whole updated entity (seed 004), and it is stored.
@@ -97,6 +102,26 @@ fn cycle(s: &Server, version: &str, path: &str, canonical: &str, create: &Value,
     expect_error(s.patch(&format!("{path}{key}"), patch), 404, "ResourceNotFound");
     assert!(!ids(&get_ok(s, path)).contains(&id));
     updated
+}
+
+/// The declared item type of the collection at `canonical` (its last navigation, from the
+/// schema: schema/beta.csdl.xml).
+fn declared_item_type(canonical: &str) -> &'static str {
+    match canonical.rsplit('/').next().unwrap() {
+        "deviceEnrollmentConfigurations" => "deviceEnrollmentConfiguration",
+        "windowsAutopilotDeploymentProfiles" => "windowsAutopilotDeploymentProfile",
+        "windowsAutopilotDeviceIdentities" => "windowsAutopilotDeviceIdentity",
+        "appleUserInitiatedEnrollmentProfiles" => "appleUserInitiatedEnrollmentProfile",
+        "assignmentFilters" => "deviceAndAppManagementAssignmentFilter",
+        "assignments" if canonical.contains("deviceEnrollmentConfigurations(") => "enrollmentConfigurationAssignment",
+        "assignments" if canonical.contains("windowsAutopilotDeploymentProfiles(") => {
+            "windowsAutopilotDeploymentProfileAssignment"
+        }
+        "assignments" if canonical.contains("appleUserInitiatedEnrollmentProfiles(") => {
+            "appleEnrollmentProfileAssignment"
+        }
+        other => panic!("no declared type known for {other}"),
+    }
 }
 
 /// `<guid>_<suffix>` (defaults.md "Ids of configurations users create").
@@ -490,7 +515,7 @@ fn defaults_are_the_five_of_defaults_md() {
         let list = get_ok(&s, &format!("{BETA}/deviceEnrollmentConfigurations/{id}/assignments"));
         assert_eq!(
             list["value"],
-            json!([{"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": id, "source": "direct", "sourceId": null,
+            json!([{"id": id, "source": "direct", "sourceId": null,
                 "target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget", "deviceAndAppManagementAssignmentFilterId": null, "deviceAndAppManagementAssignmentFilterType": "none"}}])
         );
     }
@@ -506,4 +531,122 @@ fn defaults_are_the_five_of_defaults_md() {
     for r in ["mac", "macOS", "windowsHomeSku"] {
         assert_eq!(p[format!("{r}Restriction")]["osMinimumVersion"], Value::Null, "{r}");
     }
+}
+
+/// graph-behaviours.md "Shapes": Autopilot profiles answer the legacy and the new names of
+/// renamed properties, kept in step (behaviour.json `types` `renamed`).
+#[test]
+fn renamed_autopilot_properties_answer_under_both_names_in_step() {
+    let s = Server::start();
+    let coll = format!("{BETA}/windowsAutopilotDeploymentProfiles");
+    let azure = "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile";
+    // Created with neither: the new names hold the legacy defaults.
+    let p = s.create(&coll, &json!({"@odata.type": azure, "displayName": "none"}));
+    assert_eq!((&p["extractHardwareHash"], &p["hardwareHashExtractionEnabled"]), (&json!(false), &json!(false)));
+    assert_eq!((&p["enableWhiteGlove"], &p["preprovisioningAllowed"]), (&json!(false), &json!(false)));
+    assert_eq!((&p["language"], &p["locale"]), (&Value::Null, &Value::Null));
+    assert_eq!((&p["outOfBoxExperienceSettings"], &p["outOfBoxExperienceSetting"]), (&Value::Null, &Value::Null));
+    // Created with the legacy names (IntuneCD's backups, older tools).
+    let p = s.create(
+        &coll,
+        &json!({"@odata.type": azure, "displayName": "legacy", "language": "os-default", "extractHardwareHash": true,
+                "enableWhiteGlove": true,
+                "outOfBoxExperienceSettings": {"hidePrivacySettings": true, "hideEULA": true, "userType": "standard",
+                    "deviceUsageType": "shared", "skipKeyboardSelectionPage": true, "hideEscapeLink": false}}),
+    );
+    let id = p["id"].as_str().unwrap();
+    let oobe = json!({"deviceUsageType": "shared", "escapeLinkHidden": false, "eulaHidden": true,
+                      "keyboardSelectionPageSkipped": true, "privacySettingsHidden": true, "userType": "standard"});
+    for read in [p.clone(), get_ok(&s, &format!("{coll}/{id}"))] {
+        assert_eq!(read["locale"], "os-default");
+        assert_eq!(read["hardwareHashExtractionEnabled"], true);
+        assert_eq!(read["preprovisioningAllowed"], true);
+        assert_eq!(read["outOfBoxExperienceSetting"], oobe, "{read}");
+    }
+    // A write to the new name reads back under the legacy one too.
+    let r = s.patch(
+        &format!("{coll}/{id}"),
+        &json!({"locale": "en-US", "preprovisioningAllowed": false, "outOfBoxExperienceSetting": {"privacySettingsHidden": false,
+                "eulaHidden": false, "userType": "administrator", "deviceUsageType": "singleUser",
+                "keyboardSelectionPageSkipped": false, "escapeLinkHidden": true}}),
+    );
+    assert_eq!(r.status(), 200);
+    let read = get_ok(&s, &format!("{coll}/{id}"));
+    assert_eq!((&read["language"], &read["locale"]), (&json!("en-US"), &json!("en-US")));
+    assert_eq!((&read["enableWhiteGlove"], &read["preprovisioningAllowed"]), (&json!(false), &json!(false)));
+    assert_eq!(
+        read["outOfBoxExperienceSettings"],
+        json!({"deviceUsageType": "singleUser", "hideEscapeLink": true, "hideEULA": false, "hidePrivacySettings": false,
+               "skipKeyboardSelectionPage": false, "userType": "administrator"})
+    );
+    // What a PATCH does not name stays in step as it was.
+    assert_eq!((&read["extractHardwareHash"], &read["hardwareHashExtractionEnabled"]), (&json!(true), &json!(true)));
+    // Both names with different values: the current one wins, under both.
+    s.patch(&format!("{coll}/{id}"), &json!({"language": "fr-FR", "locale": "de-DE"}));
+    let read = get_ok(&s, &format!("{coll}/{id}"));
+    assert_eq!((&read["language"], &read["locale"]), (&json!("de-DE"), &json!("de-DE")));
+}
+
+/// IntuneCD's `--remove` clears a profile's assignments with a DELETE on the collection and
+/// accepts only 200 (clients.md section 1; behaviour.json `clearableCollections`).
+#[test]
+fn delete_on_an_autopilot_profiles_assignments_clears_them() {
+    let s = Server::start();
+    let p = s.create(
+        &format!("{BETA}/windowsAutopilotDeploymentProfiles"),
+        &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "P"}),
+    );
+    let assignments = format!("{BETA}/windowsAutopilotDeploymentProfiles/{}/assignments", p["id"].as_str().unwrap());
+    for g in ["g1", "g2"] {
+        s.create(
+            &assignments,
+            &json!({"target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": g}}),
+        );
+    }
+    assert_eq!(ids(&get_ok(&s, &assignments)).len(), 2);
+    let r = s.delete(&assignments);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "");
+    assert_eq!(get_ok(&s, &assignments)["value"], json!([]));
+    // Other collections are not cleared this way.
+    let r = s.delete(&format!("{BETA}/deviceEnrollmentConfigurations/{TENANT}_DefaultLimit/assignments"));
+    assert_eq!(r.headers()["allow"], "GET, POST");
+    expect_error(r, 405, "MethodNotAllowed");
+    expect_error(s.delete(&format!("{BETA}/windowsAutopilotDeploymentProfiles")), 405, "MethodNotAllowed");
+}
+
+/// graph-behaviours.md "Shapes": a second Autopilot profile assigned to All Devices is refused
+/// with Intune's message in its JSON-in-message form; the status is not captured, 400 chosen
+/// (behaviour.json `uniqueTarget`).
+#[test]
+fn a_second_autopilot_profile_assigned_to_all_devices_is_refused() {
+    let s = Server::start();
+    let coll = format!("{BETA}/windowsAutopilotDeploymentProfiles");
+    let new = |name: &str| {
+        let p = s.create(
+            &coll,
+            &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": name}),
+        );
+        p["id"].as_str().unwrap().to_owned()
+    };
+    let (first, second) = (new("first"), new("second"));
+    let all = json!({"target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}});
+    s.create(&format!("{coll}/{first}/assignments"), &all);
+    let body = expect_error(s.post(&format!("{coll}/{second}/assignments"), &all), 400, "BadRequest");
+    let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    assert!(
+        inner["Message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Another Profile {first} is already assigned to All Devices.")),
+        "{inner}"
+    );
+    assert_eq!(get_ok(&s, &format!("{coll}/{second}/assignments"))["value"], json!([]));
+    // Other targets are fine on the second profile; and once the first lets go, so is All Devices.
+    s.create(
+        &format!("{coll}/{second}/assignments"),
+        &json!({"target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "g"}}),
+    );
+    assert_eq!(s.delete(&format!("{coll}/{first}/assignments")).status(), 200);
+    s.create(&format!("{coll}/{second}/assignments"), &all);
 }

@@ -526,16 +526,26 @@ fn an_ordinary_client_sending_over_4_mib_sees_413() {
 }
 
 #[test]
-fn unknown_versions_are_400() {
+fn unknown_versions_and_paths_without_a_version_are_the_gateways_404() {
+    // graph-behaviours.md "Shapes": `/deviceManagement/...` is 404 ResourceNotFound
+    // "Invalid version: devicemanagement" (the gateway answers, lower-casing the segment).
     let s = Server::start();
-    for path in [
-        "/v2.0/deviceManagement/deviceEnrollmentConfigurations",
-        "/v1/deviceManagement",
-        "/alpha/deviceManagement/deviceEnrollmentConfigurations",
+    for (path, segment) in [
+        ("/deviceManagement/deviceEnrollmentConfigurations", "devicemanagement"),
+        ("/DeviceManagement", "devicemanagement"),
+        ("/v2.0/deviceManagement/deviceEnrollmentConfigurations", "v2.0"),
+        ("/v1/deviceManagement", "v1"),
+        ("/Alpha/deviceManagement/deviceEnrollmentConfigurations", "alpha"),
     ] {
-        expect_error(s.get(path), 400, "BadRequest");
+        let body = expect_error(s.get(path), 404, "ResourceNotFound");
+        assert_eq!(body["error"]["message"], format!("Invalid version: {segment}"), "{path}");
     }
-    expect_error(s.post("/v2.0/deviceManagement/deviceEnrollmentConfigurations", &limit_body()), 400, "BadRequest");
+    let body = expect_error(
+        s.post("/deviceManagement/deviceEnrollmentConfigurations", &limit_body()),
+        404,
+        "ResourceNotFound",
+    );
+    assert_eq!(body["error"]["message"], "Invalid version: devicemanagement");
 }
 
 #[test]
@@ -546,6 +556,22 @@ fn client_request_id_is_echoed_in_header_and_error() {
     assert_eq!(r.headers()["client-request-id"], crid);
     let body = expect_error(r, 404, "ResourceNotFound");
     assert_eq!(body["error"]["innerError"]["client-request-id"], crid);
+    // Intune's JSON-in-message: the Activity ID is the client-request-id, the Operation ID
+    // the all-zero GUID (graph-behaviours.md "Shapes").
+    let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    let message = inner["Message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            " - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: {crid} - Url: "
+        )),
+        "{message}"
+    );
+    // Without a client-request-id, the Activity ID is the one the response echoes.
+    let r = s.get(&format!("{CFG}/nope"));
+    let echoed = r.headers()["client-request-id"].to_str().unwrap().to_owned();
+    let body = expect_error(r, 404, "ResourceNotFound");
+    let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    assert!(inner["Message"].as_str().unwrap().contains(&format!("Activity ID: {echoed} - ")), "{inner}");
     // On success too.
     let r = s.raw().get(s.url(CFG)).header("client-request-id", crid).send().unwrap();
     assert_eq!(r.status(), 200);
@@ -665,4 +691,55 @@ fn navigation_and_singleton_segments_match_in_any_case() {
     let mut plain = plain;
     plain.as_object_mut().unwrap().remove("@odata.context");
     assert_eq!(other, plain);
+}
+
+/// Issue 19: a path of the full Graph schema that enrollgraph does not serve answers 501
+/// NotImplemented, naming it and pointing at the README; a name Graph does not have stays
+/// 400 (rulings.md 8). The list is schema/graph-paths.txt (schema/tools/graph-paths.py).
+#[test]
+fn real_but_unserved_paths_are_501_and_made_up_ones_400() {
+    let s = Server::start();
+    let group = s.create(
+        "/beta/groups",
+        &json!({"displayName": "G", "mailEnabled": false, "securityEnabled": true, "mailNickname": "g"}),
+    );
+    let gid = group["id"].as_str().unwrap();
+    let unserved = [
+        "/beta/deviceManagement/exchangeConnectors".to_owned(),
+        "/beta/deviceManagement/exchangeConnectors/abc".to_owned(),
+        "/beta/deviceManagement/exchangeConnectors('abc')".to_owned(),
+        "/beta/deviceManagement/detectedApps('x')/managedDevices".to_owned(),
+        "/beta/deviceAppManagement".to_owned(),
+        "/beta/deviceAppManagement/iosManagedAppProtections".to_owned(),
+        "/beta/identity/conditionalAccess".to_owned(),
+        format!("/beta/groups/{gid}/members"),
+        format!("/v1.0/groups('{gid}')/owners"),
+        "/v1.0/deviceManagement/managedDevices".to_owned(),
+        "/v1.0/deviceManagement/MANAGEDDEVICES/abc".to_owned(),
+        "/v1.0/deviceAppManagement/mobileApps".to_owned(),
+    ];
+    for path in &unserved {
+        let body = expect_error(s.get(path), 501, "NotImplemented");
+        let message = body["error"]["message"].as_str().unwrap();
+        let named = path.split_once('/').unwrap().1.split_once('/').unwrap().1;
+        assert!(message.contains(&format!("'{named}'")), "{path}: {message}");
+        assert!(message.contains("README") && message.contains("What is served"), "{message}");
+    }
+    // Any method: a write to it is not served either.
+    expect_error(s.post("/beta/deviceManagement/exchangeConnectors", &json!({})), 501, "NotImplemented");
+    let made_up = [
+        "/beta/deviceManagement/exchangeConnectorz",
+        "/beta/deviceManagement/exchangeConnectors/abc/notAThing",
+        "/beta/deviceAppManagement/nothingHere",
+        "/beta/identity/nope",
+        "/beta/nothing",
+        "/v1.0/deviceManagement/assignmentFilters", // beta only
+        "/v1.0/deviceManagement/managedDevicez",
+    ];
+    for path in made_up {
+        let body = expect_error(s.get(path), 400, "BadRequest");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("Resource not found for the segment"), "{path}");
+    }
+    // A served path under a real Graph name still resolves its ids first.
+    expect_error(s.get("/beta/groups/00000000-0000-0000-0000-000000000000/members"), 404, "ResourceNotFound");
 }

@@ -112,6 +112,13 @@ fn assignment_filters_are_served_on_beta_and_answer_their_id_whatever_the_select
             "displayName": "Corporate",
         })
     );
+    // Listed, a filter carries no @odata.type: its type is the list's declared one (rulings.md
+    // 4; seventy-odd live captures, graph-behaviours.md "Shapes"), on both paging paths.
+    for query in ["", "?$orderby=displayName", "?$select=id,displayName"] {
+        let list = get_ok(&s, &format!("{BETA}/assignmentFilters{query}"));
+        let item = list["value"][0].as_object().unwrap();
+        assert!(!item.contains_key("@odata.type") && item["id"] == id, "{query}: {list}");
+    }
     let r = s.patch(&format!("{BETA}/assignmentFilters/{id}"), &json!({"rule": "(device.model -eq \"X\")"}));
     assert_eq!(r.status(), 200);
     assert_eq!(get_ok(&s, &format!("{BETA}/assignmentFilters/{id}"))["rule"], "(device.model -eq \"X\")");
@@ -213,18 +220,99 @@ fn groups_take_directory_permissions() {
 }
 
 #[test]
-fn autopilot_profiles_fill_an_empty_management_service_app_id() {
-    // IntuneCD writes "" back whenever a backup has none (behaviour.json types).
+fn an_unset_management_service_app_id_reads_null_and_a_written_one_is_kept() {
+    // rulings.md 14: live Autopilot profiles read "managementServiceAppId": null
+    // (graph-behaviours.md "Shapes"); IntuneCD writes "" back, which is kept as written.
     let s = Server::start();
     let p = s.create(
         &format!("{BETA}/windowsAutopilotDeploymentProfiles"),
         &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "P"}),
     );
-    assert_eq!(p["managementServiceAppId"], "");
-    let p = s.create(
-        &format!("{BETA}/windowsAutopilotDeploymentProfiles"),
-        &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "Q",
-                "managementServiceAppId": "app"}),
+    assert_eq!(p["managementServiceAppId"], Value::Null, "{p}");
+    let id = p["id"].as_str().unwrap();
+    let read = get_ok(&s, &format!("{BETA}/windowsAutopilotDeploymentProfiles/{id}"));
+    assert_eq!(read["managementServiceAppId"], Value::Null, "{read}");
+    let list = get_ok(&s, &format!("{BETA}/windowsAutopilotDeploymentProfiles"));
+    assert_eq!(list["value"][0]["managementServiceAppId"], Value::Null, "{list}");
+    for (written, kept) in [(json!(""), json!("")), (json!("app"), json!("app"))] {
+        let p = s.create(
+            &format!("{BETA}/windowsAutopilotDeploymentProfiles"),
+            &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "Q",
+                    "managementServiceAppId": written}),
+        );
+        assert_eq!(p["managementServiceAppId"], kept);
+    }
+}
+
+#[test]
+fn single_objects_answer_as_a_tenant_that_never_set_them_up() {
+    // graph-behaviours.md "Single objects a tenant always has" (behaviour.json singleObjects).
+    let s = Server::start();
+    let settings = get_ok(&s, &format!("{BETA}/settings"));
+    assert_eq!(
+        settings,
+        json!({
+            "@odata.context": s.url("/beta/$metadata#deviceManagement/settings"),
+            "androidDeviceAdministratorEnrollmentEnabled": false,
+            "derivedCredentialProvider": "notConfigured",
+            "derivedCredentialUrl": null,
+            "deviceComplianceCheckinThresholdDays": 30,
+            "deviceInactivityBeforeRetirementInDay": 0,
+            "enableAutopilotDiagnostics": true,
+            "enableDeviceGroupMembershipReport": false,
+            "enableEnhancedTroubleshootingExperience": false,
+            "enableLogCollection": true,
+            "enhancedJailBreak": false,
+            "ignoreDevicesForUnsupportedSettingsEnabled": false,
+            "isScheduledActionEnabled": true,
+            "m365AppDiagnosticsEnabled": false,
+            "secureByDefault": false,
+        })
     );
-    assert_eq!(p["managementServiceAppId"], "app");
+    assert_eq!(
+        get_ok(&s, "/v1.0/deviceManagement/settings"),
+        json!({
+            "@odata.context": s.url("/v1.0/$metadata#deviceManagement/settings"),
+            "deviceComplianceCheckinThresholdDays": 30, "isScheduledActionEnabled": true, "secureByDefault": false,
+        })
+    );
+    let play = get_ok(&s, &format!("{BETA}/androidManagedStoreAccountEnterpriseSettings"));
+    assert_eq!(
+        play["@odata.context"],
+        s.url("/beta/$metadata#deviceManagement/androidManagedStoreAccountEnterpriseSettings/$entity")
+    );
+    assert_eq!(play["@odata.type"], "#microsoft.graph.androidManagedStoreAccountEnterpriseSettings");
+    for (k, v) in [
+        ("bindStatus", json!("notBound")),
+        ("lastAppSyncStatus", json!("none")),
+        ("enrollmentTarget", json!("none")),
+        ("ownerOrganizationName", json!("")),
+        ("ownerUserPrincipalName", json!("")),
+        ("targetGroupIds", json!([])),
+        ("companyCodes", json!([])),
+        ("lastAppSyncDateTime", Value::Null),
+        ("androidDeviceOwnerFullyManagedEnrollmentEnabled", json!(false)),
+    ] {
+        assert_eq!(play[k], v, "{k}: {play}");
+    }
+    // The case of the path does not matter, as for navigations (rulings.md 12).
+    assert_eq!(get_ok(&s, "/beta/devicemanagement/SETTINGS")["deviceComplianceCheckinThresholdDays"], 30);
+    // A tenant without APNs: 404 in Intune's JSON-in-message form, on both versions.
+    for v in ["beta", "v1.0"] {
+        let body = expect_error(
+            s.get(&format!("/{v}/deviceManagement/applePushNotificationCertificate")),
+            404,
+            "ResourceNotFound",
+        );
+        let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+        assert!(inner["Message"].as_str().unwrap().contains("applePushNotificationCertificate"), "{inner}");
+    }
+    // v1.0 has no Managed Google Play settings; it exists in Graph's beta only.
+    expect_error(s.get("/v1.0/deviceManagement/androidManagedStoreAccountEnterpriseSettings"), 400, "BadRequest");
+    // Read-only: other methods are 405, and nothing is under them.
+    let r = s.patch(&format!("{BETA}/settings"), &json!({"enableLogCollection": false}));
+    assert_eq!(r.headers()["allow"], "GET");
+    expect_error(r, 405, "MethodNotAllowed");
+    expect_error(s.get(&format!("{BETA}/settings/x")), 400, "BadRequest");
+    expect_error(s.get(&format!("{BETA}/settings('x')")), 400, "BadRequest");
 }

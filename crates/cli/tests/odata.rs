@@ -534,7 +534,7 @@ fn select_including_properties_of_derived_types() {
         page,
         json!({
             "@odata.context": format!("{base}/beta/$metadata#deviceManagement/deviceEnrollmentConfigurations('{}')/assignments(target)", a.config),
-            "value": [{"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "target": {
+            "value": [{"target": {
                 "@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "g3",
                 "deviceAndAppManagementAssignmentFilterId": "f1", "deviceAndAppManagementAssignmentFilterType": "exclude"}}],
         })
@@ -549,7 +549,7 @@ fn expand_assignments_with_nested_select_filter_orderby_top() {
     let cid = &a.config;
     let assignments_context =
         format!("{base}/beta/$metadata#deviceManagement/deviceEnrollmentConfigurations('{cid}')/assignments");
-    let ty = "#microsoft.graph.enrollmentConfigurationAssignment";
+    // Expanded items of the declared type carry no @odata.type (rulings.md 4).
     // On the collection, filtered to the one configuration.
     let page = get_ok(
         &s,
@@ -564,7 +564,7 @@ fn expand_assignments_with_nested_select_filter_orderby_top() {
             "@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration",
             "id": cid,
             "assignments@odata.context": assignments_context,
-            "assignments": [{"@odata.type": ty, "id": a.a[2]}, {"@odata.type": ty, "id": a.a[6]}],
+            "assignments": [{"id": a.a[2]}, {"id": a.a[6]}],
         })
     );
     // On the entity, with nested $orderby and $top.
@@ -576,7 +576,7 @@ fn expand_assignments_with_nested_select_filter_orderby_top() {
     );
     assert_eq!(
         one["assignments"],
-        json!([{"@odata.type": ty, "id": a.a[7]}, {"@odata.type": ty, "id": a.a[1]}]),
+        json!([{"id": a.a[7]}, {"id": a.a[1]}]),
         "g3, then g1 (the allDevices target has no groupId and sorts last descending)"
     );
     assert_eq!(one["displayName"], "Targets");
@@ -876,10 +876,7 @@ fn v1_configurations_and_assignments() {
         &s,
         &format!("{V1_CFG}('{}')?$select=id&$expand=assignments($select=id;$filter=target/groupId eq 'g3')", a.config),
     );
-    assert_eq!(
-        one["assignments"],
-        json!([{"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": a.a[7]}])
-    );
+    assert_eq!(one["assignments"], json!([{"id": a.a[7]}]));
     assert_eq!(
         one["assignments@odata.context"],
         format!("{base}/v1.0/$metadata#deviceManagement/deviceEnrollmentConfigurations('{}')/assignments", a.config)
@@ -940,17 +937,13 @@ fn apple_profiles_and_their_assignments() {
         format!("{base}/beta/$metadata#deviceManagement/appleUserInitiatedEnrollmentProfiles(displayName,platform)")
             .as_str()
     );
-    let t = "#microsoft.graph.appleUserInitiatedEnrollmentProfile";
+    // Items of the collection's exact declared type: no @odata.type (rulings.md 4).
     assert_eq!(
         page["value"],
-        json!([{"@odata.type": t, "displayName": "iOS BYOD", "platform": "iOS"},
-               {"@odata.type": t, "displayName": "Mac corp", "platform": "macOS"}])
+        json!([{"displayName": "iOS BYOD", "platform": "iOS"}, {"displayName": "Mac corp", "platform": "macOS"}])
     );
     let next = page["@odata.nextLink"].as_str().unwrap();
-    assert_eq!(
-        get_abs(&s, next)["value"],
-        json!([{"@odata.type": t, "displayName": "iPad shared", "platform": "iOS"}])
-    );
+    assert_eq!(get_abs(&s, next)["value"], json!([{"displayName": "iPad shared", "platform": "iOS"}]));
     assert_eq!(count_segment(&s, APPLE, "$filter=platform eq 'iOS'"), "2");
     // Assignments of a profile.
     let ap = format!("{APPLE}/{byod}/assignments");
@@ -983,14 +976,13 @@ fn apple_profiles_and_their_assignments() {
             "{APPLE}?$filter=platform eq 'iOS'&$select=id&$expand=assignments($select=id;$filter=target/groupId eq 'g2')"
         ),
     );
-    let ty = "#microsoft.graph.appleEnrollmentProfileAssignment";
     assert_eq!(
         page["value"],
         json!([
-            {"@odata.type": t, "id": byod,
+            {"id": byod,
              "assignments@odata.context": format!("{base}/beta/$metadata#deviceManagement/appleUserInitiatedEnrollmentProfiles('{byod}')/assignments"),
-             "assignments": [{"@odata.type": ty, "id": a[1]}]},
-            {"@odata.type": t, "id": ipad,
+             "assignments": [{"id": a[1]}]},
+            {"id": ipad,
              "assignments@odata.context": format!("{base}/beta/$metadata#deviceManagement/appleUserInitiatedEnrollmentProfiles('{ipad}')/assignments"),
              "assignments": []},
         ])
@@ -1108,7 +1100,7 @@ fn autopilot_profiles_and_their_assignments() {
             "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
             "id": p[0],
             "assignments@odata.context": format!("{base}/beta/$metadata#deviceManagement/windowsAutopilotDeploymentProfiles('{}')/assignments", p[0]),
-            "assignments": [{"@odata.type": "#microsoft.graph.windowsAutopilotDeploymentProfileAssignment", "id": x.a[2]}],
+            "assignments": [{"id": x.a[2]}],
         })
     );
     assert_eq!(
@@ -1145,15 +1137,16 @@ fn autopilot_devices_and_their_profile() {
         )
         .as_str()
     );
-    let t = "#microsoft.graph.windowsAutopilotDeviceIdentity";
+    // Devices (the declared type exactly) carry no @odata.type as items; the expanded
+    // profile, of a derived type, does (rulings.md 4).
     let prof =
         json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "AAD kiosk"});
     assert_eq!(
         page["value"],
         json!([
-            {"@odata.type": t, "serialNumber": "SN-A", "deploymentProfile": prof},
-            {"@odata.type": t, "serialNumber": "SN-B", "deploymentProfile": prof},
-            {"@odata.type": t, "serialNumber": "SN-C", "deploymentProfile": null},
+            {"serialNumber": "SN-A", "deploymentProfile": prof},
+            {"serialNumber": "SN-B", "deploymentProfile": prof},
+            {"serialNumber": "SN-C", "deploymentProfile": null},
         ])
     );
     // Through the device's profile.
@@ -1171,6 +1164,9 @@ fn autopilot_devices_and_their_profile() {
     // The profile's assignedDevices: the devices bound to it (rulings.md 5); what works today.
     let nav = format!("{PROFILES}/{}/assignedDevices", x.p[0]);
     assert_eq!(query_ids(&s, &nav, "$select=id"), d[..2]);
+    // A reverse list's items are of its declared type: no @odata.type (rulings.md 4).
+    let listed = get_ok(&s, &nav);
+    assert!(listed["value"].as_array().unwrap().iter().all(|d| d.get("@odata.type").is_none()), "{listed}");
     assert_eq!(query_ids(&s, &nav, "$orderby=serialNumber desc"), owned(&[&d[1], &d[0]]));
     assert_eq!(filtered(&s, &nav, "tolower(groupTag) eq 'lab'"), owned(&[&d[1]]));
     assert_eq!(get_ok(&s, &format!("{nav}?$count=true"))["@odata.count"], 2);

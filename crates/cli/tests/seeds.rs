@@ -176,3 +176,89 @@ fn seed_004_update_apple_enrollment_profile_assignment() {
     let again: Value = s.get(&format!("{base}/{}", a["id"].as_str().unwrap())).json().unwrap();
     assert_eq!(again["target"]["entraObjectId"], "Entra Object Id value");
 }
+
+/// The JSON paths (array indices as `*`) at which a body carries `@odata.type`.
+fn annotated_paths(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if k == "@odata.type" {
+                    out.push(at.to_owned());
+                } else {
+                    annotated_paths(v, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| annotated_paths(v, &format!("{at}/*"), out)),
+        _ => {}
+    }
+}
+
+/// rulings.md 4 (amended) against the list examples of tests/golden, each edited to the
+/// live service's lists (graph-behaviours.md "Shapes the live service returns"): an item
+/// or a nested value carries `@odata.type` only where its type is not exactly the declared
+/// one. Each list is made from the matching create example and compared at every level.
+#[test]
+fn list_items_carry_odata_type_where_the_list_examples_do() {
+    let s = Server::start();
+    let apple = s.create(
+        "/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles",
+        &json!({"displayName": "iOS", "platform": "iOS",
+                "availableEnrollmentTypeOptions": [{"ownerType": "company", "enrollmentType": "device"}]}),
+    );
+    let apple = apple["id"].as_str().unwrap();
+    let profile = s.create(
+        "/beta/deviceManagement/windowsAutopilotDeploymentProfiles",
+        &json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "P"}),
+    );
+    let profile = profile["id"].as_str().unwrap();
+    let limit = format!("deviceManagement/deviceEnrollmentConfigurations/{TENANT}_DefaultLimit");
+    let cases = [
+        (
+            format!("/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles/{apple}/assignments"),
+            "beta.intune-enrollment-appleenrollmentprofileassignment-create.request.json",
+            "beta.intune-enrollment-appleenrollmentprofileassignment-list.response.json",
+        ),
+        (
+            format!("/beta/deviceManagement/windowsAutopilotDeploymentProfiles/{profile}/assignments"),
+            "beta.intune-enrollment-windowsautopilotdeploymentprofileassignment-create.request.json",
+            "beta.intune-enrollment-windowsautopilotdeploymentprofileassignment-list.response.json",
+        ),
+        (
+            format!("/beta/{limit}/assignments"),
+            "beta.intune-onboarding-enrollmentconfigurationassignment-create.request.json",
+            "beta.intune-onboarding-enrollmentconfigurationassignment-list.response.json",
+        ),
+        (
+            format!("/v1.0/{limit}/assignments"),
+            "v1.0.intune-onboarding-enrollmentconfigurationassignment-create.request.json",
+            "v1.0.intune-onboarding-enrollmentconfigurationassignment-list.response.json",
+        ),
+    ];
+    for (path, create, list) in cases {
+        // Only the created item: the default's own assignment is cleared first.
+        if path.contains("_DefaultLimit") {
+            let r = s.post(&format!("/beta/{limit}/assign"), &json!({"enrollmentConfigurationAssignments": []}));
+            assert_eq!(r.status(), 200);
+        }
+        let r = s.post(&path, &example(create));
+        assert_eq!(r.status(), 201, "{path}");
+        let got: Value = s.get(&path).json().unwrap();
+        let (mut want, mut have) = (Vec::new(), Vec::new());
+        annotated_paths(&example(list), "", &mut want);
+        annotated_paths(&got, "", &mut have);
+        assert_eq!(have, want, "{path}: {got}");
+        // And the entity alone keeps its own, with `#` (seeds; rulings.md 4).
+        let one: Value = s.get(&format!("{path}/{}", got["value"][0]["id"].as_str().unwrap())).json().unwrap();
+        assert!(one["@odata.type"].as_str().unwrap().starts_with('#'), "{one}");
+    }
+    let got: Value = s.get("/beta/deviceManagement/appleUserInitiatedEnrollmentProfiles").json().unwrap();
+    let (mut want, mut have) = (Vec::new(), Vec::new());
+    annotated_paths(
+        &example("beta.intune-enrollment-appleuserinitiatedenrollmentprofile-list.response.json"),
+        "",
+        &mut want,
+    );
+    annotated_paths(&got, "", &mut have);
+    assert_eq!(have, want, "{got}");
+}

@@ -51,7 +51,9 @@ fn metadata_of_both_versions_is_the_csdl() {
     assert_eq!(s.get("/beta/$metadata").text().unwrap(), beta);
     let v1 = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/v1.0.csdl.xml")).unwrap();
     assert_eq!(s.get("/v1.0/$metadata").text().unwrap(), v1);
-    expect_error(s.get("/v2.0/$metadata"), 400, "BadRequest");
+    // An unknown version is the gateway's 404 (graph-behaviours.md "Shapes").
+    let body = expect_error(s.get("/v2.0/$metadata"), 404, "ResourceNotFound");
+    assert_eq!(body["error"]["message"], "Invalid version: v2.0");
 }
 
 #[test]
@@ -111,7 +113,8 @@ fn v1_lists_only_what_v1_has() {
     let a = get_ok(&s, &format!("{V1}/deviceEnrollmentConfigurations/{TENANT}_DefaultLimit/assignments"));
     assert_eq!(
         a["value"],
-        json!([{"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": format!("{TENANT}_DefaultLimit"), "target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}}])
+        // Items of the declared type: no @odata.type; the abstract-typed target keeps it (rulings.md 4).
+        json!([{"id": format!("{TENANT}_DefaultLimit"), "target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}}])
     );
 }
 

@@ -24,6 +24,35 @@ pub struct TypeBehaviour {
     pub fill: Map<String, Value>,
     /// Priorities are unique and contiguous within this group.
     pub priority_group: Option<String>,
+    /// Properties answered under a legacy and a current name, kept in step.
+    #[serde(default)]
+    pub renamed: Vec<RenamedProperty>,
+    /// A target type at most one parent may have an item with (among its siblings).
+    pub unique_target: Option<UniqueTarget>,
+}
+
+/// At most one parent among siblings may hold an item whose `target` is of `type`
+/// (graph-behaviours.md: one Autopilot profile assigned to All Devices).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UniqueTarget {
+    /// The target's type (qualified, no `#`).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The refusal, `{otherParentId}` standing for the parent that has it.
+    pub message: String,
+}
+
+/// A property the live service answers under two names, kept in step: a write to either
+/// reads back under both (graph-behaviours.md "Shapes": Autopilot profiles since 2024).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RenamedProperty {
+    /// The legacy name.
+    pub legacy: String,
+    /// The current name.
+    pub current: String,
+    /// For a complex value whose type was renamed too: legacy member name → current one.
+    #[serde(default)]
+    pub members: HashMap<String, String>,
 }
 
 /// What a bound action does.
@@ -61,6 +90,17 @@ pub enum ActionKind {
     },
 }
 
+/// A single object every tenant has, outside what enrollgraph stores: answered as a tenant
+/// that never set it up answers (behaviour.json `singleObjects`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SingleObject {
+    /// Its type (an entity or a complex type of the schema).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Its value; `None` (JSON null): the tenant has none, and reading it is a 404.
+    pub value: Option<Map<String, Value>>,
+}
+
 /// Where the server stamps times and versions.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Stamps {
@@ -88,8 +128,12 @@ pub struct Behaviour {
     empty: HashMap<String, Vec<Vec<String>>>,
     /// Types whose key is answered whatever `$select` says.
     key_always_selected: Vec<String>,
+    /// Element types of collections a DELETE clears.
+    clearable: Vec<String>,
     /// Per first path segment, the permissions that allow reads and writes there.
     permissions: HashMap<String, Permissions>,
+    /// Per version, single objects by path (as segments).
+    single: HashMap<String, Vec<(Vec<String>, SingleObject)>>,
 }
 
 /// The permissions a resource outside Intune accepts (any one of a list will do).
@@ -145,12 +189,29 @@ impl Behaviour {
                 .map(|(ver, paths)| (ver, paths.iter().map(|p| p.split('/').map(str::to_owned).collect()).collect()))
                 .collect(),
             permissions: entries(&v, "permissions")?,
+            single: entries::<HashMap<String, SingleObject>>(&v, "singleObjects")?
+                .into_iter()
+                .map(|(ver, objects)| {
+                    (ver, objects.into_iter().map(|(p, o)| (p.split('/').map(str::to_owned).collect(), o)).collect())
+                })
+                .collect(),
+            clearable: v
+                .pointer("/clearableCollections/types")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
             key_always_selected: v
                 .pointer("/keyAlwaysSelected/types")
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                 .unwrap_or_default(),
         })
+    }
+
+    /// True when a DELETE on a collection of `element` (exactly) clears it.
+    #[must_use]
+    pub fn clearable(&self, element: &str) -> bool {
+        self.clearable.iter().any(|t| t == element)
     }
 
     /// True when one of `lineage`'s types answers its key whatever `$select` says.
@@ -180,6 +241,25 @@ impl Behaviour {
             .map(Vec::as_slice)
     }
 
+    /// The single object of `version` at exactly the path `names` (matched
+    /// case-insensitively, like navigations), with its canonical path.
+    #[must_use]
+    pub fn single_object<'a>(
+        &self,
+        version: &str,
+        len: usize,
+        names: impl Fn(usize) -> Option<&'a str>,
+    ) -> Option<(&[String], &SingleObject)> {
+        self.single
+            .get(version)?
+            .iter()
+            .find(|(p, _)| {
+                p.len() == len
+                    && p.iter().enumerate().all(|(i, seg)| names(i).is_some_and(|n| n.eq_ignore_ascii_case(seg)))
+            })
+            .map(|(p, o)| (p.as_slice(), o))
+    }
+
     /// True when `prop`, declared on one of `lineage`'s types, is server-owned.
     #[must_use]
     pub fn is_computed(&self, lineage: &[String], prop: &str) -> bool {
@@ -198,6 +278,8 @@ impl Behaviour {
                 out.priority_group = b.priority_group.clone().or(out.priority_group);
                 out.fixed.extend(b.fixed.clone());
                 out.fill.extend(b.fill.clone());
+                out.renamed.extend(b.renamed.iter().cloned());
+                out.unique_target = b.unique_target.clone().or(out.unique_target);
             }
         }
         out

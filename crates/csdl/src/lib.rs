@@ -13,13 +13,13 @@ mod shape;
 /// these long, trusted names (profiled: issue 8).
 type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
-pub use behaviour::{ActionKind, Behaviour, Permissions, TypeBehaviour};
+pub use behaviour::{ActionKind, Behaviour, Permissions, RenamedProperty, SingleObject, TypeBehaviour, UniqueTarget};
 pub use enrollgraph_odata::{Primitive, PropertyInfo, TypeRef};
 pub use payload::{
     Payload, ValidationError, WriteMode, complete, default_value, is_guid, keep_hidden_members,
     validate_action_parameters, validate_entity,
 };
-pub use shape::{Selection, shape_entity, write_entity_members};
+pub use shape::{Selection, shape_entity, shape_object, write_entity_members};
 
 /// A Graph API version; each has its own CSDL document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

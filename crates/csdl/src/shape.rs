@@ -1,6 +1,7 @@
 //! Shaping a stored entity into its wire form for one version (OData JSON Format §4.5.3,
-//! minimal metadata): `@odata.type` with `#` on every entity, on a nested value only where
-//! its type is not exactly the declared one (rulings.md 4); every property of the type
+//! minimal metadata): `@odata.type` with `#` on a single entity, on an item of a collection
+//! and on a nested value only where its type is not exactly the declared one (rulings.md 4,
+//! amended: the live service's `.../assignments` lists carry none); every property of the type
 //! present, unset ones null (graph-behaviours.md "Shapes"); properties the version does not
 //! know left out (rulings.md 6).
 
@@ -23,17 +24,30 @@ impl Selection {
     }
 }
 
+/// Whether an entity answered as `Some(item of a collection of this declared type)` (or
+/// alone, `None`) carries `@odata.type`: alone always, as the seeds show; as an item only
+/// where its type is not exactly the collection's declared type (rulings.md 4,
+/// graph-behaviours.md "Shapes the live service returns").
+fn entity_annotated(type_name: &str, item_of: Option<&str>) -> bool {
+    item_of.is_none_or(|declared| declared != type_name)
+}
+
 /// The wire form of a stored entity, or `None` when this version has no such type.
+/// `item_of` is the declared type of the collection the entity is listed in (`None` for
+/// an entity answered alone).
 #[must_use]
 pub fn shape_entity(
     schema: &Schema,
     type_name: &str,
     body: &Map<String, Value>,
     select: &Selection,
+    item_of: Option<&str>,
 ) -> Option<Map<String, Value>> {
     schema.structured(type_name)?;
     let mut out = Map::new();
-    out.insert("@odata.type".into(), Value::String(format!("#{type_name}")));
+    if entity_annotated(type_name, item_of) {
+        out.insert("@odata.type".into(), Value::String(format!("#{type_name}")));
+    }
     let props = schema.all_properties(type_name);
     // `id` first, as Graph writes it; then the rest in schema order, base types first.
     for prop in props.iter().filter(|p| p.name == "id").chain(props.iter().filter(|p| p.name != "id")) {
@@ -47,6 +61,19 @@ pub fn shape_entity(
         out.insert(prop.name.clone(), value);
     }
     Some(out)
+}
+
+/// The wire form of a value of an entity or complex type answered on its own (a single
+/// object, behaviour.json `singleObjects`): every property of the type, unset ones at the
+/// schema's defaults. An entity carries `@odata.type`, a complex value of its declared
+/// type none. `None` when this version has no such type.
+#[must_use]
+pub fn shape_object(schema: &Schema, type_name: &str, body: &Map<String, Value>) -> Option<Map<String, Value>> {
+    let t = schema.structured(type_name)?;
+    if t.kind == crate::TypeKind::Entity {
+        return shape_entity(schema, type_name, body, &Selection::default(), None);
+    }
+    Some(shape_complex(schema, type_name, body))
 }
 
 fn shape_value(schema: &Schema, type_ref: &TypeRef, value: &Value) -> Value {
@@ -88,19 +115,34 @@ fn shape_complex(schema: &Schema, declared: &str, obj: &Map<String, Value>) -> M
 /// only complex values are re-shaped. Same output as [`shape_entity`]; returns false when
 /// this version has no such type. (Listing 100 assignments spent most of its time
 /// parsing and rebuilding JSON trees: issue 8's W3.)
-pub fn write_entity_members(schema: &Schema, type_name: &str, raw: &str, select: &Selection, out: &mut String) -> bool {
+pub fn write_entity_members(
+    schema: &Schema,
+    type_name: &str,
+    raw: &str,
+    select: &Selection,
+    item_of: Option<&str>,
+    out: &mut String,
+) -> bool {
     let Some(t) = schema.structured(type_name) else { return false };
     let parsed = Parsed::parse(raw);
     let fields = parsed.root();
-    out.push_str("\"@odata.type\":\"#");
-    out.push_str(&t.name);
-    out.push('"');
+    let mut first = true;
+    if entity_annotated(&t.name, item_of) {
+        out.push_str("\"@odata.type\":\"#");
+        out.push_str(&t.name);
+        out.push('"');
+        first = false;
+    }
     let props = schema.all_properties(type_name);
     for prop in props.iter().filter(|p| p.name == "id").chain(props.iter().filter(|p| p.name != "id")) {
         if !select.wants(&prop.name) {
             continue;
         }
-        out.push_str(",\"");
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push('"');
         out.push_str(&prop.name);
         out.push_str("\":");
         write_value(schema, prop, member(fields, &prop.name), &parsed, out);

@@ -68,14 +68,14 @@ fn shaping_follows_minimal_metadata_and_the_version() {
     let m = model();
     let a = "microsoft.graph.enrollmentConfigurationAssignment";
     let body = json!({"id": "1", "source": "direct", "target": {"@odata.type": "microsoft.graph.groupAssignmentTarget", "groupId": "g"}});
-    let beta = shape_entity(&m.beta, a, body.as_object().unwrap(), &Selection::default()).unwrap();
+    let beta = shape_entity(&m.beta, a, body.as_object().unwrap(), &Selection::default(), None).unwrap();
     assert_eq!(
         serde_json::Value::Object(beta),
         json!({"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": "1", "source": "direct", "sourceId": null,
                "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "deviceAndAppManagementAssignmentFilterId": null,
                           "deviceAndAppManagementAssignmentFilterType": "none", "groupId": "g"}})
     );
-    let v1 = shape_entity(&m.v1, a, body.as_object().unwrap(), &Selection::default()).unwrap();
+    let v1 = shape_entity(&m.v1, a, body.as_object().unwrap(), &Selection::default(), None).unwrap();
     assert_eq!(
         serde_json::Value::Object(v1),
         json!({"@odata.type": "#microsoft.graph.enrollmentConfigurationAssignment", "id": "1",
@@ -86,7 +86,8 @@ fn shaping_follows_minimal_metadata_and_the_version() {
             &m.v1,
             "microsoft.graph.windowsRestoreDeviceEnrollmentConfiguration",
             body.as_object().unwrap(),
-            &Selection::default()
+            &Selection::default(),
+            None
         )
         .is_none()
     );
@@ -116,20 +117,56 @@ fn writing_from_stored_text_matches_shaping_the_tree() {
             json!({"id": "6", "target": {"@odata.type": "#microsoft.graph.scopeTagGroupAssignmentTarget", "targetType": "user"}}),
         ),
     ];
+    let selections = [
+        Selection::default(),
+        Selection { properties: Some(vec!["id".into(), "target".into()]) },
+        Selection { properties: Some(vec!["nothing".into()]) },
+    ];
     for schema in [&m.beta, &m.v1] {
-        for select in [Selection::default(), Selection { properties: Some(vec!["id".into(), "target".into()]) }] {
-            for (t, body) in &cases {
-                let tree = shape_entity(schema, t, body.as_object().unwrap(), &select);
-                let mut out = String::from("{");
-                let known = write_entity_members(schema, t, &body.to_string(), &select, &mut out);
-                out.push('}');
-                assert_eq!(known, tree.is_some());
-                if let Some(tree) = tree {
-                    assert_eq!(out, serde_json::Value::Object(tree).to_string(), "{t} {body}");
+        for select in &selections {
+            // Alone, as an item of its exact type, as an item of a base type's collection.
+            for item_of in
+                [None, Some("microsoft.graph.enrollmentConfigurationAssignment"), Some("microsoft.graph.entity")]
+            {
+                for (t, body) in &cases {
+                    let tree = shape_entity(schema, t, body.as_object().unwrap(), select, item_of);
+                    let mut out = String::from("{");
+                    let known = write_entity_members(schema, t, &body.to_string(), select, item_of, &mut out);
+                    out.push('}');
+                    assert_eq!(known, tree.is_some());
+                    if let Some(tree) = tree {
+                        assert_eq!(out, serde_json::Value::Object(tree).to_string(), "{t} {body} {item_of:?}");
+                    }
                 }
             }
         }
     }
+}
+
+#[test]
+fn collection_items_carry_odata_type_only_where_not_the_declared_type() {
+    // rulings.md 4 (amended): live `.../assignments` lists carry no @odata.type on their
+    // items; a derived item of a base-typed collection does; an entity alone always does;
+    // a nested target (abstract declared type) always does.
+    let m = model();
+    let a = "microsoft.graph.enrollmentConfigurationAssignment";
+    let body = json!({"id": "1", "target": {"@odata.type": "microsoft.graph.allDevicesAssignmentTarget"}});
+    let body = body.as_object().unwrap();
+    let item = shape_entity(&m.beta, a, body, &Selection::default(), Some(a)).unwrap();
+    assert!(!item.contains_key("@odata.type"), "{item:?}");
+    assert_eq!(item["target"]["@odata.type"], "#microsoft.graph.allDevicesAssignmentTarget");
+    let alone = shape_entity(&m.beta, a, body, &Selection::default(), None).unwrap();
+    assert_eq!(alone["@odata.type"], format!("#{a}"));
+    let limit = "microsoft.graph.deviceEnrollmentLimitConfiguration";
+    let derived = shape_entity(
+        &m.beta,
+        limit,
+        &serde_json::Map::new(),
+        &Selection::default(),
+        Some("microsoft.graph.deviceEnrollmentConfiguration"),
+    )
+    .unwrap();
+    assert_eq!(derived["@odata.type"], format!("#{limit}"));
 }
 
 #[test]

@@ -57,13 +57,13 @@ impl From<ServiceError> for HttpError {
 }
 
 /// Intune's own errors carry a JSON document in `message` (graph-behaviours.md "Responses");
-/// we put the problem in front so that the message still names it.
+/// we put the problem in front so that the message still names it. As on the live service
+/// (graph-behaviours.md "Shapes"), the Activity ID is the client's `client-request-id` and
+/// the Operation ID is the all-zero GUID.
 fn intune_message(problem: &str, ids: &RequestIds) -> String {
     let inner = format!(
-        "{problem} - Operation ID (for customer support): {} - Activity ID: {} - Url: {}",
-        uuid::Uuid::new_v4(),
-        ids.request_id,
-        ids.url
+        "{problem} - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: {} - Url: {}",
+        ids.client_request_id, ids.url
     );
     json!({
         "_version": 3,
@@ -107,7 +107,9 @@ impl HttpError {
                     Some((header::ALLOW, allow.join(", "))),
                 ),
                 ServiceError::Conflict(m) => (StatusCode::CONFLICT, "Conflict", intune_message(m, ids), None),
-                ServiceError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplemented", e.to_string(), None),
+                ServiceError::NotImplemented(_) | ServiceError::Unserved(_) => {
+                    (StatusCode::NOT_IMPLEMENTED, "NotImplemented", e.to_string(), None)
+                }
                 // Graph's answer for a service that is briefly unavailable ("Microsoft Graph
                 // error responses and resource types": 503 "The service is temporarily
                 // unavailable ... You may repeat the request after a delay, the length of
@@ -148,7 +150,11 @@ impl HttpError {
                 "The request body exceeds the maximum size of 4 MiB.".to_owned(),
                 None,
             ),
-            HttpError::BadVersion(v) => (StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {v}"), None),
+            // The gateway's answer to a first segment that is no version, lower-cased as it
+            // writes it (graph-behaviours.md "Shapes": `Invalid version: devicemanagement`).
+            HttpError::BadVersion(v) => {
+                (StatusCode::NOT_FOUND, "ResourceNotFound", format!("Invalid version: {}", v.to_lowercase()), None)
+            }
             HttpError::Unauthorized(message, challenge) => (
                 StatusCode::UNAUTHORIZED,
                 "InvalidAuthenticationToken",

@@ -37,6 +37,12 @@ pub enum ServiceError {
     /// (issue 18 item 16); the detail is logged, not sent.
     #[error("{0}")]
     Unavailable(String),
+    /// 501 `NotImplemented`: a path of the full Graph schema that enrollgraph does not
+    /// serve (`schema/graph-paths.txt`), told apart from a name Graph does not have (400).
+    #[error(
+        "The resource '{0}' exists in Microsoft Graph but is not served by enrollgraph; see the README's \"What is served\"."
+    )]
+    Unserved(String),
     /// 500: a defect or a storage failure; the detail is logged, not sent.
     #[error("{0}")]
     Internal(String),

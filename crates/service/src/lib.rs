@@ -7,6 +7,7 @@
 
 pub mod directory;
 pub mod error;
+mod graph_paths;
 mod ops;
 pub mod path;
 mod query;

@@ -113,6 +113,16 @@ pub enum Target {
         /// Canonical path, e.g. `deviceManagement/depOnboardingSettings`.
         path: String,
     },
+    /// A single object every tenant has, outside what enrollgraph stores (behaviour.json
+    /// `singleObjects`), answered as a tenant that never set it up.
+    Single {
+        /// Canonical path, e.g. `deviceManagement/settings`.
+        path: String,
+        /// Its type.
+        type_name: String,
+        /// What differs from the type's defaults.
+        value: serde_json::Map<String, serde_json::Value>,
+    },
     /// `/$count` of a collection.
     Count(Box<Target>),
     /// `/$ref` of a navigation.
@@ -148,13 +158,41 @@ pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<
         return target;
     }
     match resolve_schema(view, tx, segments) {
-        // Only a path the schema does not know can be an out-of-scope collection, so the
-        // common case pays nothing for them.
-        Err(ServiceError::SegmentNotFound(name)) => match resolve_empty(view, tx, segments)? {
-            Some(target) => Ok(target),
-            None => Err(ServiceError::SegmentNotFound(name)),
-        },
+        // Only a path the schema does not serve can be an out-of-scope collection, a single
+        // object or a path of the full Graph schema, so the common case pays nothing for them.
+        Err(e @ (ServiceError::SegmentNotFound(_) | ServiceError::NotImplemented(_))) => {
+            if let Some(target) = resolve_single(view, segments)? {
+                return Ok(target);
+            }
+            match e {
+                ServiceError::SegmentNotFound(name) => match resolve_empty(view, tx, segments)? {
+                    Some(target) => Ok(target),
+                    None => Err(crate::graph_paths::unserved(view.schema.version, segments)
+                        .unwrap_or(ServiceError::SegmentNotFound(name))),
+                },
+                other => Err(other),
+            }
+        }
         other => other,
+    }
+}
+
+/// A single object of behaviour.json `singleObjects` at exactly this path (no keys): its
+/// value, or a 404 where the tenant has none (graph-behaviours.md "Single objects a tenant
+/// always has").
+fn resolve_single(view: View<'_>, segments: &[Segment]) -> Result<Option<Target>> {
+    if segments.iter().any(|s| s.key.is_some()) {
+        return Ok(None);
+    }
+    let names = |i: usize| segments.get(i).map(|s| s.name.as_ref());
+    let Some((path, object)) = view.model.behaviour.single_object(view.schema.version.as_str(), segments.len(), names)
+    else {
+        return Ok(None);
+    };
+    let path = path.join("/");
+    match &object.value {
+        Some(value) => Ok(Some(Target::Single { path, type_name: object.type_name.clone(), value: value.clone() })),
+        None => Err(ServiceError::ResourceNotFound(format!("The requested resource '{path}' does not exist."))),
     }
 }
 
@@ -407,7 +445,7 @@ fn resolve_schema(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Resu
 fn step(view: View<'_>, tx: &dyn ReadTx, target: Target, seg: &Segment, last: bool) -> Result<Target> {
     let name: &str = &seg.name;
     let next = match target {
-        Target::Action { .. } | Target::Count(_) | Target::Ref(_) => {
+        Target::Action { .. } | Target::Count(_) | Target::Ref(_) | Target::Single { .. } => {
             return Err(ServiceError::SegmentNotFound(name.to_owned()));
         }
         // Nothing is ever in an empty collection: any id under it does not exist.

@@ -101,7 +101,7 @@ impl Service {
 /// The methods a target supports, for 405's `Allow`.
 pub(crate) fn allowed(target: &Target) -> Vec<&'static str> {
     match target {
-        Target::Singleton { .. } | Target::Count(_) | Target::Empty { .. } => vec!["GET"],
+        Target::Singleton { .. } | Target::Count(_) | Target::Empty { .. } | Target::Single { .. } => vec!["GET"],
         Target::Collection(_) => vec!["GET", "POST"],
         Target::Entity(_) => vec!["GET", "PATCH", "DELETE"],
         Target::SingleNav { .. } | Target::Reverse { .. } => vec!["GET"],
@@ -153,6 +153,11 @@ impl Known {
     }
 }
 
+/// True for a DELETE on a collection behaviour.json `clearableCollections` names.
+fn clears(view: View<'_>, method: &Method, target: &Target) -> bool {
+    matches!((method, target), (Method::Delete, Target::Collection(c)) if c.cast.is_none() && view.model.behaviour.clearable(&c.element))
+}
+
 /// A validated body, ready for the write transaction.
 enum Prepared {
     /// Nothing to validate ahead (actions, `$ref`, deletes).
@@ -163,7 +168,10 @@ enum Prepared {
 
 fn prepare(view: View<'_>, method: &Method, target: &Target, body: &Value) -> Result<Prepared> {
     // A method the resource does not have is refused before any transaction starts.
-    if !matches!(target, Target::Singleton { .. }) && !allowed(target).contains(&method.as_str()) {
+    if !matches!(target, Target::Singleton { .. })
+        && !allowed(target).contains(&method.as_str())
+        && !clears(view, method, target)
+    {
         return Err(method_not_allowed(method, target));
     }
     Ok(match (method, target) {
@@ -186,6 +194,9 @@ fn dispatch_write(
         (Method::Post, Target::Collection(c), Prepared::Payload(p)) => write::create(view, tx, &c, p, ctx),
         (Method::Patch, Target::Entity(e), Prepared::Payload(p)) => write::update(view, tx, e, p),
         (Method::Delete, Target::Entity(e), _) => write::delete(view, tx, &e).map(done),
+        (Method::Delete, Target::Collection(c), _) if clears(view, method, &Target::Collection(c.clone())) => {
+            write::clear(tx, &c).map(done)
+        }
         (Method::Post, Target::Action { binding, action }, _) => {
             actions::invoke(view, tx, *binding, &action, &ctx.body).map(done)
         }

@@ -67,7 +67,7 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment], key: &
                 let plan = plan_for(&element)?;
                 let home = home_collection(view, &element)?;
                 let rows = linked_rows(tx, target.row.seq, &link)?;
-                out.list_rows(tx, &home, rows, &plan)
+                out.list_rows(tx, &home, &element, rows, &plan)
             }
             Target::Count(inner) => match *inner {
                 Target::Collection(c) => {
@@ -88,6 +88,18 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment], key: &
                 "@odata.context": context_url(&req.base_url, req.version, &path),
                 "value": [],
             }))),
+            Target::Single { path, type_name, value } => {
+                let Some(shaped) = enrollgraph_csdl::shape_object(view.schema, &type_name, &value) else {
+                    return Err(ServiceError::Internal(format!("type {type_name} missing from the schema")));
+                };
+                // An entity's context names `$entity`; a complex property's is its path.
+                let fragment =
+                    if shaped.contains_key("@odata.type") { format!("{path}/$entity") } else { path.clone() };
+                let mut body = serde_json::Map::new();
+                body.insert("@odata.context".into(), context_url(&req.base_url, req.version, &fragment).into());
+                body.extend(shaped);
+                Ok(Out::json(serde_json::Value::Object(body)))
+            }
             Target::Singleton { name, type_name } => {
                 let body = serde_json::json!({
                     "@odata.context": context_url(&req.base_url, req.version, &format!("{name}/$entity")),
@@ -196,7 +208,7 @@ impl Out<'_> {
             }
         };
         let count = if plan.count { Some(self.count(tx, c, plan)?) } else { None };
-        self.collection_body(tx, &c.path, rows, plan, count, next)
+        self.collection_body(tx, &c.path, c.effective_type(), rows, plan, count, next)
     }
 
     /// One keyset page when SQL does all the selecting and nothing is expanded: each row
@@ -240,7 +252,7 @@ impl Out<'_> {
                 out.push(',');
             }
             out.push('{');
-            if write_entity_members(schema, r.type_name, r.raw, &selection, &mut out) {
+            if write_entity_members(schema, r.type_name, r.raw, &selection, Some(c.effective_type()), &mut out) {
                 out.push('}');
             } else {
                 out.truncate(mark);
@@ -262,7 +274,14 @@ impl Out<'_> {
 
     /// Lists rows the store did not filter (a reverse navigation): filter, order and page
     /// them in memory, by offset.
-    fn list_rows(&self, tx: &dyn ReadTx, home: &CollectionRef, rows: Vec<Row>, plan: &QueryPlan) -> Result<Response> {
+    fn list_rows(
+        &self,
+        tx: &dyn ReadTx,
+        home: &CollectionRef,
+        declared: &str,
+        rows: Vec<Row>,
+        plan: &QueryPlan,
+    ) -> Result<Response> {
         let mut rows: Vec<Row> = rows.into_iter().filter(|r| plan.eval(r)).collect();
         plan.sort(&mut rows);
         let count = plan.count.then_some(rows.len() as u64);
@@ -274,7 +293,7 @@ impl Out<'_> {
         let total = rows.len();
         let rows: Vec<Row> = rows.into_iter().skip(offset).take(page).collect();
         let next = (offset.saturating_add(page) < total).then_some(Token::Offset(offset.saturating_add(page)));
-        self.collection_body(tx, &home.path, rows, plan, count, next)
+        self.collection_body(tx, &home.path, declared, rows, plan, count, next)
     }
 
     fn count(&self, tx: &dyn ReadTx, c: &CollectionRef, plan: &QueryPlan) -> Result<u64> {
@@ -285,10 +304,13 @@ impl Out<'_> {
         Ok(tx.list(c.parent, &c.nav, &spec)?.iter().filter(|r| plan.matches(r)).count() as u64)
     }
 
+    /// `declared` is the collection's declared item type (rulings.md 4).
+    #[allow(clippy::too_many_arguments)]
     fn collection_body(
         &self,
         tx: &dyn ReadTx,
         path: &str,
+        declared: &str,
         rows: Vec<Row>,
         plan: &QueryPlan,
         count: Option<u64>,
@@ -305,12 +327,19 @@ impl Out<'_> {
             let written = if plan.expand.is_empty() {
                 // No expansion: the entity alone, without building an EntityRef per row.
                 out.push('{');
-                let known = write_entity_members(self.view.schema, &row.type_name, &row.raw, &selection, &mut out);
+                let known = write_entity_members(
+                    self.view.schema,
+                    &row.type_name,
+                    &row.raw,
+                    &selection,
+                    Some(declared),
+                    &mut out,
+                );
                 out.push('}');
                 known
             } else {
-                let e = EntityRef { row, declared: String::new(), collection_path: path.to_owned() };
-                self.write_entity(tx, &e, plan, None, &mut out)?
+                let e = EntityRef { row, declared: declared.to_owned(), collection_path: path.to_owned() };
+                self.write_entity(tx, &e, plan, None, Some(declared), &mut out)?
             };
             if written {
                 first = false;
@@ -374,7 +403,7 @@ impl Out<'_> {
         fragment.push_str("/$entity");
         let context = context_url(&self.req.base_url, self.req.version, &fragment);
         let mut out = String::with_capacity(1024);
-        if !self.write_entity(tx, e, plan, Some(&context), &mut out)? {
+        if !self.write_entity(tx, e, plan, Some(&context), None, &mut out)? {
             return Err(ServiceError::ResourceNotFound(format!(
                 "The requested resource '{}' does not exist.",
                 e.row.id
@@ -385,12 +414,14 @@ impl Out<'_> {
 
     /// Writes an entity's wire form with `$select` and `$expand` applied (and an
     /// `@odata.context` first, when given); false when this version has no such type.
+    /// `item_of` is the declared type of the collection it is an item of (rulings.md 4).
     fn write_entity(
         &self,
         tx: &dyn ReadTx,
         e: &EntityRef,
         plan: &QueryPlan,
         context: Option<&str>,
+        item_of: Option<&str>,
         out: &mut String,
     ) -> Result<bool> {
         let selection = Selection { properties: plan.select.clone() };
@@ -400,7 +431,7 @@ impl Out<'_> {
             push_str(out, c);
             out.push(',');
         }
-        if !write_entity_members(self.view.schema, &e.row.type_name, &e.row.raw, &selection, out) {
+        if !write_entity_members(self.view.schema, &e.row.type_name, &e.row.raw, &selection, item_of, out) {
             return Ok(false);
         }
         self.within_bound(out)?;
@@ -430,7 +461,7 @@ impl Out<'_> {
             if !first {
                 out.push(',');
             }
-            if self.write_entity(tx, &child, plan, None, out)? {
+            if self.write_entity(tx, &child, plan, None, Some(declared), out)? {
                 first = false;
             } else {
                 out.truncate(mark);
@@ -485,7 +516,7 @@ impl Out<'_> {
             let written = match linked {
                 Some(row) => {
                     let child = entity_for_row(self.view, tx, row)?;
-                    self.write_entity(tx, &child, &expand.plan, None, out)?
+                    self.write_entity(tx, &child, &expand.plan, None, None, out)?
                 }
                 None => false,
             };

@@ -57,6 +57,78 @@ fn server_fields(
     complete(&view.model.v1, type_name, body);
 }
 
+/// Keeps each renamed property's two names in step (behaviour.json `types` `renamed`): the
+/// name the client wrote (the current one when it wrote both) is copied to the other; on
+/// create, when it wrote neither, the current name takes the legacy one's default.
+fn keep_renamed_in_step(
+    view: View<'_>,
+    type_name: &str,
+    sent: &[String],
+    body: &mut Map<String, Value>,
+    created: bool,
+) {
+    let behaviour = view.model.behaviour.for_type(view.lineage(type_name));
+    for pair in &behaviour.renamed {
+        let wrote = |name: &str| sent.iter().any(|s| s == name);
+        let (from, to, to_current) = if wrote(&pair.current) {
+            (&pair.current, &pair.legacy, false)
+        } else if wrote(&pair.legacy) || created {
+            (&pair.legacy, &pair.current, true)
+        } else {
+            continue;
+        };
+        let value = match body.get(from) {
+            Some(Value::Object(obj)) if !pair.members.is_empty() => {
+                let rename = |k: &str| {
+                    if to_current {
+                        pair.members.get(k).cloned()
+                    } else {
+                        pair.members.iter().find(|(_, c)| c.as_str() == k).map(|(l, _)| l.clone())
+                    }
+                };
+                // The other complex type: its own members, no `@odata.type` of the first.
+                Value::Object(obj.iter().filter_map(|(k, v)| rename(k).map(|n| (n, v.clone()))).collect())
+            }
+            Some(v) => v.clone(),
+            None => continue,
+        };
+        body.insert(to.clone(), value);
+    }
+}
+
+/// behaviour.json `uniqueTarget`: refuses an item whose target type another parent among
+/// the collection's parent's siblings already holds (one Autopilot profile assigned to All
+/// Devices, graph-behaviours.md "Shapes").
+fn refuse_second_unique_target(
+    view: View<'_>,
+    tx: &dyn Tx,
+    coll: &CollectionRef,
+    type_name: &str,
+    body: &Map<String, Value>,
+) -> Result<()> {
+    let Some(unique) = view.model.behaviour.for_type(view.lineage(type_name)).unique_target else { return Ok(()) };
+    let target_type = |b: &Map<String, Value>| {
+        b.get("target").and_then(|t| t.get("@odata.type")).and_then(Value::as_str).map(enrollgraph_csdl::qualify)
+    };
+    if target_type(body).as_deref() != Some(unique.type_name.as_str()) {
+        return Ok(());
+    }
+    let Some(parent) = tx.get_seq(coll.parent)? else { return Ok(()) };
+    for sibling in tx.list(parent.parent, &parent.nav, &ListSpec::default())? {
+        if sibling.seq == parent.seq {
+            continue;
+        }
+        let holds = tx
+            .list(sibling.seq, &coll.nav, &ListSpec::default())?
+            .iter()
+            .any(|r| target_type(&r.body()).as_deref() == Some(unique.type_name.as_str()));
+        if holds {
+            return Err(ServiceError::BadRequest(unique.message.replace("{otherParentId}", &sibling.id)));
+        }
+    }
+    Ok(())
+}
+
 /// A server-made id: `<guid>_<suffix>`, a template, or a GUID (graph-behaviours.md "Ids").
 fn new_id(view: View<'_>, type_name: &str, body: &Map<String, Value>, parent_id: Option<&str>) -> String {
     let guid = uuid::Uuid::new_v4().to_string();
@@ -139,9 +211,12 @@ pub(crate) fn create_validated(
     let parent_id = coll.parent_id.clone();
     let type_name = payload.type_name.clone();
     let mut body = payload.body;
+    refuse_second_unique_target(view, tx, coll, &type_name, &body)?;
+    let sent: Vec<String> = body.keys().cloned().collect();
     let id = new_id(view, &type_name, &body, parent_id.as_deref());
     body.insert("id".into(), Value::String(id.clone()));
     server_fields(view, &type_name, &mut body, parent_id.as_deref(), true);
+    keep_renamed_in_step(view, &type_name, &sent, &mut body, true);
     if let Some(group) = priority_group(view, &type_name) {
         // The next free priority within the group (rulings.md 7).
         let next = group_members(view, tx, coll.parent, &coll.nav, &group)?.last().map_or(1, |r| priority(r) + 1);
@@ -239,6 +314,7 @@ pub(super) fn entity_response(
         &entity.row.type_name,
         &entity.row.raw,
         &Default::default(),
+        None,
         &mut out,
     ) {
         return Err(ServiceError::Internal(format!("type {} missing from the schema", entity.row.type_name)));
@@ -266,6 +342,7 @@ pub(crate) fn validate_update(view: View<'_>, entity: &EntityRef, json: &Value) 
 pub(super) fn update(view: View<'_>, tx: &mut dyn Tx, mut entity: EntityRef, payload: Payload) -> Result<Written> {
     let row = &mut entity.row;
     let mut body = row.body();
+    let sent: Vec<String> = payload.body.keys().cloned().collect();
     // Top-level properties replace (complex values whole); beta-only properties not in a
     // v1.0 body stay as they were (rulings.md 6).
     for (key, mut value) in payload.body {
@@ -276,12 +353,22 @@ pub(super) fn update(view: View<'_>, tx: &mut dyn Tx, mut entity: EntityRef, pay
     }
     let parent_id = tx.get_seq(row.parent)?.map(|r| r.id);
     server_fields(view, &row.type_name.clone(), &mut body, parent_id.as_deref(), false);
+    keep_renamed_in_step(view, &row.type_name.clone(), &sent, &mut body, false);
     row.raw = Value::Object(body).to_string();
     tx.update(row.seq, &row.type_name, &row.raw)?;
     for (nav, reference) in &payload.binds {
         bind(view, tx, &entity, nav, reference)?;
     }
     Ok(Written::Entity { status: 200, entity, location: None })
+}
+
+/// DELETE on a clearable collection (behaviour.json `clearableCollections`): every item
+/// goes; 200 with an empty body, as the client that sends it expects.
+pub(super) fn clear(tx: &mut dyn Tx, coll: &CollectionRef) -> Result<Response> {
+    for row in tx.list(coll.parent, &coll.nav, &ListSpec::default())? {
+        tx.delete(row.seq)?;
+    }
+    Ok(empty(200))
 }
 
 pub(super) fn delete(view: View<'_>, tx: &mut dyn Tx, entity: &EntityRef) -> Result<Response> {
