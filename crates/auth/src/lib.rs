@@ -16,6 +16,7 @@
 //!
 //! No HTTP framework, no storage, no network calls.
 
+mod certificate;
 mod discovery;
 mod error;
 mod issuer;
@@ -25,6 +26,10 @@ pub mod permissions;
 mod secret;
 mod validator;
 
+pub use certificate::{
+    CertificateError, ClientCertificate, JWT_BEARER_ASSERTION, MAX_ASSERTION_BYTES, VerifiedAssertion, replayed_assertion,
+    verify_client_assertion,
+};
 pub use discovery::{instance_discovery, openid_configuration};
 pub use error::AuthError;
 pub use issuer::{

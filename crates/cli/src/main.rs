@@ -176,6 +176,10 @@ enum AppCommand {
         /// The client id (default: a new GUID).
         #[arg(long)]
         client_id: Option<String>,
+        /// A PEM file with a public certificate the app signs client assertions with
+        /// (repeatable; a file holding a private key is refused).
+        #[arg(long = "certificate")]
+        certificates: Vec<std::path::PathBuf>,
     },
     /// List the app registrations of a tenant.
     List {
@@ -296,7 +300,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Tenant(TenantCommand::Admin(cmd)) => admin::tenant(&service, cmd).await,
-        Command::App(AppCommand::Create { tenant, name, roles, client_id }) => {
+        Command::App(AppCommand::Create { tenant, name, roles, client_id, certificates }) => {
+            let certificates = admin::read_certificates(&certificates)?;
             let secret = enrollgraph_auth::generate_secret();
             let app_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let roles =
@@ -306,9 +311,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 display_name: name,
                 roles,
                 secret_hashes: vec![enrollgraph_auth::hash_secret(&secret)],
+                certificates,
             };
+            let thumbprints: String =
+                app.certificates.iter().map(|c| format!("\ncertificate:   {}", c.thumbprint)).collect();
             service.save_app(&tenant, app).await.map_err(|e| e.to_string())?;
-            say(&format!("client id:     {app_id}\nclient secret: {secret}"));
+            say(&format!("client id:     {app_id}\nclient secret: {secret}{thumbprints}"));
             Ok(())
         }
         Command::App(AppCommand::List { tenant }) => {

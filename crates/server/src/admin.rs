@@ -644,8 +644,9 @@ fn percent_decode(s: &str) -> String {
         .map_or_else(|| s.to_owned(), |(_, v)| v.into_owned())
 }
 
-/// An app registration from `{"displayName": "...", "roles": [...], "clientId": "..."}`
-/// (all optional) and its new secret.
+/// An app registration from `{"displayName": "...", "roles": [...], "clientId": "...",
+/// "certificates": ["-----BEGIN CERTIFICATE-----…"]}` (all optional) and its new secret.
+/// A certificate PEM holding a private key, or an expired certificate, is refused.
 fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), AdminError> {
     let empty = serde_json::Map::new();
     let obj = match body {
@@ -655,10 +656,12 @@ fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), A
     };
     if let Some(k) = obj
         .keys()
-        .find(|k| !["displayName", "roles", "clientId"].contains(&k.as_str()) && !extra_keys.contains(&k.as_str()))
+        .find(|k| {
+            !["displayName", "roles", "clientId", "certificates"].contains(&k.as_str()) && !extra_keys.contains(&k.as_str())
+        })
     {
         return Err(AdminError::bad(format!(
-            "Unknown property '{k}' (displayName, roles, clientId{}).",
+            "Unknown property '{k}' (displayName, roles, clientId, certificates{}).",
             extra_keys.iter().map(|k| format!(", {k}")).collect::<String>()
         )));
     }
@@ -681,9 +684,26 @@ fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), A
         Some(Value::String(s)) if uuid::Uuid::parse_str(s).is_ok() => s.to_ascii_lowercase(),
         Some(_) => return Err(AdminError::bad("'clientId' must be a GUID.")),
     };
+    let certificates = match obj.get("certificates") {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= 16 => a
+            .iter()
+            .map(|pem| {
+                let pem = pem.as_str().ok_or_else(|| AdminError::bad("'certificates' must be an array of PEM strings."))?;
+                enrollgraph_auth::ClientCertificate::from_pem(pem, crate::identity::now())
+                    .map_err(|e| AdminError::bad(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(AdminError::bad("'certificates' must be an array of at most 16 PEM strings.")),
+    };
     let secret = enrollgraph_auth::generate_secret();
-    let app =
-        App { app_id, display_name, roles, secret_hashes: vec![enrollgraph_auth::hash_generated_secret(&secret)] };
+    let app = App {
+        app_id,
+        display_name,
+        roles,
+        secret_hashes: vec![enrollgraph_auth::hash_generated_secret(&secret)],
+        certificates,
+    };
     Ok((app, secret))
 }
 
@@ -693,6 +713,7 @@ fn credentials(tenant: &str, app: &App, secret: &str, base: &str) -> Value {
         "clientId": app.app_id,
         "clientSecret": secret,
         "roles": app.roles,
+        "certificateThumbprints": app.certificates.iter().map(|c| c.thumbprint.as_str()).collect::<Vec<_>>(),
         "authority": base,
         "tokenEndpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
         "graphUrl": format!("{base}/beta"),

@@ -291,6 +291,7 @@ pub async fn token(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
@@ -300,11 +301,25 @@ pub async fn token(
     let (body, resp) = match crate::read_at_most(&headers, body, TOKEN_BODY_LIMIT).await {
         Ok(body) => {
             let body = Bytes::from(body);
+            let authority = crate::base_url(&state, &headers, &uri);
             let work = {
                 let (state, tenant, headers, body) = (state.clone(), tenant.clone(), headers.clone(), body.clone());
-                move || issue(&state, &tenant, &headers, &body, peer)
+                move || issue(&state, &authority, &tenant, &headers, &body, peer)
             };
-            let resp = match off_workers(&state.identity.hashing, work).await.unwrap_or_else(|e| Err(internal(e))) {
+            let issued = match off_workers(&state.identity.hashing, work).await.unwrap_or_else(|e| Err(internal(e))) {
+                Ok((v, Some((tenant, assertion)))) => {
+                    // Remembered in the database, so a replica that did not see the first
+                    // use refuses the replay too.
+                    match state.service.record_assertion(&tenant, assertion.replay_key, assertion.expires, now()).await {
+                        Ok(true) => Ok(v),
+                        Ok(false) => Err(enrollgraph_auth::replayed_assertion()),
+                        Err(e) => Err(internal(e)),
+                    }
+                }
+                Ok((v, None)) => Ok(v),
+                Err(e) => Err(e),
+            };
+            let resp = match issued {
                 Ok(v) => json(StatusCode::OK, &v),
                 Err(e) => {
                     let mut r = token_failure(&e, &headers);
@@ -406,13 +421,60 @@ fn password_user<'u>(
     user.filter(|_| ok)
 }
 
+/// A token answer, and the client assertion it was issued on (with its tenant), which the
+/// replay cache must record before the answer goes out.
+type Issued = (Value, Option<(String, enrollgraph_auth::VerifiedAssertion)>);
+
+/// `client_assertion_type` must be RFC 7523's JWT bearer type, with a `client_assertion`
+/// and no `client_secret` beside it (one credential per request, as Entra requires).
+fn check_assertion_request<'a>(
+    kind: &str,
+    assertion: Option<&'a str>,
+    secret: Option<&str>,
+) -> Result<&'a str, TokenError> {
+    if kind != enrollgraph_auth::JWT_BEARER_ASSERTION {
+        return Err(TokenError::new(
+            "invalid_request",
+            50_027,
+            format!(
+                "The 'client_assertion_type' '{kind}' is not supported; use '{}'.",
+                enrollgraph_auth::JWT_BEARER_ASSERTION
+            ),
+        ));
+    }
+    if secret.is_some() {
+        return Err(TokenError::new(
+            "invalid_request",
+            90_000,
+            "AADSTS90000: Only one client credential may be sent: 'client_assertion' or 'client_secret', not both.",
+        ));
+    }
+    assertion.filter(|a| !a.is_empty()).ok_or_else(|| TokenError::missing_parameter("client_assertion"))
+}
+
+/// The `aud` values a client assertion may carry: the token endpoint as the client used it
+/// (`authority` and the tenant as written in the path) and in its tenant-id form, in v2.0
+/// and v1.0 spellings (Entra's certificate-credentials page: `aud` "must be
+/// `https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token`"; MSAL writes the
+/// token endpoint of its discovery document, which names the tenant as the authority did).
+fn assertion_audiences(authority: &str, path_tenant: &str, tenant: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in [path_tenant, tenant] {
+        for endpoint in ["oauth2/v2.0/token", "oauth2/token"] {
+            out.push(format!("{authority}/{t}/{endpoint}"));
+        }
+    }
+    out
+}
+
 fn issue(
     state: &AppState,
-    tenant: &str,
+    authority: &str,
+    path_tenant: &str,
     headers: &HeaderMap,
     body: &[u8],
     peer: Option<IpAddr>,
-) -> Result<Value, TokenError> {
+) -> Result<Issued, TokenError> {
     if crate::has_two_authorizations(headers) {
         return Err(TokenError::new(
             "invalid_request",
@@ -431,7 +493,8 @@ fn issue(
     let client_id = need("client_id")?;
     let scope = need("scope")?;
     // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15).
-    let tenant = &enrollgraph_service::canonical_tenant_id(tenant).map_err(|_| TokenError::tenant_not_found(tenant))?;
+    let tenant =
+        &enrollgraph_service::canonical_tenant_id(path_tenant).map_err(|_| TokenError::tenant_not_found(path_tenant))?;
     let Some(incarnation) = state.identity.incarnation(&state.service, tenant, false) else {
         return Err(TokenError::tenant_not_found(tenant));
     };
@@ -454,10 +517,27 @@ fn issue(
         "client_credentials" => {
             let audience = enrollgraph_auth::client_credentials_resource(scope, tenant)?;
             let app = app.ok_or_else(|| TokenError::unknown_client(client_id, tenant))?;
-            let secret = get("client_secret").ok_or_else(TokenError::missing_client_secret)?;
             if let Some(wait) = state.identity.failed_sign_ins.blocked(&limits) {
                 return Err(TokenError::throttled(wait, false));
             }
+            if let Some(kind) = get("client_assertion_type") {
+                let assertion = check_assertion_request(kind, get("client_assertion"), get("client_secret"))?;
+                let audiences = assertion_audiences(authority, path_tenant, tenant);
+                let verified = enrollgraph_auth::verify_client_assertion(
+                    assertion,
+                    &app.app_id,
+                    &app.certificates,
+                    &audiences,
+                    now(),
+                )
+                .inspect_err(|_| failed())?;
+                let (token, expires_in) = issuer()
+                    .with_audience(&audience)
+                    .app_token(tenant, &app.app_id, &app.roles, TOKEN_LIFETIME, now())
+                    .map_err(internal)?;
+                return Ok((enrollgraph_auth::token_response(&token, expires_in), Some((tenant.clone(), verified))));
+            }
+            let secret = get("client_secret").ok_or_else(TokenError::missing_client_secret)?;
             let refused = state.identity.refused_secrets.iter().any(|r| r == secret);
             if refused || !app.secret_hashes.iter().any(|h| enrollgraph_auth::verify_secret(secret, h)) {
                 failed();
@@ -499,7 +579,7 @@ fn issue(
         }
         other => return Err(TokenError::unsupported_grant_type(other)),
     };
-    Ok(enrollgraph_auth::token_response(&token, expires_in))
+    Ok((enrollgraph_auth::token_response(&token, expires_in), None))
 }
 
 #[cfg(test)]

@@ -16,6 +16,13 @@ const APPS: &str = "$apps";
 const USERS: &str = "$users";
 const KEYS: &str = "$keys";
 const ADMIN: &str = "$admin";
+/// Client assertions already used (their `jti`), until they expire: the replay cache of
+/// the token endpoint. Rows of the tenant, so every replica of one database sees them
+/// (PostgreSQL serialises a tenant's writes across replicas).
+const ASSERTIONS: &str = "$assertions";
+/// When a tenant holds this many remembered assertions, the expired ones are pruned; if
+/// none has expired, new assertions are refused until some do (a bound on the rows).
+const MAX_ASSERTIONS: u64 = 10_000;
 /// The tenant's own row: its incarnation (see [`Incarnation`]).
 const TENANT: &str = "$tenant";
 const INCARNATION: &str = "incarnation";
@@ -33,6 +40,8 @@ pub struct App {
     pub roles: Vec<String>,
     /// Hashes of the client secrets (never the secrets).
     pub secret_hashes: Vec<String>,
+    /// Public certificates the app signs client assertions with (never a private key).
+    pub certificates: Vec<enrollgraph_auth::ClientCertificate>,
 }
 
 /// A user who can sign in with a password (resource-owner password grant, for tests).
@@ -105,7 +114,8 @@ fn text(v: &Map<String, Value>, k: &str) -> String {
 
 impl App {
     fn to_body(&self) -> Map<String, Value> {
-        let v = json!({"appId": self.app_id, "displayName": self.display_name, "roles": self.roles, "secretHashes": self.secret_hashes});
+        let v = json!({"appId": self.app_id, "displayName": self.display_name, "roles": self.roles, "secretHashes": self.secret_hashes,
+                       "keyCredentials": self.certificates});
         v.as_object().cloned().unwrap_or_default()
     }
 
@@ -115,6 +125,10 @@ impl App {
             display_name: text(b, "displayName"),
             roles: strings(b.get("roles")),
             secret_hashes: strings(b.get("secretHashes")),
+            certificates: b
+                .get("keyCredentials")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -250,6 +264,45 @@ impl Service {
         let tenant = &canonical_case(tenant);
         self.store
             .read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body()))))
+    }
+
+    /// Remembers a client assertion's `replay_key` until `expires` (unix seconds). True the
+    /// first time; false when it is remembered and not yet expired (a replay), or when the
+    /// tenant already remembers [`MAX_ASSERTIONS`] unexpired ones.
+    ///
+    /// # Errors
+    /// Unknown tenant, storage failures.
+    pub async fn record_assertion(&self, tenant: &str, replay_key: String, expires: i64, now: i64) -> Result<bool> {
+        let tenant = &canonical_case(tenant);
+        let expiry = |r: &enrollgraph_store::Row| r.body().get("exp").and_then(Value::as_i64).unwrap_or(0);
+        self.store
+            .write(tenant, move |tx: &mut dyn Tx| {
+                if !tx.tenant_exists()? {
+                    return Err(ServiceError::ResourceNotFound("The tenant does not exist.".into()));
+                }
+                if let Some(row) = tx.get(ROOT, ASSERTIONS, &replay_key)? {
+                    if expiry(&row) >= now {
+                        return Ok(false);
+                    }
+                    tx.delete(row.seq)?;
+                }
+                if tx.count(ROOT, ASSERTIONS, &ListSpec::default())? >= MAX_ASSERTIONS {
+                    let mut left = 0u64;
+                    for row in tx.list(ROOT, ASSERTIONS, &ListSpec::default())? {
+                        if expiry(&row) < now {
+                            tx.delete(row.seq)?;
+                        } else {
+                            left += 1;
+                        }
+                    }
+                    if left >= MAX_ASSERTIONS {
+                        return Ok(false);
+                    }
+                }
+                tx.insert(ROOT, ASSERTIONS, &replay_key, "enrollgraph.assertion", &json!({"exp": expires}).to_string())?;
+                Ok(true)
+            })
+            .await
     }
 
     /// The signing keys as their persisted JSON, created by `generate` on first use (one
