@@ -200,11 +200,14 @@ pub fn verify_client_assertion(
         .filter(Value::is_object)
         .ok_or_else(|| malformed("the payload is not base64url JSON"))?;
     let signature = decode(s).ok_or_else(|| malformed("the signature is not base64url"))?;
+    // MSAL Python and azure-identity pad their thumbprints (`…=`), which Entra accepts:
+    // compared without the padding.
     let hs = |k: &str| header.get(k).and_then(Value::as_str);
+    let thumb = |k: &str| hs(k).map(|t| t.trim_end_matches('='));
     let presented = hs("x5t#S256").or_else(|| hs("x5t")).unwrap_or("");
     let cert = certs
         .iter()
-        .find(|c| hs("x5t#S256").is_some_and(|t| t == c.x5t_s256) || hs("x5t").is_some_and(|t| t == c.x5t))
+        .find(|c| thumb("x5t#S256").is_some_and(|t| t == c.x5t_s256) || thumb("x5t").is_some_and(|t| t == c.x5t))
         .ok_or_else(|| signature_failed("The key was not found.", presented, client_id))?;
     let alg: &'static dyn ring::signature::VerificationAlgorithm = match hs("alg") {
         Some("RS256") => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
@@ -239,10 +242,13 @@ pub fn verify_client_assertion(
             "Client assertion audience claim does not match Realm issuer. Review the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/active-directory-certificate-credentials .",
         ));
     }
-    let num = |k: &str| claims.get(k).and_then(Value::as_i64);
+    // MSAL Python writes `exp`/`nbf` as fractional seconds (`time.time() + 600`).
+    #[allow(clippy::cast_possible_truncation)]
+    let num = |k: &str| claims.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
     let exp = num("exp").ok_or_else(|| malformed("the claim 'exp' is missing"))?;
     let nbf = num("nbf").unwrap_or(i64::MIN);
-    if exp + CLOCK_SKEW_SECS < now || nbf - CLOCK_SKEW_SECS > now {
+    // Saturating: both numbers are the client's (an `exp` near `i64::MAX`, no `nbf`).
+    if exp.saturating_add(CLOCK_SKEW_SECS) < now || nbf.saturating_sub(CLOCK_SKEW_SECS) > now {
         return Err(TokenError::new(
             "invalid_client",
             700_024,
@@ -254,7 +260,7 @@ pub fn verify_client_assertion(
             ),
         ));
     }
-    if cert.not_after < now || cert.not_before > now + CLOCK_SKEW_SECS {
+    if cert.not_after < now || cert.not_before > now.saturating_add(CLOCK_SKEW_SECS) {
         return Err(signature_failed(
             &format!("The key used is expired or not yet valid (valid {} to {})", crate::oauth::format_timestamp(cert.not_before), crate::oauth::format_timestamp(cert.not_after)),
             presented,
@@ -265,7 +271,7 @@ pub fn verify_client_assertion(
     let digest = ring::digest::digest(&ring::digest::SHA256, format!("{}\n{jti}", client_id.to_ascii_lowercase()).as_bytes());
     Ok(VerifiedAssertion {
         jti: jti.to_owned(),
-        expires: exp + CLOCK_SKEW_SECS,
+        expires: exp.saturating_add(CLOCK_SKEW_SECS),
         thumbprint: cert.thumbprint.clone(),
         replay_key: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
     })

@@ -150,10 +150,14 @@ fn a_signed_assertion_gets_a_token_and_a_replay_is_refused() {
     graph_ok(&s, body["access_token"].as_str().unwrap());
     // The same assertion again: refused (its jti is remembered until it expires).
     expect_token_error(token_request(&s, TENANT, &client, &a), 401, "invalid_client", 50_013);
-    // `x5t#S256` and PS256 name and sign as well.
+    // `x5t#S256` (padded, as MSAL Python writes thumbprints) and PS256 name and sign as well,
+    // with fractional `exp`/`nbf` (MSAL Python's `time.time() + 600`).
     let header = json!({"alg": "PS256", "typ": "JWT",
-        "x5t#S256": b64(ring::digest::digest(&ring::digest::SHA256, &cert.der).as_ref())});
-    let (status, body) = token_request(&s, TENANT, &client, &sign(&cert.key, &header, &claims(&s, TENANT, &client)));
+        "x5t#S256": format!("{}=", b64(ring::digest::digest(&ring::digest::SHA256, &cert.der).as_ref()))});
+    let mut c = claims(&s, TENANT, &client);
+    c["exp"] = json!(now() as f64 + 600.25);
+    c["nbf"] = json!(now() as f64 - 10.5);
+    let (status, body) = token_request(&s, TENANT, &client, &sign(&cert.key, &header, &c));
     assert_eq!(status, 200, "{body}");
     // The journal never holds the assertion.
     let journal = Client::new().get(s.url("/_enrollgraph/journal")).bearer_auth(KEY).send().unwrap().text().unwrap();
@@ -217,6 +221,18 @@ fn forged_assertions_are_refused_with_entras_codes() {
     c["exp"] = json!(now() + 7200);
     let early = sign(&cert.key, &json!({"alg": "RS256", "x5t": thumb}), &c);
     expect_token_error(token_request(&s, TENANT, &client, &early), 401, "invalid_client", 700_024);
+
+    // Extreme numbers and no `nbf` (MSAL Python sends none): no overflow, no 500.
+    let mut c = claims(&s, TENANT, &client);
+    c.as_object_mut().unwrap().remove("nbf");
+    c["exp"] = json!(i64::MAX);
+    let (status, body) = token_request(&s, TENANT, &client, &sign(&cert.key, &json!({"alg": "RS256", "x5t": thumb}), &c));
+    assert_eq!(status, 200, "{body}");
+    let mut c = claims(&s, TENANT, &client);
+    c["nbf"] = json!(i64::MIN);
+    c["exp"] = json!(i64::MIN);
+    let low = sign(&cert.key, &json!({"alg": "RS256", "x5t": thumb}), &c);
+    expect_token_error(token_request(&s, TENANT, &client, &low), 401, "invalid_client", 700_024);
 
     // A huge assertion is refused before it is decoded.
     let mut c = claims(&s, TENANT, &client);
