@@ -153,6 +153,10 @@ enum TenantCommand {
         /// The tenant id (default: a new GUID).
         #[arg(long)]
         id: Option<String>,
+        /// A domain name of the tenant beside its default `*.onmicrosoft.com` one
+        /// (repeatable); the identity endpoints accept it in place of the id.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
     },
     /// List the tenants.
     List,
@@ -285,10 +289,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     let service = open(&cli.data_dir, cli.database.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve(service, &cli.data_dir, args).await,
-        Command::Tenant(TenantCommand::Create { id }) => {
+        Command::Tenant(TenantCommand::Create { id, domains }) => {
             let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).to_ascii_lowercase();
             if !service.provision_tenant(&id).await.map_err(|e| e.to_string())? {
                 return Err(format!("the tenant {id} exists already"));
+            }
+            for d in &domains {
+                service.add_domain(&id, d).await.map_err(|e| format!("domain {d}: {e}"))?;
             }
             say(&id);
             Ok(())

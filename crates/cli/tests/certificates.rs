@@ -354,3 +354,42 @@ fn a_replay_is_refused_by_another_replica() {
     let same_jti = sign(&cert.key, &header, &c2);
     expect_token_error(token_request(&b, TENANT, &client, &same_jti), 401, "invalid_client", 50_013);
 }
+
+#[test]
+fn the_audience_is_the_endpoint_as_the_client_used_it_or_its_tenant_id_form() {
+    // Through an intercepting proxy the client names login.microsoftonline.com and maybe a
+    // domain of the tenant; Entra accepts the endpoint as used and the tenant-id form.
+    let s = Server::start_with(&["--admin-key", KEY]);
+    let cert = make_cert(-1, 30);
+    let client = app_with(&s, TENANT, &cert);
+    let domain = "enrollgraphd7c5e0a4.onmicrosoft.com";
+    let header = json!({"alg": "RS256", "x5t": x5t(&cert.der)});
+    let send = |aud: String| {
+        let mut c = claims(&s, TENANT, &client);
+        c["aud"] = json!(aud);
+        let r = Client::new()
+            .post(s.url(&format!("/{domain}/oauth2/v2.0/token")))
+            .header("host", "login.microsoftonline.com")
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client.as_str()),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", &sign(&cert.key, &header, &c)),
+            ])
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap())
+    };
+    for aud in [
+        format!("https://login.microsoftonline.com/{domain}/oauth2/v2.0/token"),
+        format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"),
+        format!("https://login.microsoftonline.com/{TENANT}/oauth2/token"),
+    ] {
+        let (status, body) = send(aud.clone());
+        assert_eq!(status, 200, "{aud}: {body}");
+    }
+    // The server's own origin is not the endpoint this client used.
+    expect_token_error(send(s.url(&format!("/{TENANT}/oauth2/v2.0/token"))), 401, "invalid_client", 700_023);
+}

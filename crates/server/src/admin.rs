@@ -729,10 +729,32 @@ async fn create_tenant(state: &AppState, body: Option<Value>, base: &str) -> Res
         Some(_) => return Err(AdminError::bad("'id' must be a string.")),
     };
     enrollgraph_service::check_tenant_id(&id)?;
-    let (app, secret) = new_app(body.as_ref(), &["id"])?;
-    let out = credentials(&id, &app, &secret, base);
+    let domains = match body.as_ref().and_then(|b| b.get("domains")) {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= 16 => a
+            .iter()
+            .map(|d| d.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| AdminError::bad("'domains' must be an array of domain names."))?,
+        Some(_) => return Err(AdminError::bad("'domains' must be an array of at most 16 domain names.")),
+    };
+    for d in &domains {
+        let d = enrollgraph_service::canonical_tenant_id(d)?;
+        if !d.contains('.') {
+            return Err(AdminError::bad(format!("'{d}' is not a domain name: give at least two labels.")));
+        }
+        if state.service.resolve_tenant(&d)?.is_some() {
+            return Err(AdminError(StatusCode::CONFLICT, "Conflict", format!("'{d}' names another tenant already.")));
+        }
+    }
+    let (app, secret) = new_app(body.as_ref(), &["id", "domains"])?;
+    let mut out = credentials(&id, &app, &secret, base);
     if !state.service.create_tenant(&id, vec![app]).await? {
         return Err(AdminError(StatusCode::CONFLICT, "Conflict", format!("The tenant '{id}' exists already.")));
     }
+    for d in &domains {
+        state.service.add_domain(&id, d).await?;
+    }
+    out["domains"] = json!(state.service.domains(&id)?);
     Ok(reply(StatusCode::CREATED, &out))
 }

@@ -239,23 +239,15 @@ pub async fn openid_configuration(
     // The tenant goes into every URL of the document: only a GUID, a domain name or one of
     // Entra's aliases (`common`, `organizations`, `consumers`, which MSAL authorities use)
     // is echoed; anything else (`..`, `a/b` once decoded) is Entra's unknown-tenant answer.
-    let alias = ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(&tenant));
-    let tenant = if alias {
-        tenant.to_ascii_lowercase()
-    } else {
-        match enrollgraph_service::canonical_tenant_id(&tenant) {
-            Ok(t) => t,
-            Err(_) => {
-                let e = TokenError::new(
-                    "invalid_tenant",
-                    90_002,
-                    format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID."),
-                );
-                return token_failure(&e, &headers);
-            }
-        }
+    let Some(tenant) = discovery_tenant(&tenant) else {
+        return token_failure(&unknown_tenant(&tenant), &headers);
     };
-    let authority = crate::base_url(&state, &headers, &uri);
+    // A domain of a tenant: Entra's document names the tenant by its id in every URL.
+    let tenant = match state.service.resolve_tenant(&tenant) {
+        Ok(Some(id)) => id,
+        _ => tenant,
+    };
+    let authority = authority(&state, &headers, &uri);
     json(StatusCode::OK, &enrollgraph_auth::openid_configuration(&authority, &tenant))
 }
 
@@ -264,10 +256,60 @@ pub async fn keys(State(state): State<AppState>) -> Response {
     json(StatusCode::OK, &state.identity.issuer().jwks())
 }
 
-/// `GET /common/discovery/instance`
+/// `GET /common/discovery/instance?api-version=1.1&authorization_endpoint=…`: the tenant
+/// of `authorization_endpoint` (`{authority}/{tenant}/oauth2[/v2.0]/authorize`) names the
+/// OpenID configuration, as Entra answers (`common` when it names none).
 pub async fn instance_discovery(State(state): State<AppState>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    let authority = crate::base_url(&state, &headers, &uri);
-    json(StatusCode::OK, &enrollgraph_auth::instance_discovery(&authority, "common"))
+    let authority = authority(&state, &headers, &uri);
+    let endpoint = uri
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "authorization_endpoint"))
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let path = endpoint.split_once("://").map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    let mut segments = path.split('/');
+    let tenant = segments.next().filter(|t| !t.is_empty()).unwrap_or("common");
+    let v2 = path.contains("/oauth2/v2.0/") || endpoint.is_empty();
+    let tenant = match discovery_tenant(tenant) {
+        Some(t) => t,
+        None => return token_failure(&unknown_tenant(tenant), &headers),
+    };
+    json(StatusCode::OK, &enrollgraph_auth::instance_discovery(&authority, &tenant, v2))
+}
+
+/// The authority (scheme and host) the client used: a request for one of Entra's login
+/// hosts (sent through an intercepting proxy, or with that `Host`) is answered as
+/// `https://{host}`, whatever the listener's scheme, `--public-url` or port, because that
+/// is the only authority a client that believes it talks to Entra will accept; else the
+/// server's own origin ([`crate::base_url`]).
+pub(crate) fn authority(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str))
+        .unwrap_or_default();
+    let name = host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+    if let Some(known) = enrollgraph_auth::PUBLIC_CLOUD_LOGIN_HOSTS.iter().find(|h| h.eq_ignore_ascii_case(name)) {
+        return format!("https://{known}");
+    }
+    crate::base_url(state, headers, uri)
+}
+
+/// A tenant for a discovery document: an alias (`common`, `organizations`, `consumers`) in
+/// lower case, or a canonical tenant id; `None` for anything else (never echoed).
+fn discovery_tenant(tenant: &str) -> Option<String> {
+    if ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(tenant)) {
+        return Some(tenant.to_ascii_lowercase());
+    }
+    enrollgraph_service::canonical_tenant_id(tenant).ok()
+}
+
+fn unknown_tenant(tenant: &str) -> TokenError {
+    TokenError::new(
+        "invalid_tenant",
+        90_002,
+        format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID."),
+    )
 }
 
 /// `GET /{tenant}/oauth2/v2.0/token`: Entra answers `AADSTS900561` (POST only).
@@ -301,7 +343,7 @@ pub async fn token(
     let (body, resp) = match crate::read_at_most(&headers, body, TOKEN_BODY_LIMIT).await {
         Ok(body) => {
             let body = Bytes::from(body);
-            let authority = crate::base_url(&state, &headers, &uri);
+            let authority = authority(&state, &headers, &uri);
             let work = {
                 let (state, tenant, headers, body) = (state.clone(), tenant.clone(), headers.clone(), body.clone());
                 move || issue(&state, &authority, &tenant, &headers, &body, peer)
@@ -492,9 +534,24 @@ fn issue(
     let grant = need("grant_type")?;
     let client_id = need("client_id")?;
     let scope = need("scope")?;
-    // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15).
-    let tenant =
-        &enrollgraph_service::canonical_tenant_id(path_tenant).map_err(|_| TokenError::tenant_not_found(path_tenant))?;
+    // `common`/`organizations`/`consumers` name no tenant: they work for discovery, but a
+    // token is always issued in one tenant, and Entra refuses them at the token endpoint
+    // for these grants with AADSTS50059 (the message MSAL .NET's samples quote for an
+    // untenanted authority: Azure-Samples/active-directory-dotnetcore-devicecodeflow-v2).
+    if ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(path_tenant)) {
+        return Err(TokenError::new(
+            "invalid_request",
+            50_059,
+            "No tenant-identifying information found in either the request or implied by any provided credentials.",
+        ));
+    }
+    // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15); a domain
+    // of a tenant names that tenant (issue 14), and the token carries its id.
+    let tenant = &state
+        .service
+        .resolve_tenant(path_tenant)
+        .map_err(internal)?
+        .ok_or_else(|| TokenError::tenant_not_found(path_tenant))?;
     let Some(incarnation) = state.identity.incarnation(&state.service, tenant, false) else {
         return Err(TokenError::tenant_not_found(tenant));
     };
