@@ -54,7 +54,9 @@ pub struct ClientCertificate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertificateError {
     /// The PEM holds a private key: only the public certificate belongs to the server.
-    #[error("The PEM holds a private key ({0}); give the public certificate only. enrollgraph never stores private keys.")]
+    #[error(
+        "The PEM holds a private key ({0}); give the public certificate only. enrollgraph never stores private keys."
+    )]
     PrivateKey(String),
     /// No `CERTIFICATE` block, or one that does not decode.
     #[error("Not a PEM X.509 certificate: {0}")]
@@ -82,7 +84,8 @@ impl ClientCertificate {
                 return Err(CertificateError::PrivateKey(label.to_owned()));
             }
         }
-        let der = pem_block(pem, "CERTIFICATE").ok_or_else(|| CertificateError::Malformed("no CERTIFICATE block".into()))?;
+        let der =
+            pem_block(pem, "CERTIFICATE").ok_or_else(|| CertificateError::Malformed("no CERTIFICATE block".into()))?;
         ClientCertificate::from_der(&der, now)
     }
 
@@ -262,13 +265,18 @@ pub fn verify_client_assertion(
     }
     if cert.not_after < now || cert.not_before > now.saturating_add(CLOCK_SKEW_SECS) {
         return Err(signature_failed(
-            &format!("The key used is expired or not yet valid (valid {} to {})", crate::oauth::format_timestamp(cert.not_before), crate::oauth::format_timestamp(cert.not_after)),
+            &format!(
+                "The key used is expired or not yet valid (valid {} to {})",
+                crate::oauth::format_timestamp(cert.not_before),
+                crate::oauth::format_timestamp(cert.not_after)
+            ),
             presented,
             client_id,
         ));
     }
     let jti = cs("jti").filter(|j| !j.is_empty()).ok_or_else(|| malformed("the claim 'jti' is missing"))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{}\n{jti}", client_id.to_ascii_lowercase()).as_bytes());
+    let digest =
+        ring::digest::digest(&ring::digest::SHA256, format!("{}\n{jti}", client_id.to_ascii_lowercase()).as_bytes());
     Ok(VerifiedAssertion {
         jti: jti.to_owned(),
         expires: exp.saturating_add(CLOCK_SKEW_SECS),

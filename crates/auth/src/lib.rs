@@ -27,8 +27,8 @@ mod secret;
 mod validator;
 
 pub use certificate::{
-    CertificateError, ClientCertificate, JWT_BEARER_ASSERTION, MAX_ASSERTION_BYTES, VerifiedAssertion, replayed_assertion,
-    verify_client_assertion,
+    CertificateError, ClientCertificate, JWT_BEARER_ASSERTION, MAX_ASSERTION_BYTES, VerifiedAssertion,
+    replayed_assertion, verify_client_assertion,
 };
 pub use discovery::{PUBLIC_CLOUD_LOGIN_HOSTS, instance_discovery, openid_configuration};
 pub use error::AuthError;

@@ -55,11 +55,8 @@ fn now() -> i64 {
 /// A signed assertion with `header` and `claims`, signed by `key` (RS256 or PS256 per header).
 fn sign(key: &ring::signature::RsaKeyPair, header: &Value, claims: &Value) -> String {
     let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
-    let alg: &dyn ring::signature::RsaEncoding = if header["alg"] == "PS256" {
-        &ring::signature::RSA_PSS_SHA256
-    } else {
-        &ring::signature::RSA_PKCS1_SHA256
-    };
+    let alg: &dyn ring::signature::RsaEncoding =
+        if header["alg"] == "PS256" { &ring::signature::RSA_PSS_SHA256 } else { &ring::signature::RSA_PKCS1_SHA256 };
     let mut sig = vec![0; key.public().modulus_len()];
     key.sign(alg, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
     format!("{input}.{}", b64(&sig))
@@ -182,7 +179,13 @@ fn forged_assertions_are_refused_with_entras_codes() {
     expect_token_error(token_request(&s, TENANT, &client, &unknown), 401, "invalid_client", 700_027);
 
     // alg none, and HS256 keyed with the (public) certificate.
-    let body_part = |c: &Value| format!("{}.{}", b64(json!({"alg": "none", "x5t": thumb}).to_string().as_bytes()), b64(c.to_string().as_bytes()));
+    let body_part = |c: &Value| {
+        format!(
+            "{}.{}",
+            b64(json!({"alg": "none", "x5t": thumb}).to_string().as_bytes()),
+            b64(c.to_string().as_bytes())
+        )
+    };
     let none = format!("{}.", body_part(&claims(&s, TENANT, &client)));
     expect_token_error(token_request(&s, TENANT, &client, &none), 401, "invalid_client", 700_027);
     let input = format!(
@@ -193,7 +196,8 @@ fn forged_assertions_are_refused_with_entras_codes() {
     let mac = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cert.der), input.as_bytes());
     let hs = format!("{input}.{}", b64(mac.as_ref()));
     expect_token_error(token_request(&s, TENANT, &client, &hs), 401, "invalid_client", 700_027);
-    let hs_pem = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, cert.pem.as_bytes()), input.as_bytes());
+    let hs_pem =
+        ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, cert.pem.as_bytes()), input.as_bytes());
     let hs_pem = format!("{input}.{}", b64(hs_pem.as_ref()));
     expect_token_error(token_request(&s, TENANT, &client, &hs_pem), 401, "invalid_client", 700_027);
 
@@ -226,7 +230,8 @@ fn forged_assertions_are_refused_with_entras_codes() {
     let mut c = claims(&s, TENANT, &client);
     c.as_object_mut().unwrap().remove("nbf");
     c["exp"] = json!(i64::MAX);
-    let (status, body) = token_request(&s, TENANT, &client, &sign(&cert.key, &json!({"alg": "RS256", "x5t": thumb}), &c));
+    let (status, body) =
+        token_request(&s, TENANT, &client, &sign(&cert.key, &json!({"alg": "RS256", "x5t": thumb}), &c));
     assert_eq!(status, 200, "{body}");
     let mut c = claims(&s, TENANT, &client);
     c["nbf"] = json!(i64::MIN);
@@ -258,11 +263,22 @@ fn an_assertion_of_another_tenants_app_is_refused() {
     // At the default tenant's endpoint, with the other tenant's audience or this one's.
     let mut c = claims(&s, other_tenant, &client);
     let header = json!({"alg": "RS256", "x5t": x5t(&cert.der)});
-    expect_token_error(token_request(&s, TENANT, &client, &sign(&cert.key, &header, &c)), 400, "unauthorized_client", 700_016);
+    expect_token_error(
+        token_request(&s, TENANT, &client, &sign(&cert.key, &header, &c)),
+        400,
+        "unauthorized_client",
+        700_016,
+    );
     c["aud"] = json!(s.url(&format!("/{TENANT}/oauth2/v2.0/token")));
-    expect_token_error(token_request(&s, TENANT, &client, &sign(&cert.key, &header, &c)), 400, "unauthorized_client", 700_016);
+    expect_token_error(
+        token_request(&s, TENANT, &client, &sign(&cert.key, &header, &c)),
+        400,
+        "unauthorized_client",
+        700_016,
+    );
     // In its own tenant it works.
-    let (status, body) = token_request(&s, other_tenant, &client, &sign(&cert.key, &header, &claims(&s, other_tenant, &client)));
+    let (status, body) =
+        token_request(&s, other_tenant, &client, &sign(&cert.key, &header, &claims(&s, other_tenant, &client)));
     assert_eq!(status, 200, "{body}");
 }
 
@@ -276,7 +292,11 @@ fn the_assertion_request_must_be_well_formed() {
         let status = r.status().as_u16();
         (status, r.json::<Value>().unwrap())
     };
-    let base = [("grant_type", "client_credentials"), ("client_id", client.as_str()), ("scope", "https://graph.microsoft.com/.default")];
+    let base = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client.as_str()),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
     let a = assertion(&s, &cert, &client);
     let mut f = base.to_vec();
     f.extend([("client_assertion_type", "urn:example:other"), ("client_assertion", a.as_str())]);

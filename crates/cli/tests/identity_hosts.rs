@@ -79,7 +79,9 @@ fn instance_discovery_on_the_login_host_is_entras_public_cloud_answer() {
     );
     // The v1 authorize endpoint (MSAL .NET with a v1 authority) names the v1 document; an
     // alias host is answered as itself.
-    let v1 = format!("/common/discovery/instance?api-version=1.1&authorization_endpoint=https://{LOGIN}/common/oauth2/authorize");
+    let v1 = format!(
+        "/common/discovery/instance?api-version=1.1&authorization_endpoint=https://{LOGIN}/common/oauth2/authorize"
+    );
     let (_, body) = get(&s, Some("login.windows.net"), &v1);
     assert_eq!(body["tenant_discovery_endpoint"], "https://login.windows.net/common/.well-known/openid-configuration");
     // Directly (the server's own origin): the server is its own cloud, as before.
@@ -88,7 +90,9 @@ fn instance_discovery_on_the_login_host_is_entras_public_cloud_answer() {
     assert_eq!(body["metadata"], json!([{"preferred_network": host, "preferred_cache": host, "aliases": [host]}]));
     assert_eq!(body["tenant_discovery_endpoint"], s.url(&format!("/{TENANT}/v2.0/.well-known/openid-configuration")));
     // A tenant that is not one is not echoed.
-    let bad = format!("/common/discovery/instance?api-version=1.1&authorization_endpoint=https://{LOGIN}/a%20b/oauth2/v2.0/authorize");
+    let bad = format!(
+        "/common/discovery/instance?api-version=1.1&authorization_endpoint=https://{LOGIN}/a%20b/oauth2/v2.0/authorize"
+    );
     let (status, body) = get(&s, Some(LOGIN), &bad);
     assert_eq!((status, body["error_codes"].clone()), (400, json!([90002])));
 }
@@ -104,7 +108,8 @@ fn the_openid_configuration_on_the_login_host_names_https_login_microsoftonline_
     assert_eq!(d["authorization_endpoint"], format!("{base}/oauth2/v2.0/authorize"));
     assert_eq!(d["jwks_uri"], format!("{base}/discovery/v2.0/keys"));
     // With a port in Host (a proxy that keeps `:443`), the same.
-    let (_, d) = get(&s, Some("login.microsoftonline.com:443"), &format!("/{TENANT}/v2.0/.well-known/openid-configuration"));
+    let (_, d) =
+        get(&s, Some("login.microsoftonline.com:443"), &format!("/{TENANT}/v2.0/.well-known/openid-configuration"));
     assert_eq!(d["token_endpoint"], format!("{base}/oauth2/v2.0/token"));
     // `organizations` and `common` work for discovery, with Entra's `{tenantid}` issuer.
     for alias in ["organizations", "common"] {

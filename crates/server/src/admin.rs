@@ -654,12 +654,9 @@ fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), A
         Some(Value::Object(o)) => o,
         Some(_) => return Err(AdminError::bad("The body must be a JSON object.")),
     };
-    if let Some(k) = obj
-        .keys()
-        .find(|k| {
-            !["displayName", "roles", "clientId", "certificates"].contains(&k.as_str()) && !extra_keys.contains(&k.as_str())
-        })
-    {
+    if let Some(k) = obj.keys().find(|k| {
+        !["displayName", "roles", "clientId", "certificates"].contains(&k.as_str()) && !extra_keys.contains(&k.as_str())
+    }) {
         return Err(AdminError::bad(format!(
             "Unknown property '{k}' (displayName, roles, clientId, certificates{}).",
             extra_keys.iter().map(|k| format!(", {k}")).collect::<String>()
@@ -689,7 +686,8 @@ fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), A
         Some(Value::Array(a)) if a.len() <= 16 => a
             .iter()
             .map(|pem| {
-                let pem = pem.as_str().ok_or_else(|| AdminError::bad("'certificates' must be an array of PEM strings."))?;
+                let pem =
+                    pem.as_str().ok_or_else(|| AdminError::bad("'certificates' must be an array of PEM strings."))?;
                 enrollgraph_auth::ClientCertificate::from_pem(pem, crate::identity::now())
                     .map_err(|e| AdminError::bad(e.to_string()))
             })

@@ -288,7 +288,8 @@ pub(crate) fn authority(state: &AppState, headers: &HeaderMap, uri: &axum::http:
         .and_then(|v| v.to_str().ok())
         .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str))
         .unwrap_or_default();
-    let name = host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+    let name =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
     if let Some(known) = enrollgraph_auth::PUBLIC_CLOUD_LOGIN_HOSTS.iter().find(|h| h.eq_ignore_ascii_case(name)) {
         return format!("https://{known}");
     }
@@ -352,7 +353,8 @@ pub async fn token(
                 Ok((v, Some((tenant, assertion)))) => {
                     // Remembered in the database, so a replica that did not see the first
                     // use refuses the replay too.
-                    match state.service.record_assertion(&tenant, assertion.replay_key, assertion.expires, now()).await {
+                    match state.service.record_assertion(&tenant, assertion.replay_key, assertion.expires, now()).await
+                    {
                         Ok(true) => Ok(v),
                         Ok(false) => Err(enrollgraph_auth::replayed_assertion()),
                         Err(e) => Err(internal(e)),

@@ -394,7 +394,13 @@ impl Service {
                         return Ok(false);
                     }
                 }
-                tx.insert(ROOT, ASSERTIONS, &replay_key, "enrollgraph.assertion", &json!({"exp": expires}).to_string())?;
+                tx.insert(
+                    ROOT,
+                    ASSERTIONS,
+                    &replay_key,
+                    "enrollgraph.assertion",
+                    &json!({"exp": expires}).to_string(),
+                )?;
                 Ok(true)
             })
             .await
