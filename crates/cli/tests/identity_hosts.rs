@@ -209,3 +209,36 @@ fn a_tenant_is_named_by_its_domains() {
         .unwrap();
     assert_eq!(r["token_endpoint"], s.url(&format!("/{new_id}/oauth2/v2.0/token")));
 }
+
+#[test]
+fn a_password_sign_in_at_organizations_finds_the_tenant_by_the_users_domain() {
+    let s = Server::start();
+    let upn = format!("adele@{DEV_DOMAIN}");
+    s.cli(&["user", "create", "--tenant", TENANT, "--upn", &upn, "--password", "Pa55-word!"]);
+    let send = |tenant: &str, upn: &str| {
+        let r = Client::new()
+            .post(s.url(&format!("/{tenant}/oauth2/v2.0/token")))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", DEV_CLIENT_ID),
+                ("username", upn),
+                ("password", "Pa55-word!"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap())
+    };
+    for alias in ["organizations", "common"] {
+        let (status, body) = send(alias, &upn);
+        assert_eq!(status, 200, "{alias}: {body}");
+        assert_eq!(claims(body["access_token"].as_str().unwrap())["tid"], TENANT);
+    }
+    // Personal accounts only: never a tenant's user.
+    let (status, body) = send("consumers", &upn);
+    assert_eq!((status, body["error_codes"].clone()), (400, json!([50059])), "{body}");
+    // A domain no tenant holds: the wrong-credentials answer, as for an unknown user.
+    let (status, body) = send("organizations", "adele@nobody.example");
+    assert_eq!((status, body["error_codes"].clone()), (400, json!([50126])), "{body}");
+}

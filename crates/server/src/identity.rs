@@ -536,24 +536,44 @@ fn issue(
     let grant = need("grant_type")?;
     let client_id = need("client_id")?;
     let scope = need("scope")?;
-    // `common`/`organizations`/`consumers` name no tenant: they work for discovery, but a
-    // token is always issued in one tenant, and Entra refuses them at the token endpoint
-    // for these grants with AADSTS50059 (the message MSAL .NET's samples quote for an
-    // untenanted authority: Azure-Samples/active-directory-dotnetcore-devicecodeflow-v2).
-    if ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(path_tenant)) {
-        return Err(TokenError::new(
-            "invalid_request",
-            50_059,
-            "No tenant-identifying information found in either the request or implied by any provided credentials.",
-        ));
-    }
-    // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15); a domain
-    // of a tenant names that tenant (issue 14), and the token carries its id.
-    let tenant = &state
-        .service
-        .resolve_tenant(path_tenant)
-        .map_err(internal)?
-        .ok_or_else(|| TokenError::tenant_not_found(path_tenant))?;
+    // `common`/`organizations`/`consumers` name no tenant: they work for discovery, and
+    // for a password sign-in the user's domain names the tenant (Entra's ROPC takes
+    // `organizations`); a client credentials token needs a tenant, and Entra refuses them
+    // there with AADSTS50059 (the message MSAL .NET's samples quote for an untenanted
+    // authority: Azure-Samples/active-directory-dotnetcore-devicecodeflow-v2). `consumers`
+    // is personal accounts, refused everywhere (rulings.md 1).
+    let alias = ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(path_tenant));
+    let owned_tenant = if alias {
+        let by_domain = match (grant, get("username")) {
+            ("password", Some(upn)) if !path_tenant.eq_ignore_ascii_case("consumers") => {
+                let domain = upn.rsplit_once('@').map_or("", |(_, d)| d);
+                Some(
+                    state
+                        .service
+                        .resolve_tenant(domain)
+                        .map_err(internal)?
+                        .ok_or_else(TokenError::invalid_user_credentials)?,
+                )
+            }
+            _ => None,
+        };
+        by_domain.ok_or_else(|| {
+            TokenError::new(
+                "invalid_request",
+                50_059,
+                "No tenant-identifying information found in either the request or implied by any provided credentials.",
+            )
+        })?
+    } else {
+        // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15); a
+        // domain of a tenant names that tenant (issue 14), and the token carries its id.
+        state
+            .service
+            .resolve_tenant(path_tenant)
+            .map_err(internal)?
+            .ok_or_else(|| TokenError::tenant_not_found(path_tenant))?
+    };
+    let tenant = &owned_tenant;
     let Some(incarnation) = state.identity.incarnation(&state.service, tenant, false) else {
         return Err(TokenError::tenant_not_found(tenant));
     };
