@@ -57,22 +57,40 @@ pub fn openid_configuration(authority: &str, tenant: &str) -> serde_json::Value 
     })
 }
 
+/// The hosts of Entra's public cloud: a request that names one of them (through an
+/// intercepting proxy) is answered as that cloud answers, with `https://{host}` URLs.
+pub const PUBLIC_CLOUD_LOGIN_HOSTS: [&str; 4] =
+    ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"];
+
 /// The answer to MSAL's instance discovery, `GET /common/discovery/instance`
-/// (`api-version=1.1`, as MSAL sends it): the tenant discovery endpoint
-/// `{authority}/{tenant}/v2.0/.well-known/openid-configuration` and one metadata entry
-/// whose `preferred_network`, `preferred_cache` and `aliases` are the authority's host
-/// (with its port), so MSAL treats the server as its own cloud.
-pub fn instance_discovery(authority: &str, tenant: &str) -> serde_json::Value {
+/// (`api-version=1.1`, as MSAL sends it), for an authority on `authority` (the server's
+/// origin): `tenant_discovery_endpoint` is the OpenID configuration of `tenant`, in its
+/// v2.0 form when `v2` (MSAL sends `authorization_endpoint=…/{tenant}/oauth2/v2.0/authorize`)
+/// and the v1.0 form otherwise, as Entra derives it.
+///
+/// On one of [`PUBLIC_CLOUD_LOGIN_HOSTS`] the metadata is Entra's own for the public cloud
+/// (`preferred_network` login.microsoftonline.com, `preferred_cache` login.windows.net, the
+/// four aliases; MSAL .NET and JS key their token caches by these); the sovereign clouds'
+/// entries Entra lists beside it are left out, since no request for them reaches here
+/// unless the proxy intercepts them. Elsewhere one entry names the server's own host (with
+/// its port), so MSAL treats the server as its own cloud.
+pub fn instance_discovery(authority: &str, tenant: &str, v2: bool) -> serde_json::Value {
     let a = authority_base(authority);
     let host = a.split_once("://").map(|(_, h)| h).unwrap_or(a);
     let host = host.split('/').next().unwrap_or(host);
+    let config = if v2 { "v2.0/.well-known/openid-configuration" } else { ".well-known/openid-configuration" };
+    let metadata = if PUBLIC_CLOUD_LOGIN_HOSTS.contains(&host) {
+        json!([{
+            "preferred_network": "login.microsoftonline.com",
+            "preferred_cache": "login.windows.net",
+            "aliases": PUBLIC_CLOUD_LOGIN_HOSTS
+        }])
+    } else {
+        json!([{ "preferred_network": host, "preferred_cache": host, "aliases": [host] }])
+    };
     json!({
-        "tenant_discovery_endpoint": format!("{a}/{tenant}/v2.0/.well-known/openid-configuration"),
+        "tenant_discovery_endpoint": format!("{a}/{tenant}/{config}"),
         "api-version": "1.1",
-        "metadata": [{
-            "preferred_network": host,
-            "preferred_cache": host,
-            "aliases": [host]
-        }]
+        "metadata": metadata
     })
 }

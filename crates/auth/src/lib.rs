@@ -16,6 +16,7 @@
 //!
 //! No HTTP framework, no storage, no network calls.
 
+mod certificate;
 mod discovery;
 mod error;
 mod issuer;
@@ -25,7 +26,11 @@ pub mod permissions;
 mod secret;
 mod validator;
 
-pub use discovery::{instance_discovery, openid_configuration};
+pub use certificate::{
+    CertificateError, ClientCertificate, JWT_BEARER_ASSERTION, MAX_ASSERTION_BYTES, VerifiedAssertion,
+    replayed_assertion, verify_client_assertion,
+};
+pub use discovery::{PUBLIC_CLOUD_LOGIN_HOSTS, instance_discovery, openid_configuration};
 pub use error::AuthError;
 pub use issuer::{
     AccessClaims, GRAPH_APP_ID, GRAPH_RESOURCE, Issuer, MSA_TENANT_ID, PERSONAL_ACCOUNT_IDP, graph_audiences,

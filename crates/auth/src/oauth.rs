@@ -232,7 +232,7 @@ impl TokenError {
 }
 
 /// Entra's timestamp format, `2024-12-03 13:51:30Z`.
-fn format_timestamp(unix: i64) -> String {
+pub(crate) fn format_timestamp(unix: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",

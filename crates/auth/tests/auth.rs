@@ -524,7 +524,7 @@ fn discovery_documents() {
     assert_eq!(common["issuer"], format!("{AUTHORITY}/{{tenantid}}/v2.0"));
     assert_eq!(issuer().openid_configuration(TENANT), openid_configuration(AUTHORITY, TENANT));
 
-    let i = instance_discovery("https://localhost:8443", TENANT);
+    let i = instance_discovery("https://localhost:8443", TENANT, true);
     assert_eq!(
         i["tenant_discovery_endpoint"],
         format!("https://localhost:8443/{TENANT}/v2.0/.well-known/openid-configuration")

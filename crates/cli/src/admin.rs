@@ -358,3 +358,19 @@ pub async fn faults(data_dir: &Path, database: Option<&str>, cmd: FaultsCommand)
     }
     Ok(())
 }
+
+/// Reads `app create --certificate` files: public certificates only (a file holding a
+/// private key is refused, so none is ever stored), not expired.
+///
+/// # Errors
+/// The file and why it was refused.
+pub fn read_certificates(paths: &[std::path::PathBuf]) -> Result<Vec<enrollgraph_auth::ClientCertificate>, String> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    paths
+        .iter()
+        .map(|p| {
+            let pem = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            enrollgraph_auth::ClientCertificate::from_pem(&pem, now).map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect()
+}

@@ -26,6 +26,7 @@ pub async fn ensure(
         vec![permissions::SERVICE_CONFIG_READ_WRITE_ALL.to_owned(), permissions::GROUP_READ_WRITE_ALL.to_owned()];
     let existing = service.find_app(tenant, client_id).map_err(|e| e.to_string())?;
     let hashes = existing.as_ref().map(|a| a.secret_hashes.clone()).unwrap_or_default();
+    let certificates = existing.as_ref().map(|a| a.certificates.clone()).unwrap_or_default();
     let (well_known, others): (Vec<String>, Vec<String>) =
         hashes.into_iter().partition(|h| enrollgraph_auth::verify_secret(well_known_secret, h));
     let roles_changed = existing.as_ref().is_none_or(|a| a.roles != roles);
@@ -35,6 +36,7 @@ pub async fn ensure(
             display_name: "enrollgraph development app".into(),
             roles: roles.clone(),
             secret_hashes,
+            certificates: certificates.clone(),
         };
         service.save_app(tenant, app)
     };

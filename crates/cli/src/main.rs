@@ -153,6 +153,10 @@ enum TenantCommand {
         /// The tenant id (default: a new GUID).
         #[arg(long)]
         id: Option<String>,
+        /// A domain name of the tenant beside its default `*.onmicrosoft.com` one
+        /// (repeatable); the identity endpoints accept it in place of the id.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
     },
     /// List the tenants.
     List,
@@ -176,6 +180,10 @@ enum AppCommand {
         /// The client id (default: a new GUID).
         #[arg(long)]
         client_id: Option<String>,
+        /// A PEM file with a public certificate the app signs client assertions with
+        /// (repeatable; a file holding a private key is refused).
+        #[arg(long = "certificate")]
+        certificates: Vec<std::path::PathBuf>,
     },
     /// List the app registrations of a tenant.
     List {
@@ -281,10 +289,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     let service = open(&cli.data_dir, cli.database.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve(service, &cli.data_dir, args).await,
-        Command::Tenant(TenantCommand::Create { id }) => {
+        Command::Tenant(TenantCommand::Create { id, domains }) => {
             let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).to_ascii_lowercase();
             if !service.provision_tenant(&id).await.map_err(|e| e.to_string())? {
                 return Err(format!("the tenant {id} exists already"));
+            }
+            for d in &domains {
+                service.add_domain(&id, d).await.map_err(|e| format!("domain {d}: {e}"))?;
             }
             say(&id);
             Ok(())
@@ -296,7 +307,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Tenant(TenantCommand::Admin(cmd)) => admin::tenant(&service, cmd).await,
-        Command::App(AppCommand::Create { tenant, name, roles, client_id }) => {
+        Command::App(AppCommand::Create { tenant, name, roles, client_id, certificates }) => {
+            let certificates = admin::read_certificates(&certificates)?;
             let secret = enrollgraph_auth::generate_secret();
             let app_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let roles =
@@ -306,9 +318,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 display_name: name,
                 roles,
                 secret_hashes: vec![enrollgraph_auth::hash_secret(&secret)],
+                certificates,
             };
+            let thumbprints: String =
+                app.certificates.iter().map(|c| format!("\ncertificate:   {}", c.thumbprint)).collect();
             service.save_app(&tenant, app).await.map_err(|e| e.to_string())?;
-            say(&format!("client id:     {app_id}\nclient secret: {secret}"));
+            say(&format!("client id:     {app_id}\nclient secret: {secret}{thumbprints}"));
             Ok(())
         }
         Command::App(AppCommand::List { tenant }) => {

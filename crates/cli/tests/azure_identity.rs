@@ -102,3 +102,22 @@ fn discovery_over_http2_keeps_the_port() {
     let port = s.base.rsplit(':').next().unwrap();
     assert!(endpoint.contains(&format!("localhost:{port}/")), "HTTP/2 lost the port: {endpoint}");
 }
+
+#[test]
+fn certificate_credential_and_msal_with_a_certificate_get_tokens_and_call_graph() {
+    // issue 14: azure-identity's CertificateCredential (sync, with and without the x5c
+    // chain; async) and MSAL Python's confidential client sign RFC 7523 client assertions.
+    let Some(py) = python() else { return };
+    let key = "egadm_certificate-check-key";
+    let s = TlsServer::start(&["--admin-key", key]);
+    let envs = [
+        ("AUTHORITY", s.base.clone()),
+        ("TENANT", TENANT.to_owned()),
+        ("ADMIN_KEY", key.to_owned()),
+        ("GRAPH_URL", s.url("/beta")),
+        ("REQUESTS_CA_BUNDLE", s.ca.display().to_string()),
+        ("SSL_CERT_FILE", s.ca.display().to_string()),
+    ];
+    let context = format!("server banner:\n{}", s.banner);
+    run_script(&py, &["tests/clients/certificate_check.py"], &envs, Duration::from_secs(120), &context);
+}

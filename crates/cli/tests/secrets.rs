@@ -401,11 +401,12 @@ fn tenant_ids_are_guids_or_domain_names_compared_case_insensitively() {
     let token =
         token_of(client_credentials(&s.base, "contoso.example", &field("client id:"), &field("client secret:")));
     assert_eq!(claims(&token)["tid"], "contoso.example");
-    // Names that are no tenant's are "tenant not found" (AADSTS90002), not a lookup.
-    for bad in ["common", "organizations", "a_b"] {
+    // Names that are no tenant's are "tenant not found" (AADSTS90002), not a lookup; Entra's
+    // aliases name no tenant and are refused as Entra does, AADSTS50059 (issue 14).
+    for (bad, code) in [("common", 50_059), ("organizations", 50_059), ("a_b", 90_002)] {
         let r = client_credentials(&s.base, bad, &client, &secret);
         assert_eq!(r.status(), 400, "{bad}");
-        assert_eq!(r.json::<Value>().unwrap()["error_codes"], json!([90_002]), "{bad}");
+        assert_eq!(r.json::<Value>().unwrap()["error_codes"], json!([code]), "{bad}");
     }
     // Discovery: ids and Entra's aliases are served (lower case); other names are not echoed.
     for (tenant, status) in [("Contoso.Example", 200), ("Organizations", 200), ("a_b", 400), ("x%2Fy", 400)] {

@@ -644,8 +644,9 @@ fn percent_decode(s: &str) -> String {
         .map_or_else(|| s.to_owned(), |(_, v)| v.into_owned())
 }
 
-/// An app registration from `{"displayName": "...", "roles": [...], "clientId": "..."}`
-/// (all optional) and its new secret.
+/// An app registration from `{"displayName": "...", "roles": [...], "clientId": "...",
+/// "certificates": ["-----BEGIN CERTIFICATE-----…"]}` (all optional) and its new secret.
+/// A certificate PEM holding a private key, or an expired certificate, is refused.
 fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), AdminError> {
     let empty = serde_json::Map::new();
     let obj = match body {
@@ -653,12 +654,11 @@ fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), A
         Some(Value::Object(o)) => o,
         Some(_) => return Err(AdminError::bad("The body must be a JSON object.")),
     };
-    if let Some(k) = obj
-        .keys()
-        .find(|k| !["displayName", "roles", "clientId"].contains(&k.as_str()) && !extra_keys.contains(&k.as_str()))
-    {
+    if let Some(k) = obj.keys().find(|k| {
+        !["displayName", "roles", "clientId", "certificates"].contains(&k.as_str()) && !extra_keys.contains(&k.as_str())
+    }) {
         return Err(AdminError::bad(format!(
-            "Unknown property '{k}' (displayName, roles, clientId{}).",
+            "Unknown property '{k}' (displayName, roles, clientId, certificates{}).",
             extra_keys.iter().map(|k| format!(", {k}")).collect::<String>()
         )));
     }
@@ -681,9 +681,27 @@ fn new_app(body: Option<&Value>, extra_keys: &[&str]) -> Result<(App, String), A
         Some(Value::String(s)) if uuid::Uuid::parse_str(s).is_ok() => s.to_ascii_lowercase(),
         Some(_) => return Err(AdminError::bad("'clientId' must be a GUID.")),
     };
+    let certificates = match obj.get("certificates") {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= 16 => a
+            .iter()
+            .map(|pem| {
+                let pem =
+                    pem.as_str().ok_or_else(|| AdminError::bad("'certificates' must be an array of PEM strings."))?;
+                enrollgraph_auth::ClientCertificate::from_pem(pem, crate::identity::now())
+                    .map_err(|e| AdminError::bad(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(AdminError::bad("'certificates' must be an array of at most 16 PEM strings.")),
+    };
     let secret = enrollgraph_auth::generate_secret();
-    let app =
-        App { app_id, display_name, roles, secret_hashes: vec![enrollgraph_auth::hash_generated_secret(&secret)] };
+    let app = App {
+        app_id,
+        display_name,
+        roles,
+        secret_hashes: vec![enrollgraph_auth::hash_generated_secret(&secret)],
+        certificates,
+    };
     Ok((app, secret))
 }
 
@@ -693,6 +711,7 @@ fn credentials(tenant: &str, app: &App, secret: &str, base: &str) -> Value {
         "clientId": app.app_id,
         "clientSecret": secret,
         "roles": app.roles,
+        "certificateThumbprints": app.certificates.iter().map(|c| c.thumbprint.as_str()).collect::<Vec<_>>(),
         "authority": base,
         "tokenEndpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
         "graphUrl": format!("{base}/beta"),
@@ -708,10 +727,32 @@ async fn create_tenant(state: &AppState, body: Option<Value>, base: &str) -> Res
         Some(_) => return Err(AdminError::bad("'id' must be a string.")),
     };
     enrollgraph_service::check_tenant_id(&id)?;
-    let (app, secret) = new_app(body.as_ref(), &["id"])?;
-    let out = credentials(&id, &app, &secret, base);
+    let domains = match body.as_ref().and_then(|b| b.get("domains")) {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= 16 => a
+            .iter()
+            .map(|d| d.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| AdminError::bad("'domains' must be an array of domain names."))?,
+        Some(_) => return Err(AdminError::bad("'domains' must be an array of at most 16 domain names.")),
+    };
+    for d in &domains {
+        let d = enrollgraph_service::canonical_tenant_id(d)?;
+        if !d.contains('.') {
+            return Err(AdminError::bad(format!("'{d}' is not a domain name: give at least two labels.")));
+        }
+        if state.service.resolve_tenant(&d)?.is_some() {
+            return Err(AdminError(StatusCode::CONFLICT, "Conflict", format!("'{d}' names another tenant already.")));
+        }
+    }
+    let (app, secret) = new_app(body.as_ref(), &["id", "domains"])?;
+    let mut out = credentials(&id, &app, &secret, base);
     if !state.service.create_tenant(&id, vec![app]).await? {
         return Err(AdminError(StatusCode::CONFLICT, "Conflict", format!("The tenant '{id}' exists already.")));
     }
+    for d in &domains {
+        state.service.add_domain(&id, d).await?;
+    }
+    out["domains"] = json!(state.service.domains(&id)?);
     Ok(reply(StatusCode::CREATED, &out))
 }

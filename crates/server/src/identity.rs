@@ -239,23 +239,15 @@ pub async fn openid_configuration(
     // The tenant goes into every URL of the document: only a GUID, a domain name or one of
     // Entra's aliases (`common`, `organizations`, `consumers`, which MSAL authorities use)
     // is echoed; anything else (`..`, `a/b` once decoded) is Entra's unknown-tenant answer.
-    let alias = ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(&tenant));
-    let tenant = if alias {
-        tenant.to_ascii_lowercase()
-    } else {
-        match enrollgraph_service::canonical_tenant_id(&tenant) {
-            Ok(t) => t,
-            Err(_) => {
-                let e = TokenError::new(
-                    "invalid_tenant",
-                    90_002,
-                    format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID."),
-                );
-                return token_failure(&e, &headers);
-            }
-        }
+    let Some(tenant) = discovery_tenant(&tenant) else {
+        return token_failure(&unknown_tenant(&tenant), &headers);
     };
-    let authority = crate::base_url(&state, &headers, &uri);
+    // A domain of a tenant: Entra's document names the tenant by its id in every URL.
+    let tenant = match state.service.resolve_tenant(&tenant) {
+        Ok(Some(id)) => id,
+        _ => tenant,
+    };
+    let authority = authority(&state, &headers, &uri);
     json(StatusCode::OK, &enrollgraph_auth::openid_configuration(&authority, &tenant))
 }
 
@@ -264,10 +256,61 @@ pub async fn keys(State(state): State<AppState>) -> Response {
     json(StatusCode::OK, &state.identity.issuer().jwks())
 }
 
-/// `GET /common/discovery/instance`
+/// `GET /common/discovery/instance?api-version=1.1&authorization_endpoint=…`: the tenant
+/// of `authorization_endpoint` (`{authority}/{tenant}/oauth2[/v2.0]/authorize`) names the
+/// OpenID configuration, as Entra answers (`common` when it names none).
 pub async fn instance_discovery(State(state): State<AppState>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    let authority = crate::base_url(&state, &headers, &uri);
-    json(StatusCode::OK, &enrollgraph_auth::instance_discovery(&authority, "common"))
+    let authority = authority(&state, &headers, &uri);
+    let endpoint = uri
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "authorization_endpoint"))
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let path = endpoint.split_once("://").map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    let mut segments = path.split('/');
+    let tenant = segments.next().filter(|t| !t.is_empty()).unwrap_or("common");
+    let v2 = path.contains("/oauth2/v2.0/") || endpoint.is_empty();
+    let tenant = match discovery_tenant(tenant) {
+        Some(t) => t,
+        None => return token_failure(&unknown_tenant(tenant), &headers),
+    };
+    json(StatusCode::OK, &enrollgraph_auth::instance_discovery(&authority, &tenant, v2))
+}
+
+/// The authority (scheme and host) the client used: a request for one of Entra's login
+/// hosts (sent through an intercepting proxy, or with that `Host`) is answered as
+/// `https://{host}`, whatever the listener's scheme, `--public-url` or port, because that
+/// is the only authority a client that believes it talks to Entra will accept; else the
+/// server's own origin ([`crate::base_url`]).
+pub(crate) fn authority(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str))
+        .unwrap_or_default();
+    let name =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+    if let Some(known) = enrollgraph_auth::PUBLIC_CLOUD_LOGIN_HOSTS.iter().find(|h| h.eq_ignore_ascii_case(name)) {
+        return format!("https://{known}");
+    }
+    crate::base_url(state, headers, uri)
+}
+
+/// A tenant for a discovery document: an alias (`common`, `organizations`, `consumers`) in
+/// lower case, or a canonical tenant id; `None` for anything else (never echoed).
+fn discovery_tenant(tenant: &str) -> Option<String> {
+    if ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(tenant)) {
+        return Some(tenant.to_ascii_lowercase());
+    }
+    enrollgraph_service::canonical_tenant_id(tenant).ok()
+}
+
+fn unknown_tenant(tenant: &str) -> TokenError {
+    TokenError::new(
+        "invalid_tenant",
+        90_002,
+        format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID."),
+    )
 }
 
 /// `GET /{tenant}/oauth2/v2.0/token`: Entra answers `AADSTS900561` (POST only).
@@ -291,6 +334,7 @@ pub async fn token(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
@@ -300,11 +344,26 @@ pub async fn token(
     let (body, resp) = match crate::read_at_most(&headers, body, TOKEN_BODY_LIMIT).await {
         Ok(body) => {
             let body = Bytes::from(body);
+            let authority = authority(&state, &headers, &uri);
             let work = {
                 let (state, tenant, headers, body) = (state.clone(), tenant.clone(), headers.clone(), body.clone());
-                move || issue(&state, &tenant, &headers, &body, peer)
+                move || issue(&state, &authority, &tenant, &headers, &body, peer)
             };
-            let resp = match off_workers(&state.identity.hashing, work).await.unwrap_or_else(|e| Err(internal(e))) {
+            let issued = match off_workers(&state.identity.hashing, work).await.unwrap_or_else(|e| Err(internal(e))) {
+                Ok((v, Some((tenant, assertion)))) => {
+                    // Remembered in the database, so a replica that did not see the first
+                    // use refuses the replay too.
+                    match state.service.record_assertion(&tenant, assertion.replay_key, assertion.expires, now()).await
+                    {
+                        Ok(true) => Ok(v),
+                        Ok(false) => Err(enrollgraph_auth::replayed_assertion()),
+                        Err(e) => Err(internal(e)),
+                    }
+                }
+                Ok((v, None)) => Ok(v),
+                Err(e) => Err(e),
+            };
+            let resp = match issued {
                 Ok(v) => json(StatusCode::OK, &v),
                 Err(e) => {
                     let mut r = token_failure(&e, &headers);
@@ -406,13 +465,60 @@ fn password_user<'u>(
     user.filter(|_| ok)
 }
 
+/// A token answer, and the client assertion it was issued on (with its tenant), which the
+/// replay cache must record before the answer goes out.
+type Issued = (Value, Option<(String, enrollgraph_auth::VerifiedAssertion)>);
+
+/// `client_assertion_type` must be RFC 7523's JWT bearer type, with a `client_assertion`
+/// and no `client_secret` beside it (one credential per request, as Entra requires).
+fn check_assertion_request<'a>(
+    kind: &str,
+    assertion: Option<&'a str>,
+    secret: Option<&str>,
+) -> Result<&'a str, TokenError> {
+    if kind != enrollgraph_auth::JWT_BEARER_ASSERTION {
+        return Err(TokenError::new(
+            "invalid_request",
+            50_027,
+            format!(
+                "The 'client_assertion_type' '{kind}' is not supported; use '{}'.",
+                enrollgraph_auth::JWT_BEARER_ASSERTION
+            ),
+        ));
+    }
+    if secret.is_some() {
+        return Err(TokenError::new(
+            "invalid_request",
+            90_000,
+            "AADSTS90000: Only one client credential may be sent: 'client_assertion' or 'client_secret', not both.",
+        ));
+    }
+    assertion.filter(|a| !a.is_empty()).ok_or_else(|| TokenError::missing_parameter("client_assertion"))
+}
+
+/// The `aud` values a client assertion may carry: the token endpoint as the client used it
+/// (`authority` and the tenant as written in the path) and in its tenant-id form, in v2.0
+/// and v1.0 spellings (Entra's certificate-credentials page: `aud` "must be
+/// `https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token`"; MSAL writes the
+/// token endpoint of its discovery document, which names the tenant as the authority did).
+fn assertion_audiences(authority: &str, path_tenant: &str, tenant: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in [path_tenant, tenant] {
+        for endpoint in ["oauth2/v2.0/token", "oauth2/token"] {
+            out.push(format!("{authority}/{t}/{endpoint}"));
+        }
+    }
+    out
+}
+
 fn issue(
     state: &AppState,
-    tenant: &str,
+    authority: &str,
+    path_tenant: &str,
     headers: &HeaderMap,
     body: &[u8],
     peer: Option<IpAddr>,
-) -> Result<Value, TokenError> {
+) -> Result<Issued, TokenError> {
     if crate::has_two_authorizations(headers) {
         return Err(TokenError::new(
             "invalid_request",
@@ -430,8 +536,44 @@ fn issue(
     let grant = need("grant_type")?;
     let client_id = need("client_id")?;
     let scope = need("scope")?;
-    // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15).
-    let tenant = &enrollgraph_service::canonical_tenant_id(tenant).map_err(|_| TokenError::tenant_not_found(tenant))?;
+    // `common`/`organizations`/`consumers` name no tenant: they work for discovery, and
+    // for a password sign-in the user's domain names the tenant (Entra's ROPC takes
+    // `organizations`); a client credentials token needs a tenant, and Entra refuses them
+    // there with AADSTS50059 (the message MSAL .NET's samples quote for an untenanted
+    // authority: Azure-Samples/active-directory-dotnetcore-devicecodeflow-v2). `consumers`
+    // is personal accounts, refused everywhere (rulings.md 1).
+    let alias = ["common", "organizations", "consumers"].iter().any(|a| a.eq_ignore_ascii_case(path_tenant));
+    let owned_tenant = if alias {
+        let by_domain = match (grant, get("username")) {
+            ("password", Some(upn)) if !path_tenant.eq_ignore_ascii_case("consumers") => {
+                let domain = upn.rsplit_once('@').map_or("", |(_, d)| d);
+                Some(
+                    state
+                        .service
+                        .resolve_tenant(domain)
+                        .map_err(internal)?
+                        .ok_or_else(TokenError::invalid_user_credentials)?,
+                )
+            }
+            _ => None,
+        };
+        by_domain.ok_or_else(|| {
+            TokenError::new(
+                "invalid_request",
+                50_059,
+                "No tenant-identifying information found in either the request or implied by any provided credentials.",
+            )
+        })?
+    } else {
+        // Tenant ids are GUIDs or domain names, case-insensitive (issue 18 item 15); a
+        // domain of a tenant names that tenant (issue 14), and the token carries its id.
+        state
+            .service
+            .resolve_tenant(path_tenant)
+            .map_err(internal)?
+            .ok_or_else(|| TokenError::tenant_not_found(path_tenant))?
+    };
+    let tenant = &owned_tenant;
     let Some(incarnation) = state.identity.incarnation(&state.service, tenant, false) else {
         return Err(TokenError::tenant_not_found(tenant));
     };
@@ -454,10 +596,27 @@ fn issue(
         "client_credentials" => {
             let audience = enrollgraph_auth::client_credentials_resource(scope, tenant)?;
             let app = app.ok_or_else(|| TokenError::unknown_client(client_id, tenant))?;
-            let secret = get("client_secret").ok_or_else(TokenError::missing_client_secret)?;
             if let Some(wait) = state.identity.failed_sign_ins.blocked(&limits) {
                 return Err(TokenError::throttled(wait, false));
             }
+            if let Some(kind) = get("client_assertion_type") {
+                let assertion = check_assertion_request(kind, get("client_assertion"), get("client_secret"))?;
+                let audiences = assertion_audiences(authority, path_tenant, tenant);
+                let verified = enrollgraph_auth::verify_client_assertion(
+                    assertion,
+                    &app.app_id,
+                    &app.certificates,
+                    &audiences,
+                    now(),
+                )
+                .inspect_err(|_| failed())?;
+                let (token, expires_in) = issuer()
+                    .with_audience(&audience)
+                    .app_token(tenant, &app.app_id, &app.roles, TOKEN_LIFETIME, now())
+                    .map_err(internal)?;
+                return Ok((enrollgraph_auth::token_response(&token, expires_in), Some((tenant.clone(), verified))));
+            }
+            let secret = get("client_secret").ok_or_else(TokenError::missing_client_secret)?;
             let refused = state.identity.refused_secrets.iter().any(|r| r == secret);
             if refused || !app.secret_hashes.iter().any(|h| enrollgraph_auth::verify_secret(secret, h)) {
                 failed();
@@ -499,7 +658,7 @@ fn issue(
         }
         other => return Err(TokenError::unsupported_grant_type(other)),
     };
-    Ok(enrollgraph_auth::token_response(&token, expires_in))
+    Ok((enrollgraph_auth::token_response(&token, expires_in), None))
 }
 
 #[cfg(test)]

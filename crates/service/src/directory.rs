@@ -16,6 +16,16 @@ const APPS: &str = "$apps";
 const USERS: &str = "$users";
 const KEYS: &str = "$keys";
 const ADMIN: &str = "$admin";
+/// Domain names of tenants (issue 14): a row per domain in the `$system` pseudo-tenant,
+/// naming its tenant, so any request can find a tenant by a domain in one read.
+const DOMAINS: &str = "$domains";
+/// Client assertions already used (their `jti`), until they expire: the replay cache of
+/// the token endpoint. Rows of the tenant, so every replica of one database sees them
+/// (PostgreSQL serialises a tenant's writes across replicas).
+const ASSERTIONS: &str = "$assertions";
+/// When a tenant holds this many remembered assertions, the expired ones are pruned; if
+/// none has expired, new assertions are refused until some do (a bound on the rows).
+const MAX_ASSERTIONS: u64 = 10_000;
 /// The tenant's own row: its incarnation (see [`Incarnation`]).
 const TENANT: &str = "$tenant";
 const INCARNATION: &str = "incarnation";
@@ -33,6 +43,8 @@ pub struct App {
     pub roles: Vec<String>,
     /// Hashes of the client secrets (never the secrets).
     pub secret_hashes: Vec<String>,
+    /// Public certificates the app signs client assertions with (never a private key).
+    pub certificates: Vec<enrollgraph_auth::ClientCertificate>,
 }
 
 /// A user who can sign in with a password (resource-owner password grant, for tests).
@@ -105,7 +117,8 @@ fn text(v: &Map<String, Value>, k: &str) -> String {
 
 impl App {
     fn to_body(&self) -> Map<String, Value> {
-        let v = json!({"appId": self.app_id, "displayName": self.display_name, "roles": self.roles, "secretHashes": self.secret_hashes});
+        let v = json!({"appId": self.app_id, "displayName": self.display_name, "roles": self.roles, "secretHashes": self.secret_hashes,
+                       "keyCredentials": self.certificates});
         v.as_object().cloned().unwrap_or_default()
     }
 
@@ -115,6 +128,10 @@ impl App {
             display_name: text(b, "displayName"),
             roles: strings(b.get("roles")),
             secret_hashes: strings(b.get("secretHashes")),
+            certificates: b
+                .get("keyCredentials")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -250,6 +267,143 @@ impl Service {
         let tenant = &canonical_case(tenant);
         self.store
             .read(tenant, |tx| Ok(tx.get(ROOT, USERS, &upn.to_ascii_lowercase())?.map(|r| User::from_body(&r.body()))))
+    }
+
+    /// The tenant `name` names: the tenant of that id when it exists, else the tenant that
+    /// holds `name` as a domain (`contoso.onmicrosoft.com`); `None` for neither.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn resolve_tenant(&self, name: &str) -> Result<Option<String>> {
+        let Ok(id) = crate::canonical_tenant_id(name) else { return Ok(None) };
+        if self.store.read(&id, |tx| tx.tenant_exists())? {
+            return Ok(Some(id));
+        }
+        let owner = self.store.read(SYSTEM, |tx| tx.get(ROOT, DOMAINS, &id))?.map(|r| text(&r.body(), "tenant"));
+        match owner {
+            Some(t) if self.store.read(&t, |tx| tx.tenant_exists())? => Ok(Some(t)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Adds `domain` to `tenant` (which must exist). A domain is a domain name with at least
+    /// two labels, held by one tenant only, and not the id of another tenant.
+    ///
+    /// # Errors
+    /// `BadRequest` for a name that is not a domain, `Conflict` for one held elsewhere,
+    /// `ResourceNotFound` for an unknown tenant; storage failures.
+    pub async fn add_domain(&self, tenant: &str, domain: &str) -> Result<()> {
+        let tenant = crate::canonical_tenant_id(tenant)?;
+        let domain = crate::canonical_tenant_id(domain)?;
+        if !domain.contains('.') || uuid::Uuid::try_parse(&domain).is_ok() {
+            return Err(ServiceError::BadRequest(format!(
+                "'{domain}' is not a domain name: give at least two labels, such as contoso.onmicrosoft.com."
+            )));
+        }
+        if !self.tenant_exists(&tenant)? {
+            return Err(ServiceError::ResourceNotFound(format!("The tenant '{tenant}' does not exist.")));
+        }
+        if domain != tenant && self.tenant_exists(&domain)? {
+            return Err(ServiceError::Conflict(format!("'{domain}' is the id of another tenant.")));
+        }
+        self.store
+            .write(SYSTEM, move |tx: &mut dyn Tx| match tx.get(ROOT, DOMAINS, &domain)? {
+                Some(row) if text(&row.body(), "tenant") == tenant => Ok(()),
+                Some(_) => Err(ServiceError::Conflict(format!("The domain '{domain}' belongs to another tenant."))),
+                None => {
+                    tx.insert(ROOT, DOMAINS, &domain, "enrollgraph.domain", &json!({"tenant": tenant}).to_string())?;
+                    Ok(())
+                }
+            })
+            .await
+    }
+
+    /// The domains of `tenant`, sorted.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn domains(&self, tenant: &str) -> Result<Vec<String>> {
+        let tenant = canonical_case(tenant);
+        let rows = self.store.read(SYSTEM, |tx| tx.list(ROOT, DOMAINS, &ListSpec::default()))?;
+        let mut out: Vec<String> =
+            rows.into_iter().filter(|r| text(&r.body(), "tenant") == tenant.as_ref()).map(|r| r.id).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Forgets the domains of `tenant` (after it was deleted).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub(crate) async fn drop_domains(&self, tenant: &str) -> Result<()> {
+        let tenant = canonical_case(tenant).into_owned();
+        self.store
+            .write(SYSTEM, move |tx: &mut dyn Tx| {
+                for r in tx.list(ROOT, DOMAINS, &ListSpec::default())? {
+                    if text(&r.body(), "tenant") == tenant {
+                        tx.delete(r.seq)?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Gives a new tenant its default domain, `{name}.onmicrosoft.com` as Entra names a new
+    /// tenant's initial domain: `name` is the first label of a domain-named tenant, else
+    /// `enrollgraph` and the first 8 hex digits of the GUID. Skipped (with a log line) when
+    /// another tenant holds that name already.
+    pub(crate) async fn add_default_domain(&self, tenant: &str) {
+        let first = tenant.split(['.', '-']).next().unwrap_or(tenant);
+        let name = if uuid::Uuid::try_parse(tenant).is_ok() { format!("enrollgraph{first}") } else { first.to_owned() };
+        if let Err(e) = self.add_domain(tenant, &format!("{name}.onmicrosoft.com")).await {
+            tracing::info!(tenant, error = %e, "no default domain");
+        }
+    }
+
+    /// Remembers a client assertion's `replay_key` until `expires` (unix seconds). True the
+    /// first time; false when it is remembered and not yet expired (a replay), or when the
+    /// tenant already remembers [`MAX_ASSERTIONS`] unexpired ones.
+    ///
+    /// # Errors
+    /// Unknown tenant, storage failures.
+    pub async fn record_assertion(&self, tenant: &str, replay_key: String, expires: i64, now: i64) -> Result<bool> {
+        let tenant = &canonical_case(tenant);
+        let expiry = |r: &enrollgraph_store::Row| r.body().get("exp").and_then(Value::as_i64).unwrap_or(0);
+        self.store
+            .write(tenant, move |tx: &mut dyn Tx| {
+                if !tx.tenant_exists()? {
+                    return Err(ServiceError::ResourceNotFound("The tenant does not exist.".into()));
+                }
+                if let Some(row) = tx.get(ROOT, ASSERTIONS, &replay_key)? {
+                    if expiry(&row) >= now {
+                        return Ok(false);
+                    }
+                    tx.delete(row.seq)?;
+                }
+                if tx.count(ROOT, ASSERTIONS, &ListSpec::default())? >= MAX_ASSERTIONS {
+                    let mut left = 0u64;
+                    for row in tx.list(ROOT, ASSERTIONS, &ListSpec::default())? {
+                        if expiry(&row) < now {
+                            tx.delete(row.seq)?;
+                        } else {
+                            left += 1;
+                        }
+                    }
+                    if left >= MAX_ASSERTIONS {
+                        return Ok(false);
+                    }
+                }
+                tx.insert(
+                    ROOT,
+                    ASSERTIONS,
+                    &replay_key,
+                    "enrollgraph.assertion",
+                    &json!({"exp": expires}).to_string(),
+                )?;
+                Ok(true)
+            })
+            .await
     }
 
     /// The signing keys as their persisted JSON, created by `generate` on first use (one

@@ -22,7 +22,11 @@ pub const DEFAULTS_JSON: &str = include_str!("../../../schema/defaults.beta.json
 
 pub(crate) async fn provision(service: &Service, tenant: &str) -> Result<bool> {
     let tenant = &canonical_tenant_id(tenant)?;
-    create(service, tenant, Vec::new()).await
+    let created = create(service, tenant, Vec::new()).await?;
+    if created {
+        service.add_default_domain(tenant).await;
+    }
+    Ok(created)
 }
 
 /// Creates `tenant` with its defaults and `apps`, unless it exists (false then).
@@ -191,7 +195,11 @@ impl Service {
     /// Storage failures.
     pub async fn create_tenant(&self, tenant: &str, apps: Vec<App>) -> Result<bool> {
         let tenant = &canonical_tenant_id(tenant)?;
-        create(self, tenant, apps).await
+        let created = create(self, tenant, apps).await?;
+        if created {
+            self.add_default_domain(tenant).await;
+        }
+        Ok(created)
     }
 
     /// Deletes `tenant`: every entity, link and directory row.
@@ -208,7 +216,8 @@ impl Service {
                 }
                 Ok(tx.drop_tenant()?)
             })
-            .await
+            .await?;
+        self.drop_domains(tenant).await
     }
 
     /// Puts `tenant` back to what a new tenant holds (reference/defaults.md), keeping its
