@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use crate::common::{TENANT, Value, bin, keys_file};
 
-const ADMIN_KEY: &str = "egadm_proxy_test_key_0123456789abcdef";
+pub const ADMIN_KEY: &str = "egadm_proxy_test_key_0123456789abcdef";
 
 /// `serve --proxy` on free ports, with the journal on; killed and removed on drop.
 pub struct ProxyServer {
@@ -20,10 +20,13 @@ pub struct ProxyServer {
     /// The CA to trust.
     pub ca: PathBuf,
     pub data_dir: PathBuf,
+    database: Option<String>,
 }
 
 impl ProxyServer {
     pub fn start(extra: &[&str]) -> ProxyServer {
+        // Once: on PostgreSQL each call makes a new database.
+        let database = crate::common::test_database();
         let data_dir = std::env::temp_dir().join(format!("enrollgraph-proxy-{}", uuid_like()));
         let mut child = Command::new(bin())
             .args(["serve", "--port", "0", "--proxy", "--proxy-port", "0", "--journal", "on", "--data-dir"])
@@ -33,7 +36,7 @@ impl ProxyServer {
             .args(["--admin-key", ADMIN_KEY])
             .args(extra)
             .env_remove("ENROLLGRAPH_DATABASE")
-            .envs(crate::common::test_database().map(|d| ("ENROLLGRAPH_DATABASE", d)))
+            .envs(database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -58,12 +61,26 @@ impl ProxyServer {
         }
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         assert!(proxy.starts_with("http://127.0.0.1:") && ca.is_file(), "unexpected banner: {banner}");
-        ProxyServer { child, base, proxy, ca, data_dir }
+        ProxyServer { child, base, proxy, ca, data_dir, database }
     }
 
     /// The proxy's `host:port`.
     pub fn proxy_addr(&self) -> String {
         self.proxy.trim_start_matches("http://").to_owned()
+    }
+
+    /// Runs the CLI against this server's data dir and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(self.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "enrollgraph {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// The journal entries of the default tenant.
