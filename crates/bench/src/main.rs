@@ -24,6 +24,7 @@
 mod ceilings;
 mod load;
 mod pg;
+mod proxied;
 mod report;
 mod seed;
 mod server;
@@ -58,7 +59,7 @@ struct Cli {
     /// Seconds each run is measured (default 8; quick 1), after a warm-up of a quarter of it.
     #[arg(long)]
     duration: Option<f64>,
-    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W3,W4,W5,W6,startup,tenants,pg).
+    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W2proxy,W3,W4,W5,W6,startup,tenants,pg).
     #[arg(long)]
     only: Option<String>,
     /// Slices per run, alternating servers (default 4; quick 1).
@@ -352,6 +353,20 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         }
     }
     drop(servers);
+    // W2 over TLS, directly and through `serve --proxy` (issue 14): its own server.
+    if plan.wants("W2proxy") {
+        let settings = proxied::Settings {
+            runtime: &runtime,
+            enrollgraph: &enrollgraph,
+            data: &data,
+            pinning,
+            scratch: &scratch.0,
+            warmup: plan.warmup,
+            duration: plan.duration,
+            rounds: plan.rounds,
+        };
+        report.runs.extend(proxied::run(&settings, &seeded)?);
+    }
     let sqlite_w4 = report.runs.iter().find(|m| m.server == "enrollgraph" && m.id == W4.id).map(|m| m.rps);
 
     for m in &report.runs {
