@@ -98,7 +98,7 @@ pub fn run(s: &Settings<'_>, seeded: &Seeded) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
     for ((label, _, _), outcome) in runs.iter().zip(merged) {
         let outcome = outcome.ok_or("a run did not happen")?;
-        let m = Measured::new(*label, W2.id, format!("{} (TLS)", W2.title), W2.conns, &outcome);
+        let m = Measured::new(label, W2.id, format!("{} (TLS)", W2.title), W2.conns, &outcome);
         println!("{}  server cpu {:.2}", m.summary(), m.server_cpu);
         out.push(m);
     }

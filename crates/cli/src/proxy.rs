@@ -239,7 +239,7 @@ impl rustls::server::ResolvesServerCert for Leaves {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
         // No SNI, or a name that is not intercepted: no certificate, so the handshake fails.
         let host = hello.server_name()?.trim_end_matches('.').to_ascii_lowercase();
-        if !self.hosts.iter().any(|h| *h == host) {
+        if !self.hosts.contains(&host) {
             return None;
         }
         let mut cache = self.cache.lock().ok()?;
