@@ -15,7 +15,9 @@
 //!
 //! Servers: the ceilings (`ceilings.rs`), enrollgraph with `--auth off` (W1-W6), enrollgraph
 //! with its default auth and a client-credentials token (W2 again: what token validation
-//! costs), and enrollgraph with `--query-push-down off` (W5 again: what push-down buys).
+//! costs), enrollgraph with `--query-push-down off` (W5 again: what push-down buys), and
+//! enrollgraph with `--tls --proxy` (W2 over TLS, directly and through the proxy:
+//! `proxied.rs`, issue 14).
 //! Data: seeded in process before any server starts (`seed.rs`).
 //!
 //! Exit status: 0 even when targets fail (timings are not asserted); non-zero when the
