@@ -1,7 +1,10 @@
 """Conformance suite: IntuneCD (PyPI `intunecd`, unmodified) backs up one enrollgraph tenant,
 updates a second, empty tenant from that backup, backs the second up; the backups must be
 identical. Run by crates/cli/tests/clients_intunecd.rs with:
-  ENROLLGRAPH_URL  the server's origin (plain http on loopback)
+  ENROLLGRAPH_URL  the server's origin (plain http on loopback), for this script's own seeding
+  ENROLLGRAPH_PROXY, ENROLLGRAPH_CA   `serve --proxy`'s address and the local CA: IntuneCD gets
+                   only HTTPS_PROXY, REQUESTS_CA_BUNDLE and SSL_CERT_FILE (issue 14)
+  ADMIN_KEY, TENANT_A   the admin key (the server runs with `--journal on`) and tenant A
   TOKEN_A, TOKEN_B tokens of apps in tenant A (seeded here) and tenant B (new, empty: only
                    Intune's defaults), each with DeviceManagementServiceConfig.ReadWrite.All and
                    Group.ReadWrite.All
@@ -11,8 +14,10 @@ identical. Run by crates/cli/tests/clients_intunecd.rs with:
   WORK_DIR         an empty directory for the backups and the request log
 By hand: the same variables, then `.venv/bin/python tests/clients/intunecd_roundtrip.py`.
 
-IntuneCD runs through tests/clients/intunecd_wrapper.py, which rewrites only the origin of its
-hard-coded https://graph.microsoft.com URLs. Every module runs (no `-e`), the updates with
+IntuneCD runs as its own console script (`.venv/bin/IntuneCD`), unmodified and unwrapped: its
+hard-coded https://graph.microsoft.com and msal's https://login.microsoftonline.com reach
+enrollgraph through `serve --proxy`. What it sent is read from the server's journal (cleared
+before the first run). Every module runs (no `-e`), the updates with
 `--remove`: tenant B also holds objects and assignments that are not in A's backup, and they
 must be gone afterwards. Every request IntuneCD sends (and every `$batch` sub-request) must
 answer 2xx, but for one: deviceManagement/applePushNotificationCertificate is 404, as the live
@@ -35,8 +40,10 @@ from checks import check, env, eq, failures, finish  # noqa: E402,F401
 
 URL = os.environ["ENROLLGRAPH_URL"].rstrip("/")
 WORK = os.environ["WORK_DIR"]
-LOG = os.path.join(WORK, "requests.jsonl")
-WRAPPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "intunecd_wrapper.py")
+PROXY = os.environ["ENROLLGRAPH_PROXY"]
+CA = os.environ["ENROLLGRAPH_CA"]
+ADMIN = {"Authorization": "Bearer " + os.environ["ADMIN_KEY"]}
+INTUNECD = os.path.join(os.path.dirname(sys.executable), "IntuneCD")
 APNS = "https://graph.microsoft.com/beta/deviceManagement/applePushNotificationCertificate"
 # What IntuneCD 2.6.0 logs when the live service answers a tenant without APNs 404: its
 # make_graph_request tests `if response and ...` (a requests Response is falsy for 4xx), so
@@ -162,12 +169,13 @@ def seed(t, ids):
 
 
 def intunecd(*args, msal=None):
-    env = dict(os.environ, ENROLLGRAPH_URL=URL, ENROLLGRAPH_REQUEST_LOG=LOG)
-    for k in ("TENANT_NAME", "CLIENT_ID", "CLIENT_SECRET"):
+    # Only the environment a user would set: the proxy and the CA.
+    env = dict(os.environ, HTTPS_PROXY=PROXY, https_proxy=PROXY, REQUESTS_CA_BUNDLE=CA, SSL_CERT_FILE=CA)
+    for k in ("TENANT_NAME", "CLIENT_ID", "CLIENT_SECRET", "ENROLLGRAPH_URL", "ADMIN_KEY"):
         env.pop(k, None)
     if msal:
         env.update(msal)
-    cmd = [sys.executable, WRAPPER, *args]
+    cmd = [INTUNECD, *args]
     print("$ IntuneCD " + " ".join(a if not a.startswith("eyJ") else "TOKEN" for a in args), flush=True)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     errors = [l for l in (r.stdout + r.stderr).splitlines()
@@ -234,6 +242,8 @@ def main():
     for root in (backup_a, backup_b):
         os.makedirs(os.path.join(root, "Enrollment Profiles", "Windows"), exist_ok=True)
 
+    r = requests.delete(f"{URL}/_enrollgraph/journal", headers=ADMIN)
+    check(r.status_code == 200, f"the journal was cleared: {r.status_code} {r.text}")
     intunecd("backup", "-p", backup_a, "-m", "1", "-t", os.environ["TOKEN_A"])
     files_a = tree(backup_a)
     want = [
@@ -255,12 +265,18 @@ def main():
     # (BaseUpdateModule.create_downstream_data creates without EnrollmentConfigurations
     # ._update_priority), so the first pass creates, the second moves priorities (setpriority).
     # Against B, IntuneCD signs in itself: msal's discovery and client-credentials token
-    # request go to enrollgraph's own endpoints (the wrapper maps login.microsoftonline.com).
+    # request go to login.microsoftonline.com, which the proxy serves itself.
     b_app = {"TENANT_NAME": os.environ["TENANT_B"], "CLIENT_ID": os.environ["CLIENT_ID_B"],
              "CLIENT_SECRET": os.environ["CLIENT_SECRET_B"]}
     intunecd("update", "-p", backup_a, "-m", "1", "-u", "--remove", msal=b_app)
     intunecd("update", "-p", backup_a, "-m", "1", "-u", "--remove", msal=b_app)
     intunecd("backup", "-p", backup_b, "-m", "1", msal=b_app)
+    # What IntuneCD sent, before this script reads B again.
+    sent = []
+    for tenant in (os.environ["TENANT_A"], os.environ["TENANT_B"]):
+        r = requests.get(f"{URL}/_enrollgraph/journal", params={"tenant": tenant}, headers=ADMIN)
+        check(r.status_code == 200, f"the journal of {tenant} answered {r.status_code}")
+        sent += r.json().get("value", []) if r.status_code == 200 else []
     # What A's backup does not have is gone from B: objects, and assignments of kept ones.
     names = lambda path: sorted(x["displayName"] for x in b.get_all(path))  # noqa: E731
     configs_b = names("deviceManagement/deviceEnrollmentConfigurations")
@@ -279,17 +295,19 @@ def main():
             print("".join(difflib.unified_diff(open(files_a[rel]).readlines(), open(files_b[rel]).readlines(),
                                                "A/" + rel, "B/" + rel)))
 
-    # Every request IntuneCD sent answered 2xx, batch sub-requests included.
+    # Every request IntuneCD sent answered 2xx. The journal has no host: IntuneCD was given
+    # no other way to the server than the proxy, so its Graph paths were sent to
+    # https://graph.microsoft.com and its token requests to https://login.microsoftonline.com.
+    # (`$batch` sub-requests are in the journal as the batch's body only: their answers are
+    # checked by the backups being identical, the assignments they read being in them.)
     bad = []
     calls = set()
-    for line in open(LOG, encoding="utf-8"):
-        e = json.loads(line)
-        calls.add(f"{e['method']} {e['url'].split('?')[0]}")
-        if not 200 <= e["status"] < 300 and not (e["status"] == 404 and e["url"] == APNS):
-            bad.append(f"{e['status']} {e['method']} {e['url']}")
-        for s in e.get("batch") or []:
-            if not isinstance(s, dict) or not 200 <= (s.get("status") or 0) < 300:
-                bad.append(f"$batch item {s}")
+    for e in sent:
+        host = "https://login.microsoftonline.com" if "/oauth2/" in e["path"] else "https://graph.microsoft.com"
+        url = host + e["path"]
+        calls.add(f"{e['method']} {url}")
+        if not 200 <= e["status"] < 300 and not (e["status"] == 404 and url == APNS):
+            bad.append(f"{e['status']} {e['method']} {url}")
     for verb in ("GET https://graph.microsoft.com/beta/deviceManagement/settings",
                  "GET https://graph.microsoft.com/beta/deviceManagement/androidManagedStoreAccountEnterpriseSettings",
                  "GET " + APNS,

@@ -4,7 +4,8 @@ msgraph-beta-sdk (beta) and msgraph-sdk (v1.0), unmodified, authenticated with a
 ClientSecretCredential (async for beta, sync for v1.0) against enrollgraph's own token endpoint. Only the base URL changes
 (`adapter.base_url`, shared reference clients.md §2). Run by crates/cli/tests/clients_python.rs
 against `enrollgraph serve --tls --page-size 3`, with:
-  AUTHORITY      https://localhost:PORT (the server's origin: token endpoint and Graph)
+  AUTHORITY      https://localhost:PORT (the server's origin: token endpoint and Graph); empty:
+                 the clients' defaults, through `serve --proxy` (HTTPS_PROXY and the CA variables)
   TENANT, CLIENT_ID, CLIENT_SECRET   an app with DeviceManagementServiceConfig.ReadWrite.All
                  and Group.ReadWrite.All (the development app has both)
   PAGE_SIZE      the server's --page-size (the paging checks need several pages)
@@ -30,20 +31,26 @@ from msgraph_core.tasks.page_iterator import PageIterator
 from checks import check, env, eq, failures, finish  # noqa: E402,F401
 
 SCOPES = ["https://graph.microsoft.com/.default"]
+# Empty: every client keeps its defaults (https://graph.microsoft.com, the public authority
+# with instance discovery) and reaches enrollgraph through `serve --proxy` by HTTPS_PROXY and
+# the CA variables alone (issue 14).
+AUTHORITY = os.environ.get("AUTHORITY", "").rstrip("/")
+
+
+def authority_options():
+    return {"authority": AUTHORITY, "disable_instance_discovery": True} if AUTHORITY else {}
 
 
 def credential():
-    return ClientSecretCredential(
-        env("TENANT"), env("CLIENT_ID"), env("CLIENT_SECRET"),
-        authority=env("AUTHORITY"), disable_instance_discovery=True,
-    )
+    return ClientSecretCredential(env("TENANT"), env("CLIENT_ID"), env("CLIENT_SECRET"), **authority_options())
 
 
 def beta_client(cred):
     from msgraph_beta import GraphRequestAdapter, GraphServiceClient
 
     adapter = GraphRequestAdapter(AzureIdentityAuthenticationProvider(cred, scopes=SCOPES))
-    adapter.base_url = env("AUTHORITY").rstrip("/") + "/beta"
+    if AUTHORITY:
+        adapter.base_url = AUTHORITY + "/beta"
     return GraphServiceClient(request_adapter=adapter)
 
 
@@ -51,7 +58,8 @@ def v1_client(cred):
     from msgraph import GraphRequestAdapter, GraphServiceClient
 
     adapter = GraphRequestAdapter(AzureIdentityAuthenticationProvider(cred, scopes=SCOPES))
-    adapter.base_url = env("AUTHORITY").rstrip("/") + "/v1.0"
+    if AUTHORITY:
+        adapter.base_url = AUTHORITY + "/v1.0"
     return GraphServiceClient(request_adapter=adapter)
 
 
@@ -447,7 +455,7 @@ async def v1(group_id):
     from azure.identity import ClientSecretCredential as SyncClientSecretCredential
 
     sync_cred = SyncClientSecretCredential(env("TENANT"), env("CLIENT_ID"), env("CLIENT_SECRET"),
-                                           authority=env("AUTHORITY"), disable_instance_discovery=True)
+                                           **authority_options())
     client = v1_client(sync_cred)
     dec = client.device_management.device_enrollment_configurations
     c = await dec.post(DeviceEnrollmentLimitConfiguration(display_name="v1 limit", limit=4))

@@ -13,9 +13,77 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+/// Where the connections of a run go: plain TCP, or TLS (directly, or through a `CONNECT`
+/// proxy: `serve --proxy`, issue 14).
+#[derive(Clone)]
+pub struct Target {
+    /// The server's (or the proxy's) address.
+    pub addr: SocketAddr,
+    /// TLS on top, if any.
+    pub tls: Option<Arc<Tls>>,
+}
+
+impl Target {
+    /// Plain HTTP to `addr`.
+    pub fn plain(addr: SocketAddr) -> Target {
+        Target { addr, tls: None }
+    }
+}
+
+/// TLS settings of a [`Target`].
+pub struct Tls {
+    /// Trusting the server's CA; HTTP/1.1 only (the generator speaks nothing else).
+    pub config: Arc<rustls::ClientConfig>,
+    /// The name the certificate must carry (SNI).
+    pub name: rustls::pki_types::ServerName<'static>,
+    /// `host:port` to `CONNECT` to first, when `addr` is a proxy.
+    pub connect: Option<String>,
+}
+
+/// A connection's byte stream.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Builds the bytes of one request: `(rng, connection index, out)`.
 pub type MakeRequest = Arc<dyn Fn(&mut Rng, usize, &mut Vec<u8>) + Send + Sync>;
@@ -92,7 +160,7 @@ pub fn write_request(out: &mut Vec<u8>, method: &str, head: &str, path: &str, bo
 
 /// One keep-alive connection.
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     consumed: usize,
     chunked: Vec<u8>,
@@ -188,8 +256,36 @@ fn parse(buf: &[u8], chunked: &mut Vec<u8>) -> io::Result<Option<(u16, BodyAt, u
 impl Client {
     /// Connects (with `TCP_NODELAY`, as every HTTP client does).
     pub async fn connect(addr: SocketAddr) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        Client::open(&Target::plain(addr)).await
+    }
+
+    /// Connects to `target`: TCP, the proxy's `CONNECT` if any, then the TLS handshake.
+    pub async fn open(target: &Target) -> io::Result<Client> {
+        let mut tcp = TcpStream::connect(target.addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = match &target.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => {
+                if let Some(authority) = &tls.connect {
+                    tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+                        .await?;
+                    // Byte by byte up to the blank line: nothing after it may be consumed.
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        let mut b = [0u8; 1];
+                        if tcp.read(&mut b).await? == 0 || head.len() > 16 * 1024 {
+                            return Err(invalid("the proxy closed the connection"));
+                        }
+                        head.push(b[0]);
+                    }
+                    if !head.starts_with(b"HTTP/1.1 200") {
+                        return Err(invalid(&format!("CONNECT refused: {}", String::from_utf8_lossy(&head))));
+                    }
+                }
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                Stream::Tls(Box::new(connector.connect(tls.name.clone(), tcp).await?))
+            }
+        };
         Ok(Client { stream, buf: Vec::with_capacity(64 * 1024), consumed: 0, chunked: Vec::new() })
     }
 
@@ -288,15 +384,9 @@ fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("constant histogram bounds are valid")
 }
 
-async fn conn_loop(
-    addr: SocketAddr,
-    index: usize,
-    make: MakeRequest,
-    measure_from: Instant,
-    end: Instant,
-) -> ConnResult {
+async fn conn_loop(target: Target, index: usize, make: MakeRequest, measure_from: Instant, end: Instant) -> ConnResult {
     let mut r = ConnResult { hist: new_hist(), requests: 0, errors: 0, first_error: None };
-    let mut client = match Client::connect(addr).await {
+    let mut client = match Client::open(&target).await {
         Ok(c) => c,
         Err(e) => {
             r.errors += 1;
@@ -363,12 +453,17 @@ fn clock_ticks() -> f64 {
 
 /// Runs `spec` against `addr`; `server_pid` is sampled for CPU use.
 pub async fn run(addr: SocketAddr, spec: &Spec, server_pid: u32) -> Outcome {
+    run_on(&Target::plain(addr), spec, server_pid).await
+}
+
+/// Runs `spec` against `target`; `server_pid` is sampled for CPU use.
+pub async fn run_on(target: &Target, spec: &Spec, server_pid: u32) -> Outcome {
     let start = Instant::now();
     let measure_from = start + spec.warmup;
     let end = measure_from + spec.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..spec.conns {
-        tasks.spawn(conn_loop(addr, i, spec.make.clone(), measure_from, end));
+        tasks.spawn(conn_loop(target.clone(), i, spec.make.clone(), measure_from, end));
     }
     let server = server_pid.to_string();
     tokio::time::sleep_until(measure_from.into()).await;

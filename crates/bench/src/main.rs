@@ -15,7 +15,9 @@
 //!
 //! Servers: the ceilings (`ceilings.rs`), enrollgraph with `--auth off` (W1-W6), enrollgraph
 //! with its default auth and a client-credentials token (W2 again: what token validation
-//! costs), and enrollgraph with `--query-push-down off` (W5 again: what push-down buys).
+//! costs), enrollgraph with `--query-push-down off` (W5 again: what push-down buys), and
+//! enrollgraph with `--tls --proxy` (W2 over TLS, directly and through the proxy:
+//! `proxied.rs`, issue 14).
 //! Data: seeded in process before any server starts (`seed.rs`).
 //!
 //! Exit status: 0 even when targets fail (timings are not asserted); non-zero when the
@@ -24,6 +26,7 @@
 mod ceilings;
 mod load;
 mod pg;
+mod proxied;
 mod report;
 mod seed;
 mod server;
@@ -58,7 +61,7 @@ struct Cli {
     /// Seconds each run is measured (default 8; quick 1), after a warm-up of a quarter of it.
     #[arg(long)]
     duration: Option<f64>,
-    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W3,W4,W5,W6,startup,tenants,pg).
+    /// Only these workloads, comma-separated (prefixes of W1c1,W1c32,W2,W2proxy,W3,W4,W5,W6,startup,tenants,pg).
     #[arg(long)]
     only: Option<String>,
     /// Slices per run, alternating servers (default 4; quick 1).
@@ -352,6 +355,20 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         }
     }
     drop(servers);
+    // W2 over TLS, directly and through `serve --proxy` (issue 14): its own server.
+    if plan.wants("W2proxy") {
+        let settings = proxied::Settings {
+            runtime: &runtime,
+            enrollgraph: &enrollgraph,
+            data: &data,
+            pinning,
+            scratch: &scratch.0,
+            warmup: plan.warmup,
+            duration: plan.duration,
+            rounds: plan.rounds,
+        };
+        report.runs.extend(proxied::run(&settings, &seeded)?);
+    }
     let sqlite_w4 = report.runs.iter().find(|m| m.server == "enrollgraph" && m.id == W4.id).map(|m| m.rps);
 
     for m in &report.runs {

@@ -106,6 +106,9 @@ pub const STARTUP_MAX_MS: f64 = 50.0;
 /// Peak RSS after W4.
 pub const RSS_MAX_MIB: f64 = 30.0;
 
+/// W2 through `serve --proxy` at least this fraction of W2 over `serve --tls` (adds ≤ 15 %).
+pub const PROXY_RATIO: f64 = 1.0 / 1.15;
+
 /// The enrollgraph server that checks bearer tokens (the default `--auth on`).
 pub const TOKEN: &str = "enrollgraph+token";
 /// The enrollgraph server with `--query-push-down off` (W5 only: what push-down buys).
@@ -254,6 +257,22 @@ impl Report {
                 ));
             }
             _ => lines.push(("SKIP".into(), "token validation: W2 with a bearer token vs without (not run)".into())),
+        }
+        // The proxy adds at most 15 % to W2 over TLS (issue 14).
+        match (self.find(crate::proxied::PROXIED, "W2"), self.find(crate::proxied::DIRECT, "W2")) {
+            (Some(p), Some(d)) => {
+                let ratio = p.rps / d.rps;
+                lines.push((
+                    verdict(ratio >= PROXY_RATIO).into(),
+                    format!(
+                        "proxy: W2 through serve --proxy (TLS, keep-alive) {} req/s = {ratio:.2} × over serve --tls directly (target ≥ {PROXY_RATIO:.2}: adds ≤ 15 %); p99 {:.2} vs {:.2} ms",
+                        rps(p.rps),
+                        p.p99,
+                        d.p99
+                    ),
+                ));
+            }
+            _ => lines.push(("SKIP".into(), "proxy: W2 through serve --proxy vs serve --tls (not run)".into())),
         }
         if let (Some(n1), Some(nn), Some(e1), Some(en)) = (
             self.find(NO_PUSH_DOWN, "W5p1"),

@@ -25,6 +25,8 @@ pub struct Server {
     /// Its process id (the program's own: `taskset` execs it).
     pub pid: u32,
     log: PathBuf,
+    /// The banner's lines after the first, as they come (proxied.rs reads the proxy's).
+    banner: mpsc::Receiver<String>,
 }
 
 /// True when `taskset` (util-linux) can be run.
@@ -70,18 +72,26 @@ impl Server {
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // Every line, so the server never writes to a full or closed pipe; the banner
+            // is all a server prints on stdout.
             let mut out = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = out.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining, so the server never writes to a full or closed pipe.
+            loop {
+                let mut line = String::new();
+                if !matches!(out.read_line(&mut line), Ok(1..)) || tx.send(line).is_err() {
+                    break;
+                }
+            }
             let _ = std::io::copy(&mut out, &mut std::io::sink());
         });
         let pid = child.id();
-        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), pid, log: log.to_owned() };
         let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
+        let mut server =
+            Server { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), pid, log: log.to_owned(), banner: rx };
         let url = line.trim().rsplit(' ').next().unwrap_or_default();
-        server.addr = url.strip_prefix("http://").and_then(|a| a.parse().ok()).ok_or_else(|| {
+        // `serve --tls` names `https://localhost:PORT`.
+        let tls_port = url.strip_prefix("https://localhost:").and_then(|p| p.parse::<u16>().ok());
+        let plain = url.strip_prefix("http://").and_then(|a| a.parse().ok());
+        server.addr = plain.or(tls_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p)))).ok_or_else(|| {
             format!(
                 "{} did not start (first line {:?}); its stderr ends:\n{}",
                 program.display(),
@@ -90,6 +100,17 @@ impl Server {
             )
         })?;
         Ok(server)
+    }
+
+    /// The value of the banner line `  {label}: value…` (its first word), waiting for it.
+    pub fn banner_value(&self, label: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(line) = self.banner.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if let Some(rest) = line.trim().strip_prefix(label).and_then(|r| r.strip_prefix(':')) {
+                return rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        None
     }
 
     /// Peak resident set size (`VmHWM`), KiB.

@@ -66,7 +66,8 @@ const LINGER_LIMIT: usize = 16 * 1024 * 1024;
 /// How long open connections may finish their requests once the server is told to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves `router` on `listener` until `stop` resolves.
+/// Serves `router` on `listener` until `stop` resolves; with `proxy`, the listener is
+/// `serve --proxy`'s forward proxy (proxy.rs), under the same rules.
 ///
 /// # Errors
 /// The listener cannot be used.
@@ -74,6 +75,7 @@ pub async fn serve(
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
+    proxy: Option<Arc<crate::proxy::Proxy>>,
     limits: Limits,
     stop: impl Future<Output = ()>,
 ) -> Result<(), String> {
@@ -104,6 +106,7 @@ pub async fn serve(
         let conn = Connection {
             peer,
             router: router.clone(),
+            proxy: proxy.clone(),
             limits: limits.clone(),
             activity: Arc::new(Activity::new()),
             stopped: stopped.clone(),
@@ -148,7 +151,7 @@ fn refuse(stream: &TcpStream, plain: bool) {
 }
 
 /// What the idle check and the lingering close know of a connection.
-struct Activity {
+pub(crate) struct Activity {
     epoch: Instant,
     /// Milliseconds from `epoch` to the last byte read or written.
     last: AtomicU64,
@@ -339,16 +342,28 @@ impl http_body::Body for Deadline {
 static CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// One connection's share of the server.
-struct Connection {
-    peer: SocketAddr,
-    router: Router,
-    limits: Arc<Limits>,
-    activity: Arc<Activity>,
-    stopped: watch::Receiver<bool>,
+#[derive(Clone)]
+pub(crate) struct Connection {
+    pub(crate) peer: SocketAddr,
+    pub(crate) router: Router,
+    /// On the proxy's listener: CONNECT and absolute-form requests go to proxy.rs.
+    pub(crate) proxy: Option<Arc<crate::proxy::Proxy>>,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) stopped: watch::Receiver<bool>,
 }
 
 impl Connection {
-    async fn run<I>(mut self, io: I)
+    /// [`Connection::run`], boxed: the proxy runs a connection inside a request of another
+    /// (a CONNECT tunnel), and a future cannot hold itself without a box in between.
+    pub(crate) fn run_boxed<I>(self, io: I) -> Pin<Box<dyn Future<Output = ()> + Send>>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        Box::pin(self.run(io))
+    }
+
+    pub(crate) async fn run<I>(mut self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -357,11 +372,20 @@ impl Connection {
         builder.http2().timer(TokioTimer::new());
         let (router, limits, activity, peer) =
             (self.router.clone(), self.limits.clone(), self.activity.clone(), self.peer);
+        let tunnel = self.proxy.clone().map(|p| (p, self.clone()));
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let (router, limits, activity) = (router.clone(), limits.clone(), activity.clone());
-            async move { Ok::<_, Infallible>(answer(router, &limits, &activity, peer, req).await) }
+            let tunnel = tunnel.clone();
+            async move {
+                if let Some((proxy, conn)) = tunnel {
+                    return Ok::<_, Infallible>(crate::proxy::handle(proxy, conn, req).await);
+                }
+                Ok::<_, Infallible>(answer(router, &limits, &activity, peer, req).await)
+            }
         });
-        let conn = builder.serve_connection(TokioIo::new(io), service);
+        // With upgrades: the proxy's CONNECT hands the connection over (proxy.rs); the
+        // Graph router never asks for one, so for it nothing changes.
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
         // The idle check runs a few times per idle period: a connection closes at most a
         // quarter period late.
@@ -388,7 +412,7 @@ impl Connection {
 }
 
 /// One request through the router, with the connection's rules applied.
-async fn answer(
+pub(crate) async fn answer(
     router: Router,
     limits: &Limits,
     activity: &Arc<Activity>,

@@ -6,6 +6,7 @@ mod admin;
 mod datadir;
 mod devapp;
 mod listen;
+mod proxy;
 mod tls;
 
 use std::net::SocketAddr;
@@ -61,6 +62,9 @@ enum Command {
     /// Fault rules of a running server (its admin API).
     #[command(subcommand)]
     Faults(admin::FaultsCommand),
+    /// Print the environment (`export` lines) that sends a tool through `serve --proxy`:
+    /// HTTPS_PROXY, NO_PROXY, the local CA and a bundle of the system's roots plus it.
+    Env(ProxyPlace),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +119,39 @@ struct ServeArgs {
     admin: admin::AdminArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    proxy: ProxyArgs,
+}
+
+/// `serve --proxy` (proxy.rs): be graph.microsoft.com and login.microsoftonline.com for
+/// any tool that honours `HTTPS_PROXY`. Every flag is also an `ENROLLGRAPH_*` variable.
+#[derive(Args)]
+struct ProxyArgs {
+    /// Also run an HTTP/1.1 forward proxy that serves Graph's and the login hosts itself.
+    #[arg(long = "proxy", env = "ENROLLGRAPH_PROXY")]
+    enabled: bool,
+    #[command(flatten)]
+    place: ProxyPlace,
+    /// Let the proxy listen on a non-loopback address (it is refused without this flag).
+    #[arg(long, env = "ENROLLGRAPH_PROXY_ALLOW_REMOTE")]
+    proxy_allow_remote: bool,
+    /// Tunnel CONNECTs to other hosts untouched instead of refusing them (package feeds).
+    #[arg(long, env = "ENROLLGRAPH_PROXY_PASSTHROUGH")]
+    proxy_passthrough: bool,
+    /// Also serve the national clouds' Graph and login hosts (US Government, China).
+    #[arg(long, env = "ENROLLGRAPH_PROXY_NATIONAL_CLOUDS")]
+    proxy_national_clouds: bool,
+}
+
+/// Where the proxy listens.
+#[derive(Args)]
+struct ProxyPlace {
+    /// Address the proxy listens on.
+    #[arg(long, env = "ENROLLGRAPH_PROXY_ADDRESS", default_value = "127.0.0.1")]
+    proxy_address: std::net::IpAddr,
+    /// Port the proxy listens on (0 picks a free one and prints it).
+    #[arg(long, env = "ENROLLGRAPH_PROXY_PORT", default_value_t = 5081)]
+    proxy_port: u16,
 }
 
 /// What one client may hold (listen.rs); every flag is also an `ENROLLGRAPH_*` variable.
@@ -286,6 +323,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Command::Faults(cmd) = cli.command {
         return admin::faults(&cli.data_dir, cli.database.as_deref(), cmd).await;
     }
+    if let Command::Env(place) = cli.command {
+        datadir::prepare(&cli.data_dir)?;
+        say(&proxy_env(&cli.data_dir, &place)?);
+        return Ok(());
+    }
     let service = open(&cli.data_dir, cli.database.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve(service, &cli.data_dir, args).await,
@@ -391,7 +433,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             say(&format!("signing with key {}", keys.current_kid()));
             Ok(())
         }
-        Command::Keys(KeysCommand::Generate) | Command::Faults(_) => Ok(()),
+        Command::Keys(KeysCommand::Generate) | Command::Faults(_) | Command::Env(_) => Ok(()),
     }
 }
 
@@ -482,6 +524,10 @@ async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result
     if let Some(files) = &tls {
         banner.push_str(&format!("\n  trust this CA: {}", files.ca.display()));
     }
+    let proxy = if args.proxy.enabled { Some(start_proxy(&state, data_dir, &args.proxy)?) } else { None };
+    if let Some((_, text)) = &proxy {
+        banner.push_str(text);
+    }
     say(&banner);
     let router = app(state);
     let tls = match tls {
@@ -495,7 +541,113 @@ async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result
         max_connections: args.limits.max_connections as usize,
         trusted_proxies: args.limits.trusted_proxies,
     };
-    listen::serve(listener, tls, router, limits, shutdown()).await
+    let Some(((proxy_listener, proxy), _)) = proxy else {
+        return listen::serve(listener, tls, router, None, limits, shutdown()).await;
+    };
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let graph = listen::serve(listener, tls, router.clone(), None, limits.clone(), until_stopped(stopped.clone()));
+    let forward = listen::serve(proxy_listener, None, router, Some(proxy), limits, until_stopped(stopped));
+    let (a, b) = tokio::join!(graph, forward);
+    a.and(b)
+}
+
+/// The proxy's listener and configuration, and its banner lines.
+fn start_proxy(
+    state: &AppState,
+    data_dir: &Path,
+    args: &ProxyArgs,
+) -> Result<((std::net::TcpListener, Arc<proxy::Proxy>), String), String> {
+    let address = args.place.proxy_address;
+    if !address.is_loopback() && !args.proxy_allow_remote {
+        return Err(format!(
+            "--proxy-address {address} is not a loopback address: a proxy there serves (and with --proxy-passthrough tunnels for) anyone who can reach it; add --proxy-allow-remote to mean it"
+        ));
+    }
+    let listener = std::net::TcpListener::bind(SocketAddr::new(address, args.place.proxy_port))
+        .map_err(|e| format!("cannot listen on {address}:{} for the proxy: {e}", args.place.proxy_port))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let files = tls::ensure(data_dir)?;
+    let authority = tls::Authority::load(&files)?;
+    let mut hosts: Vec<String> = proxy::PUBLIC_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+    if args.proxy_national_clouds {
+        hosts.extend(proxy::NATIONAL_HOSTS.iter().map(|h| (*h).to_owned()));
+    }
+    // Intercepted requests name the host the client asked for (its Host header): a fixed
+    // public URL is the direct listener's.
+    let as_scheme = |scheme: &'static str| {
+        let mut s = state.clone();
+        s.scheme = scheme;
+        s.public_url = None;
+        app(s)
+    };
+    let proxy = proxy::Proxy::new(
+        as_scheme("https"),
+        as_scheme("http"),
+        hosts,
+        args.proxy_passthrough,
+        state.controls.clone(),
+        state.default_tenant.clone(),
+        authority,
+    );
+    let text = format!(
+        "\n  proxy:         http://{local}   (serves {} itself; other hosts {})\n  trust this CA: {}",
+        proxy.hosts.join(", "),
+        if proxy.passthrough { "tunnelled untouched" } else { "refused" },
+        files.ca.display()
+    );
+    Ok(((listener, Arc::new(proxy)), text))
+}
+
+/// Where the system's trusted roots are, by distribution.
+const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// `enrollgraph env`: the variables that send a tool through the proxy, and a bundle of
+/// the system's roots plus the local CA, so that passthrough hosts still verify.
+fn proxy_env(data_dir: &Path, place: &ProxyPlace) -> Result<String, String> {
+    let files = tls::ensure(data_dir)?;
+    let ca = std::fs::read_to_string(&files.ca).map_err(|e| format!("cannot read {}: {e}", files.ca.display()))?;
+    let roots = SYSTEM_ROOTS.iter().find_map(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+    if roots.is_empty() {
+        tracing::warn!("no system root certificates found: the bundle holds the local CA only");
+    }
+    let bundle = files.ca.with_file_name("ca-bundle.pem");
+    let mut text = roots;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&ca);
+    datadir::write_private(&bundle, &text)?;
+    let address = place.proxy_address;
+    let host = if address.is_ipv6() { format!("[{address}]") } else { address.to_string() };
+    let proxy = format!("http://{host}:{}", place.proxy_port);
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    Ok([
+        format!("export HTTPS_PROXY={proxy}"),
+        format!("export HTTP_PROXY={proxy}"),
+        format!("export https_proxy={proxy}"),
+        format!("export http_proxy={proxy}"),
+        "export NO_PROXY=localhost,127.0.0.1,::1".to_owned(),
+        "export no_proxy=localhost,127.0.0.1,::1".to_owned(),
+        format!("export ENROLLGRAPH_CA={}", quote(&files.ca)),
+        format!("export REQUESTS_CA_BUNDLE={}", quote(&bundle)),
+        format!("export SSL_CERT_FILE={}", quote(&bundle)),
+        format!("export NODE_EXTRA_CA_CERTS={}", quote(&bundle)),
+    ]
+    .join("\n"))
 }
 
 async fn shutdown() {

@@ -1,6 +1,6 @@
-//! Conformance: IntuneCD (PyPI `intunecd`, pinned in tests/clients/requirements.txt, run
-//! unmodified through `tests/clients/intunecd_wrapper.py`, which changes only the origin)
-//! backs up tenant A (with `-t TOKEN`), updates a second tenant B (made with `enrollgraph
+//! Conformance: IntuneCD (PyPI `intunecd`, pinned in tests/clients/requirements.txt, its own
+//! console script, unmodified and unwrapped: it reaches enrollgraph through `serve --proxy`
+//! with HTTPS_PROXY and the CA variables only, issue 14) backs up tenant A (with `-t TOKEN`), updates a second tenant B (made with `enrollgraph
 //! tenant create` and `app create`; IntuneCD signs in there with msal against enrollgraph's
 //! token endpoint) from that backup with `--remove`, backs B up; the two backup trees must be
 //! identical, objects A does not have must be gone from B, and every request IntuneCD sends
@@ -12,17 +12,20 @@
 mod clients;
 #[allow(unused_imports)] // not every re-export of the harness is used here
 mod common;
+#[path = "support/proxy_server.rs"]
+mod proxy_server;
 
 use std::time::Duration;
 
-use common::Server;
+use common::TENANT;
+use proxy_server::{ADMIN_KEY, ProxyServer};
 
 #[test]
 fn intunecd_backup_update_backup_round_trip_is_identical() {
     let Some(py) = clients::python() else { return };
-    // A small page size, so that IntuneCD follows @odata.nextLink through several pages.
-    // The wrapper is a reverse proxy on loopback (X-Forwarded-*): trusted as one.
-    let s = Server::start_with(&["--page-size", "3", "--trusted-proxies", "127.0.0.1,::1"]);
+    // A small page size, so that IntuneCD follows @odata.nextLink through several pages; a
+    // journal large enough for every request of the four runs.
+    let s = ProxyServer::start(&["--page-size", "3", "--journal-size", "10000"]);
     let tenant_b = s.cli(&["tenant", "create"]).trim().to_owned();
     let app = s.cli(&[
         "app",
@@ -37,13 +40,18 @@ fn intunecd_backup_update_backup_round_trip_is_identical() {
     let field = |k: &str| app.lines().find_map(|l| l.strip_prefix(k)).unwrap().trim().to_owned();
     let (client_id, secret) = (field("client id:"), field("client secret:"));
     let token_a = s.cli(&["token"]).trim().to_owned();
+    let base = s.base.clone();
     let token_b = s.cli(&["token", "--tenant", &tenant_b, "--app", &client_id]).trim().to_owned();
     let work = s.data_dir.join("intunecd");
     let out = clients::run_script(
         &py,
         &["tests/clients/intunecd_roundtrip.py"],
         &[
-            ("ENROLLGRAPH_URL", s.base.clone()),
+            ("ENROLLGRAPH_URL", base),
+            ("ENROLLGRAPH_PROXY", s.proxy.clone()),
+            ("ENROLLGRAPH_CA", s.ca.display().to_string()),
+            ("ADMIN_KEY", ADMIN_KEY.to_owned()),
+            ("TENANT_A", TENANT.to_owned()),
             ("TOKEN_A", token_a),
             ("TOKEN_B", token_b),
             ("TENANT_B", tenant_b.clone()),

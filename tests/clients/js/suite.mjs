@@ -1,7 +1,9 @@
 // Conformance suite: @microsoft/microsoft-graph-client 3.0.7 (npm, unmodified, pinned in
 // package-lock.json) against enrollgraph. Run by crates/cli/tests/clients_js.rs against
 // `enrollgraph serve --tls --page-size 3` with:
-//   AUTHORITY    https://localhost:PORT (token endpoint and Graph)
+//   AUTHORITY    https://localhost:PORT (token endpoint and Graph); empty: the client's
+//                defaults (https://graph.microsoft.com, https://login.microsoftonline.com),
+//                reached through `serve --proxy` with HTTPS_PROXY and `--import ./proxy-env.mjs`
 //   TENANT, CLIENT_ID, CLIENT_SECRET   the development app
 //   NODE_EXTRA_CA_CERTS                the server's CA
 // The client attaches Authorization only on https to a Graph host or a `customHosts` entry
@@ -22,7 +24,9 @@ const env = (k) => {
   }
   return v;
 };
-const AUTHORITY = env("AUTHORITY").replace(/\/$/, "");
+const DIRECT = (process.env.AUTHORITY ?? "").replace(/\/$/, "");
+const AUTHORITY = DIRECT || "https://graph.microsoft.com";
+const LOGIN = DIRECT || "https://login.microsoftonline.com";
 const failures = [];
 const check = (cond, what) => {
   console.log((cond ? "ok: " : "FAIL: ") + what);
@@ -45,7 +49,7 @@ const expectGraphError = async (promise, status, code, what) => {
 };
 
 // A token from enrollgraph's token endpoint (client credentials), as any daemon gets one.
-const tokenResponse = await fetch(`${AUTHORITY}/${env("TENANT")}/oauth2/v2.0/token`, {
+const tokenResponse = await fetch(`${LOGIN}/${env("TENANT")}/oauth2/v2.0/token`, {
   method: "POST",
   headers: { "Content-Type": "application/x-www-form-urlencoded" },
   body: new URLSearchParams({
@@ -58,10 +62,10 @@ const tokenResponse = await fetch(`${AUTHORITY}/${env("TENANT")}/oauth2/v2.0/tok
 const token = (await tokenResponse.json()).access_token;
 check(typeof token === "string", "a token from the token endpoint");
 
+// Without AUTHORITY the client keeps its default base URL and hosts.
 const client = Client.init({
-  baseUrl: AUTHORITY,
+  ...(DIRECT ? { baseUrl: DIRECT, customHosts: new Set([new URL(DIRECT).hostname]) } : {}),
   defaultVersion: "beta",
-  customHosts: new Set([new URL(AUTHORITY).hostname]),
   authProvider: (done) => done(null, token),
 });
 const DEC = "/deviceManagement/deviceEnrollmentConfigurations";
