@@ -124,11 +124,8 @@ fn the_contract_over_http_and_the_cli_answer_the_same() {
     assert_eq!(v["autopilot"]["candidates"][0]["via"], format!("group {g2}"));
 
     // Device properties evaluate the filter: a personal device gets the default.
-    let personal = ok(effective(
-        &s,
-        TENANT,
-        &format!("group={g1}&device.deviceOwnership=Personal&device.osVersion=10.0.22631"),
-    ));
+    let personal =
+        ok(effective(&s, TENANT, &format!("group={g1}&device.deviceOwnership=Personal&device.osVersion=10.0.22631")));
     let lim = kind(&personal, "limit");
     assert_eq!(lim["applies"]["isDefault"], true);
     assert_eq!(lim["conditions"][0]["evaluated"], false);

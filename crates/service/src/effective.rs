@@ -78,9 +78,7 @@ impl EffectiveQuery {
         for g in groups {
             let g = g.trim().to_owned();
             if g.is_empty() || g.len() > MAX_VALUE_LEN {
-                return Err(ServiceError::BadRequest(format!(
-                    "A group id must be 1 to {MAX_VALUE_LEN} characters."
-                )));
+                return Err(ServiceError::BadRequest(format!("A group id must be 1 to {MAX_VALUE_LEN} characters.")));
             }
             if !q.groups.iter().any(|h| h.eq_ignore_ascii_case(&g)) {
                 q.groups.push(g);
@@ -211,18 +209,21 @@ const ALL_DEVICES: &str = "allDevicesAssignmentTarget";
 const GROUP: &str = "groupAssignmentTarget";
 const EXCLUSION: &str = "exclusionGroupAssignmentTarget";
 
+/// A configuration or profile with its assignments' targets.
+type Assigned = (Row, Vec<Map<String, Value>>);
+
 /// What was read from the tenant, in one snapshot.
 struct Data {
     /// Configurations with their assignments' targets.
-    configs: Vec<(Row, Vec<Map<String, Value>>)>,
-    profiles: Vec<(Row, Vec<Map<String, Value>>)>,
+    configs: Vec<Assigned>,
+    profiles: Vec<Assigned>,
     /// Assignment filters by lower-case id: (displayName, rule).
     filters: HashMap<String, (Option<String>, Option<String>)>,
     /// The named groups' display names (`None`: not in this tenant's `groups`).
     groups: Vec<(String, Option<String>)>,
 }
 
-fn with_targets(tx: &dyn ReadTx, nav: &str) -> std::result::Result<Vec<(Row, Vec<Map<String, Value>>)>, ServiceError> {
+fn with_targets(tx: &dyn ReadTx, nav: &str) -> std::result::Result<Vec<Assigned>, ServiceError> {
     let spec = ListSpec::default();
     let mut out = Vec::new();
     for row in tx.list(ROOT, nav, &spec)? {
@@ -261,9 +262,16 @@ enum Reach {
     NotTargeted(String),
 }
 
-fn reach(targets: &[Map<String, Value>], groups: &[(String, Option<String>)], all_users: bool, all_devices: bool) -> Reach {
+fn reach(
+    targets: &[Map<String, Value>],
+    groups: &[(String, Option<String>)],
+    all_users: bool,
+    all_devices: bool,
+) -> Reach {
     let in_groups = |t: &Map<String, Value>| {
-        str_of(t, "groupId").and_then(|g| groups.iter().find(|(h, _)| h.eq_ignore_ascii_case(g))).map(|(h, _)| h.clone())
+        str_of(t, "groupId")
+            .and_then(|g| groups.iter().find(|(h, _)| h.eq_ignore_ascii_case(g)))
+            .map(|(h, _)| h.clone())
     };
     // R3: an exclusion of any of the member's groups beats every inclusion.
     if let Some(g) = targets.iter().filter(|t| target_type(t) == EXCLUSION).find_map(in_groups) {
@@ -373,7 +381,7 @@ impl Service {
         let view = View { model: &self.model, schema: &self.model.beta };
         let mut kinds = Vec::new();
         for kind in &KINDS {
-            let mut of_kind: Vec<&(Row, Vec<Map<String, Value>>)> = data
+            let mut of_kind: Vec<&Assigned> = data
                 .configs
                 .iter()
                 .filter(|(r, _)| {
@@ -392,13 +400,12 @@ impl Service {
             kinds.push(resolve_kind(kind, &of_kind, &data, q));
         }
         let autopilot = resolve_autopilot(&data, q);
-        let groups: Vec<Value> =
-            data.groups.iter().map(|(id, name)| json!({"id": id, "displayName": name})).collect();
+        let groups: Vec<Value> = data.groups.iter().map(|(id, name)| json!({"id": id, "displayName": name})).collect();
         Ok(json!({"tenant": tenant, "groups": groups, "kinds": kinds, "autopilot": autopilot}))
     }
 }
 
-fn resolve_kind(kind: &Kind, configs: &[&(Row, Vec<Map<String, Value>>)], data: &Data, q: &EffectiveQuery) -> Value {
+fn resolve_kind(kind: &Kind, configs: &[&Assigned], data: &Data, q: &EffectiveQuery) -> Value {
     let mut applied: Option<(&Row, String)> = None;
     let mut conditions = Vec::new();
     let mut reasons = Vec::new();
@@ -469,7 +476,9 @@ fn resolve_kind(kind: &Kind, configs: &[&(Row, Vec<Map<String, Value>>)], data: 
                         json!(p),
                         "filteredOut",
                         Some(via.as_str()),
-                        &format!("It reaches these groups through {via}, but its assignment filter leaves this device out."),
+                        &format!(
+                            "It reaches these groups through {via}, but its assignment filter leaves this device out."
+                        ),
                     ));
                     continue;
                 }
@@ -508,7 +517,7 @@ fn created_of(row: &Row) -> String {
 /// R5: the oldest created profile assigned to one of the groups; else the profile assigned to
 /// all devices.
 fn resolve_autopilot(data: &Data, q: &EffectiveQuery) -> Value {
-    let mut profiles: Vec<&(Row, Vec<Map<String, Value>>)> = data.profiles.iter().collect();
+    let mut profiles: Vec<&Assigned> = data.profiles.iter().collect();
     profiles.sort_by_key(|(r, _)| (created_of(r), r.id.to_ascii_lowercase()));
     let mut applied: Option<(&Row, bool)> = None;
     let mut conditions = Vec::new();
@@ -581,12 +590,16 @@ fn resolve_autopilot(data: &Data, q: &EffectiveQuery) -> Value {
             }
             let label = format!("'{}' (created {created})", name_of(row).as_str().unwrap_or(&row.id));
             let mut why = if default_pass {
-                format!("{label} is assigned to all devices and no profile is assigned to these groups, so this default profile applies.")
+                format!(
+                    "{label} is assigned to all devices and no profile is assigned to these groups, so this default profile applies."
+                )
             } else {
                 format!("{label} is the oldest created profile assigned to these groups (through {via}).")
             };
             if holds.is_none() {
-                why.push_str(" Its assignment filter is not evaluated: this holds only for devices the filter lets through.");
+                why.push_str(
+                    " Its assignment filter is not evaluated: this holds only for devices the filter lets through.",
+                );
             }
             outcome[i] = Some(candidate(row, Value::Null, "applies", Some(via.as_str()), &why));
             reasons.push(why);

@@ -321,11 +321,11 @@ mod tests {
             (r#"(device.deviceOwnership -eq "Personal") or (device.osVersion -startsWith "10.0")"#, Some(true)),
             (r#"(device.deviceOwnership -eq "Personal") -or (device.osVersion -startsWith "11")"#, Some(false)),
             // `and` binds tighter than `or`: true or (false and false).
+            (r#"(device.model -contains "Book") or (device.model -eq "x") and (device.model -eq "y")"#, Some(true)),
             (
-                r#"(device.model -contains "Book") or (device.model -eq "x") and (device.model -eq "y")"#,
+                r#"((device.model -eq "x") or (device.model -contains "Book")) and (device.manufacturer -eq "Microsoft")"#,
                 Some(true),
             ),
-            (r#"((device.model -eq "x") or (device.model -contains "Book")) and (device.manufacturer -eq "Microsoft")"#, Some(true)),
             (r#"(device.deviceCategory -eq "Engineering")"#, None),
             (r#"(device.model -eq "x") or (device.deviceCategory -eq "y")"#, None),
             (r#"(device.enrollmentProfileName -ne $null)"#, None),

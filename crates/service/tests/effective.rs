@@ -163,7 +163,11 @@ async fn a_new_tenant_gets_each_default_and_the_kinds_are_told_apart() {
         ("limit", "user", format!("{T}_DefaultLimit")),
         ("platformRestrictions", "user", format!("{T}_DefaultPlatformRestrictions")),
         ("windowsHelloForBusiness", "device", format!("{T}_DefaultWindowsHelloForBusiness")),
-        ("windows10EnrollmentCompletionPageConfiguration", "device", format!("{T}_DefaultWindows10EnrollmentCompletionPageConfiguration")),
+        (
+            "windows10EnrollmentCompletionPageConfiguration",
+            "device",
+            format!("{T}_DefaultWindows10EnrollmentCompletionPageConfiguration"),
+        ),
     ] {
         let k = kind(&a, k);
         assert_eq!(k["audience"], audience);
@@ -198,7 +202,8 @@ async fn r1_the_highest_priority_assigned_to_any_of_the_groups_applies() {
         assert_eq!(outcome(&ans, "limit", &a).0, a_outcome, "{groups:?}");
         assert_eq!(outcome(&ans, "limit", &b).0, b_outcome, "{groups:?}");
         let lim = kind(&ans, "limit");
-        let order: Vec<i64> = lim["candidates"].as_array().unwrap().iter().map(|c| c["priority"].as_i64().unwrap()).collect();
+        let order: Vec<i64> =
+            lim["candidates"].as_array().unwrap().iter().map(|c| c["priority"].as_i64().unwrap()).collect();
         assert_eq!(order, vec![1, 2, 0], "priority order, the default last");
     }
     // setPriority changes the answer.
@@ -256,7 +261,12 @@ async fn r4_all_users_reaches_user_kinds_and_all_devices_only_device_kinds() {
 async fn r6_filters_are_conditions_and_are_evaluated_when_the_device_is_described() {
     let f = Fixture::new().await;
     let g = f.group("Windows devices").await;
-    let corporate = f.filter("Corporate 10.0", r#"(device.deviceOwnership -eq "Corporate") and (device.osVersion -startsWith "10.0")"#).await;
+    let corporate = f
+        .filter(
+            "Corporate 10.0",
+            r#"(device.deviceOwnership -eq "Corporate") and (device.osVersion -startsWith "10.0")"#,
+        )
+        .await;
     let broken = f.filter("Broken", "(device.deviceOwnership -eq").await;
     let inc = f.esp("ESP include corporate").await;
     let exc = f.esp("ESP exclude corporate").await;
@@ -296,7 +306,10 @@ async fn r6_filters_are_conditions_and_are_evaluated_when_the_device_is_describe
     f.assign(&inc, vec![filtered(&g, "00000000-0000-0000-0000-000000000000", "include")]).await;
     let ans = f.ask(&[&g], &corp);
     let c = &kind(&ans, esp)["conditions"][0];
-    assert_eq!((c["filterName"].clone(), c["rule"].clone(), c["evaluated"].clone()), (Value::Null, Value::Null, Value::Null));
+    assert_eq!(
+        (c["filterName"].clone(), c["rule"].clone(), c["evaluated"].clone()),
+        (Value::Null, Value::Null, Value::Null)
+    );
 }
 
 #[tokio::test]
@@ -317,7 +330,10 @@ async fn r5_autopilot_the_oldest_created_profile_then_the_all_devices_one() {
         assert_eq!(applied(&ans, "autopilot"), want, "{groups:?}");
         assert_eq!(outcome(&ans, "autopilot", &newer).0, newer_outcome, "{groups:?}");
         assert_eq!(ans["autopilot"]["applies"]["isDefault"], default, "{groups:?}");
-        assert_eq!(ans["autopilot"]["applies"]["@odata.type"], "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile");
+        assert_eq!(
+            ans["autopilot"]["applies"]["@odata.type"],
+            "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile"
+        );
     }
     let ans = f.ask(&[&g1], &[]);
     assert_eq!(outcome(&ans, "autopilot", &everyone).0, "lowerPriority");
@@ -340,10 +356,7 @@ async fn another_tenants_groups_reach_nothing_here_and_leak_no_name() {
 async fn bad_questions_are_refused_and_an_unknown_tenant_is_not_found() {
     let f = Fixture::new().await;
     let q = EffectiveQuery::new(["g".to_owned()], Vec::new()).unwrap();
-    assert!(matches!(
-        f.service.effective_assignments("nobody.example", &q),
-        Err(ServiceError::ResourceNotFound(_))
-    ));
+    assert!(matches!(f.service.effective_assignments("nobody.example", &q), Err(ServiceError::ResourceNotFound(_))));
     assert!(matches!(f.service.effective_assignments("not a tenant", &q), Err(ServiceError::BadRequest(_))));
     let many: Vec<String> = (0..51).map(|i| format!("g{i}")).collect();
     for (query, ok) in [
