@@ -209,8 +209,31 @@ const ALL_DEVICES: &str = "allDevicesAssignmentTarget";
 const GROUP: &str = "groupAssignmentTarget";
 const EXCLUSION: &str = "exclusionGroupAssignmentTarget";
 
+/// A configuration or profile, its body read once (the resolution reads these fields many
+/// times: parsing the body each time was most of the cost).
+struct Item {
+    id: String,
+    type_name: String,
+    display_name: Value,
+    priority: i64,
+    created: String,
+}
+
+impl From<Row> for Item {
+    fn from(row: Row) -> Item {
+        let b = row.body();
+        Item {
+            display_name: b.get("displayName").cloned().unwrap_or(Value::Null),
+            priority: b.get("priority").and_then(Value::as_i64).unwrap_or(0),
+            created: b.get("createdDateTime").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            id: row.id,
+            type_name: row.type_name,
+        }
+    }
+}
+
 /// A configuration or profile with its assignments' targets.
-type Assigned = (Row, Vec<Map<String, Value>>);
+type Assigned = (Item, Vec<Map<String, Value>>);
 
 /// What was read from the tenant, in one snapshot.
 struct Data {
@@ -235,7 +258,7 @@ fn with_targets(tx: &dyn ReadTx, nav: &str) -> std::result::Result<Vec<Assigned>
                 _ => None,
             })
             .collect();
-        out.push((row, targets));
+        out.push((Item::from(row), targets));
     }
     Ok(out)
 }
@@ -328,19 +351,19 @@ fn condition(data: &Data, q: &EffectiveQuery, id: &str, kind: &str) -> (Value, O
     (json!({"filterId": id, "filterName": name, "filterType": kind, "rule": rule, "evaluated": evaluated}), holds)
 }
 
-fn odata_type(row: &Row) -> String {
+fn odata_type(row: &Item) -> String {
     format!("#{}", row.type_name)
 }
 
-fn name_of(row: &Row) -> Value {
-    row.body().get("displayName").cloned().unwrap_or(Value::Null)
+fn name_of(row: &Item) -> Value {
+    row.display_name.clone()
 }
 
-fn priority_of(row: &Row) -> i64 {
-    row.body().get("priority").and_then(Value::as_i64).unwrap_or(0)
+fn priority_of(row: &Item) -> i64 {
+    row.priority
 }
 
-fn candidate(row: &Row, priority: Value, outcome: &str, via: Option<&str>, reason: &str) -> Value {
+fn candidate(row: &Item, priority: Value, outcome: &str, via: Option<&str>, reason: &str) -> Value {
     json!({"id": row.id, "displayName": name_of(row), "priority": priority, "outcome": outcome, "via": via, "reason": reason})
 }
 
@@ -379,15 +402,26 @@ impl Service {
             })
         })?;
         let view = View { model: &self.model, schema: &self.model.beta };
+        // Each configuration's kind, looked up once (by type: few distinct ones).
+        let mut by_type: HashMap<&str, Option<String>> = HashMap::new();
+        let kind_of: Vec<Option<String>> = data
+            .configs
+            .iter()
+            .map(|(r, _)| {
+                by_type
+                    .entry(r.type_name.as_str())
+                    .or_insert_with(|| self.model.behaviour.for_type(view.lineage(&r.type_name)).priority_group)
+                    .clone()
+            })
+            .collect();
         let mut kinds = Vec::new();
         for kind in &KINDS {
             let mut of_kind: Vec<&Assigned> = data
                 .configs
                 .iter()
-                .filter(|(r, _)| {
-                    self.model.behaviour.for_type(view.lineage(&r.type_name)).priority_group.as_deref()
-                        == Some(kind.kind)
-                })
+                .zip(&kind_of)
+                .filter(|(_, k)| k.as_deref() == Some(kind.kind))
+                .map(|(c, _)| c)
                 .collect();
             if of_kind.is_empty() {
                 continue;
@@ -406,7 +440,7 @@ impl Service {
 }
 
 fn resolve_kind(kind: &Kind, configs: &[&Assigned], data: &Data, q: &EffectiveQuery) -> Value {
-    let mut applied: Option<(&Row, String)> = None;
+    let mut applied: Option<(&Item, String)> = None;
     let mut conditions = Vec::new();
     let mut reasons = Vec::new();
     let mut candidates = Vec::new();
@@ -510,8 +544,8 @@ fn resolve_kind(kind: &Kind, configs: &[&Assigned], data: &Data, q: &EffectiveQu
            "conditions": conditions, "reasons": reasons, "candidates": candidates})
 }
 
-fn created_of(row: &Row) -> String {
-    row.body().get("createdDateTime").and_then(Value::as_str).unwrap_or_default().to_owned()
+fn created_of(row: &Item) -> String {
+    row.created.clone()
 }
 
 /// R5: the oldest created profile assigned to one of the groups; else the profile assigned to
@@ -519,7 +553,7 @@ fn created_of(row: &Row) -> String {
 fn resolve_autopilot(data: &Data, q: &EffectiveQuery) -> Value {
     let mut profiles: Vec<&Assigned> = data.profiles.iter().collect();
     profiles.sort_by_key(|(r, _)| (created_of(r), r.id.to_ascii_lowercase()));
-    let mut applied: Option<(&Row, bool)> = None;
+    let mut applied: Option<(&Item, bool)> = None;
     let mut conditions = Vec::new();
     let mut reasons = Vec::new();
     let mut outcome: Vec<Option<Value>> = vec![None; profiles.len()];
