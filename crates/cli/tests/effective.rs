@@ -243,3 +243,29 @@ fn a_malformed_stored_rule_and_another_tenants_groups_are_answered_not_failed() 
     let v = ok(effective(&s, "fabrikam.example", &format!("group={theirs}")));
     assert_eq!(v["groups"][0]["displayName"], "Fabrikam secret");
 }
+
+#[test]
+fn the_cli_refuses_what_the_api_refuses() {
+    let s = start();
+    let g = group(&s, "G");
+    for (args, says) in [
+        (vec!["effective", "--tenant", "nobody.example", "--group", g.as_str()], "does not exist"),
+        (vec!["effective", "--tenant", TENANT], "--group"),
+        (vec!["effective", "--tenant", TENANT, "--group", ""], "group id"),
+        (vec!["effective", "--tenant", TENANT, "--group", g.as_str(), "--device", "noequals"], "NAME=VALUE"),
+        (vec!["effective", "--tenant", TENANT, "--group", g.as_str(), "--device", "bad-name=x"], "device property"),
+    ] {
+        let out = std::process::Command::new(common::bin())
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&s.data_dir)
+            .env_remove("ENROLLGRAPH_DATABASE")
+            .envs(s.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
