@@ -21,9 +21,9 @@
 //!   for another does not apply.
 //! - **R4 audience** (`enrollment-restrictions-set.md`, "Change enrollment restriction
 //!   priority", note: "Enrollment restrictions are applied to users"): restrictions (device
-//!   limit, platform) are user-targeted, so `allLicensedUsers` reaches them and `allDevices`
-//!   does not; the enrollment status page takes user and device groups
-//!   (`windows-enrollment-status.md`, "Prioritize profiles"), as do the other kinds.
+//!   limit, platform) and enrollment notifications are user-targeted, so `allLicensedUsers`
+//!   reaches them and `allDevices` does not; the enrollment status page takes user and device
+//!   groups (`windows-enrollment-status.md`, "Prioritize profiles"), as do the other kinds.
 //! - **R5 Autopilot** (`memdocs/autopilot/profiles.md`, "Autopilot profile priority"): a device
 //!   whose groups are assigned several profiles gets the oldest created one; with none, the
 //!   profile assigned to all devices (the "default profile"); exclusions of groups are
