@@ -65,6 +65,28 @@ enum Command {
     /// Print the environment (`export` lines) that sends a tool through `serve --proxy`:
     /// HTTPS_PROXY, NO_PROXY, the local CA and a bundle of the system's roots plus it.
     Env(ProxyPlace),
+    /// Which enrollment configuration of each kind and which Autopilot profile apply to a
+    /// member of the given groups, and why (JSON; on the data dir, like `tenant`).
+    Effective(EffectiveArgs),
+}
+
+#[derive(Args)]
+struct EffectiveArgs {
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// A group the user or device is a member of (repeat for several).
+    #[arg(long = "group", required = true)]
+    groups: Vec<String>,
+    /// A device property for assignment filters, as NAME=VALUE (repeat for several), e.g.
+    /// deviceOwnership=Corporate.
+    #[arg(long = "device", value_parser = parse_property)]
+    device: Vec<(String, String)>,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    Ok((k.strip_prefix("device.").unwrap_or(k).to_owned(), v.to_owned()))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -349,6 +371,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Tenant(TenantCommand::Admin(cmd)) => admin::tenant(&service, cmd).await,
+        Command::Effective(args) => {
+            let q = enrollgraph_service::EffectiveQuery::new(args.groups, args.device).map_err(|e| e.to_string())?;
+            let answer = service.effective_assignments(&args.tenant, &q).map_err(|e| e.to_string())?;
+            say(&serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())?);
+            Ok(())
+        }
         Command::App(AppCommand::Create { tenant, name, roles, client_id, certificates }) => {
             let certificates = admin::read_certificates(&certificates)?;
             let secret = enrollgraph_auth::generate_secret();

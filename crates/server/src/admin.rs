@@ -509,6 +509,10 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
             }
             _ => Err(method_not_allowed("GET, PUT")),
         },
+        ["tenants", id, "effective"] => match *m {
+            Method::GET => effective(state, id, query),
+            _ => Err(method_not_allowed("GET")),
+        },
         ["tenants", id, "apps"] => match *m {
             Method::POST => {
                 enrollgraph_service::check_tenant_id(id)?;
@@ -755,4 +759,14 @@ async fn create_tenant(state: &AppState, body: Option<Value>, base: &str) -> Res
     }
     out["domains"] = json!(state.service.domains(&id)?);
     Ok(reply(StatusCode::CREATED, &out))
+}
+
+/// `GET /_enrollgraph/tenants/{tenant}/effective?group={id}[&group=…][&device.{property}=…]`:
+/// which enrollment configuration of each kind and which Autopilot profile apply to a member
+/// of those groups, and why (issue 15; `enrollgraph_service::effective`, the contract in
+/// docs/effective-assignments.md).
+fn effective(state: &AppState, tenant: &str, query: &str) -> Result<Response, AdminError> {
+    let q = enrollgraph_service::EffectiveQuery::from_query_string(query)?;
+    let answer = state.service.effective_assignments(tenant, &q)?;
+    Ok(reply(StatusCode::OK, &answer))
 }

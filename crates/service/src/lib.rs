@@ -6,7 +6,9 @@
 //! are read and written through one tenant-scoped `enrollgraph-store` transaction.
 
 pub mod directory;
+pub mod effective;
 pub mod error;
+pub mod filter_rule;
 mod graph_paths;
 mod ops;
 pub mod path;
@@ -21,6 +23,7 @@ use enrollgraph_store::Store;
 use serde_json::Value;
 
 pub use directory::{App, Incarnation, User};
+pub use effective::EffectiveQuery;
 pub use error::{Result, ServiceError};
 pub use tenant::{
     DEFAULTS_JSON, SNAPSHOT_FORMAT, Snapshot, SnapshotEntity, SnapshotLink, canonical_tenant_id, check_tenant_id,
