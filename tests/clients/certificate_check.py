@@ -6,6 +6,10 @@ Run by crates/cli/tests/azure_identity.rs against `enrollgraph serve --tls --adm
   AUTHORITY   https://localhost:PORT      TENANT     the tenant id
   ADMIN_KEY   the admin key               GRAPH_URL  https://localhost:PORT/beta
   REQUESTS_CA_BUNDLE, SSL_CERT_FILE       the server's CA
+and through `serve --proxy` (issue 14, "any tool, unchanged"): AUTHORITY empty, so each client
+keeps its default authority (login.microsoftonline.com, instance discovery on), GRAPH_URL
+https://graph.microsoft.com/beta, HTTPS_PROXY the proxy, ADMIN_URL the direct listener (the
+admin API is not an intercepted host).
 The script makes an RSA key and a self-signed certificate (the `cryptography` package),
 registers an app holding the certificate (public part only) through the admin API, then
 signs in with each client. Prints one ok/FAIL line per check; exits 1 if any failed.
@@ -56,12 +60,17 @@ def call_graph(token, label):
 
 
 def main():
-    authority, tenant = env("AUTHORITY"), env("TENANT")
+    authority, tenant = os.environ.get("AUTHORITY", ""), env("TENANT")
+    admin_url = os.environ.get("ADMIN_URL") or authority
+    # No authority: every client keeps its own default (the public cloud's login host).
+    own = {"authority": authority, "disable_instance_discovery": True} if authority else {}
+    msal_authority = f"{authority or 'https://login.microsoftonline.com'}/{tenant}"
+    msal_discovery = not authority
     admin_key = env("ADMIN_KEY")
     env("GRAPH_URL")
     key_pem, cert_pem, thumbprint = make_certificate()
     r = requests.post(
-        f"{authority}/_enrollgraph/tenants/{tenant}/apps",
+        f"{admin_url}/_enrollgraph/tenants/{tenant}/apps",
         json={"displayName": "certificate check", "certificates": [cert_pem]},
         headers={"Authorization": f"Bearer {admin_key}"},
         timeout=30,
@@ -75,7 +84,7 @@ def main():
 
     # A private key in the upload is refused: the server never stores one.
     r = requests.post(
-        f"{authority}/_enrollgraph/tenants/{tenant}/apps",
+        f"{admin_url}/_enrollgraph/tenants/{tenant}/apps",
         json={"certificates": [cert_pem + key_pem]},
         headers={"Authorization": f"Bearer {admin_key}"},
         timeout=30,
@@ -91,10 +100,7 @@ def main():
 
         for chain in (False, True):
             label = f"sync CertificateCredential (send_certificate_chain={chain})"
-            cred = CertificateCredential(
-                tenant, client_id, path, authority=authority, disable_instance_discovery=True,
-                send_certificate_chain=chain,
-            )
+            cred = CertificateCredential(tenant, client_id, path, send_certificate_chain=chain, **own)
             try:
                 tok = cred.get_token(SCOPE)
                 check(True, f"{label}: get_token")
@@ -108,9 +114,7 @@ def main():
             from azure.identity.aio import CertificateCredential as AsyncCertificateCredential
 
             label = "async CertificateCredential"
-            cred = AsyncCertificateCredential(
-                tenant, client_id, path, authority=authority, disable_instance_discovery=True
-            )
+            cred = AsyncCertificateCredential(tenant, client_id, path, **own)
             try:
                 async with cred:
                     tok = await cred.get_token(SCOPE)
@@ -126,9 +130,9 @@ def main():
     label = "msal ConfidentialClientApplication with a certificate"
     cca = msal.ConfidentialClientApplication(
         client_id,
-        authority=f"{authority}/{tenant}",
+        authority=msal_authority,
         client_credential={"private_key": key_pem, "thumbprint": thumbprint},
-        instance_discovery=False,
+        instance_discovery=msal_discovery,
     )
     result = cca.acquire_token_for_client(scopes=[SCOPE])
     if check("access_token" in result, f"{label}: acquire_token_for_client"):
@@ -140,9 +144,9 @@ def main():
     other_key, _, _ = make_certificate()
     bad = msal.ConfidentialClientApplication(
         client_id,
-        authority=f"{authority}/{tenant}",
+        authority=msal_authority,
         client_credential={"private_key": other_key, "thumbprint": thumbprint},
-        instance_discovery=False,
+        instance_discovery=msal_discovery,
     )
     result = bad.acquire_token_for_client(scopes=[SCOPE])
     eq(result.get("error_codes"), [700027], f"{label}: a key the certificate is not for is refused")

@@ -84,3 +84,34 @@ fn msgraph_sdks_with_their_default_hosts_through_the_proxy() {
     // public host's paths, and the direct listener was never asked.
     assert!(s.journal().iter().any(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/beta/"))));
 }
+
+/// Issue 14: azure-identity's `CertificateCredential` and MSAL Python's confidential client
+/// with a certificate, each with its default authority (login.microsoftonline.com, instance
+/// discovery on), through the proxy with only environment variables set.
+#[test]
+fn certificate_credentials_with_their_default_authority_through_the_proxy() {
+    let Some(py) = clients::python() else { return };
+    let s = proxy_server::ProxyServer::start(&[]);
+    clients::run_script(
+        &py,
+        &["tests/clients/certificate_check.py"],
+        &[
+            ("AUTHORITY", String::new()),
+            ("ADMIN_URL", s.base.clone()),
+            ("ADMIN_KEY", proxy_server::ADMIN_KEY.to_owned()),
+            ("TENANT", TENANT.to_owned()),
+            ("GRAPH_URL", "https://graph.microsoft.com/beta".to_owned()),
+            ("HTTPS_PROXY", s.proxy.clone()),
+            ("SSL_CERT_FILE", s.ca.display().to_string()),
+            ("REQUESTS_CA_BUNDLE", s.ca.display().to_string()),
+        ],
+        Duration::from_secs(180),
+        "certificate_check.py through the proxy",
+    );
+    // The sign-ins went through the proxy to the intercepted login host.
+    assert!(
+        s.journal().iter().any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/oauth2/v2.0/token"))),
+        "no token request reached the server through the proxy"
+    );
+}
+
