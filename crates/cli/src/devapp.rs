@@ -27,8 +27,16 @@ pub async fn ensure(
     let existing = service.find_app(tenant, client_id).map_err(|e| e.to_string())?;
     let hashes = existing.as_ref().map(|a| a.secret_hashes.clone()).unwrap_or_default();
     let certificates = existing.as_ref().map(|a| a.certificates.clone()).unwrap_or_default();
+    // The well-known secret is public (README), so stretching its hash protects nothing; it is
+    // stored with the cheap count of generated secrets and only such hashes are tried here:
+    // verifying it against 100,000-round hashes cost every start ~20 ms per stored hash (the
+    // bench's start-up line). An older data dir's 100,000-round copy is kept among `others`
+    // and refused off loopback by `Identity::refusing_secret`.
+    let cheap = |h: &String| {
+        enrollgraph_auth::hash_iterations(h).is_some_and(|i| i <= enrollgraph_auth::GENERATED_SECRET_ITERATIONS)
+    };
     let (well_known, others): (Vec<String>, Vec<String>) =
-        hashes.into_iter().partition(|h| enrollgraph_auth::verify_secret(well_known_secret, h));
+        hashes.into_iter().partition(|h| cheap(h) && enrollgraph_auth::verify_secret(well_known_secret, h));
     let roles_changed = existing.as_ref().is_none_or(|a| a.roles != roles);
     let save = |secret_hashes: Vec<String>| {
         let app = App {
@@ -42,12 +50,16 @@ pub async fn ensure(
     };
     if loopback {
         if roles_changed || well_known.is_empty() {
-            let mut hashes = vec![enrollgraph_auth::hash_secret(well_known_secret)];
+            let mut hashes = vec![enrollgraph_auth::hash_generated_secret(well_known_secret)];
             hashes.extend(others);
             save(hashes).await.map_err(|e| e.to_string())?;
         }
         return Ok(well_known_secret.to_owned());
     }
+    // Off loopback (rare): an older data dir may hold the well-known secret stretched; find
+    // it the slow way, so that it is removed and a random secret made.
+    let (stretched, others): (Vec<String>, Vec<String>) =
+        others.into_iter().partition(|h| enrollgraph_auth::verify_secret(well_known_secret, h));
     if others.is_empty() {
         let secret = enrollgraph_auth::generate_secret();
         save(vec![enrollgraph_auth::hash_generated_secret(&secret)]).await.map_err(|e| e.to_string())?;
@@ -55,7 +67,7 @@ pub async fn ensure(
             "{secret}   (random, shown once: the well-known development secret is refused off loopback)"
         ));
     }
-    if roles_changed || !well_known.is_empty() {
+    if roles_changed || !well_known.is_empty() || !stretched.is_empty() {
         save(others).await.map_err(|e| e.to_string())?;
     }
     Ok("(random, shown when it was made: the well-known development secret is refused off loopback)".to_owned())
