@@ -66,6 +66,13 @@ enum Command {
     /// Fault rules of a running server (its admin API).
     #[command(subcommand)]
     Faults(admin::FaultsCommand),
+    /// Exit 0 when a running server answers `200` at a probe URL (the container image's
+    /// HEALTHCHECK: the image holds no curl).
+    Health {
+        /// The probe to ask (`/health` for liveness, `/ready` for readiness).
+        #[arg(long, env = "ENROLLGRAPH_HEALTH_URL", default_value = "http://127.0.0.1:5080/health")]
+        url: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -299,6 +306,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Command::Faults(cmd) = cli.command {
         return admin::faults(&cli.data_dir, cli.database.as_deref(), cmd).await;
     }
+    if let Command::Health { url } = &cli.command {
+        return ops::probe(url).await;
+    }
     let (service, store) = open(&cli.data_dir, cli.database.as_deref())?;
     match cli.command {
         Command::Serve(args) => {
@@ -409,7 +419,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             say(&format!("signing with key {}", keys.current_kid()));
             Ok(())
         }
-        Command::Keys(KeysCommand::Generate) | Command::Faults(_) => Ok(()),
+        Command::Keys(KeysCommand::Generate) | Command::Faults(_) | Command::Health { .. } => Ok(()),
     }
 }
 

@@ -111,3 +111,14 @@ pub async fn ready(store: Arc<dyn Store>) -> Response {
             .into_response(),
     }
 }
+
+/// `enrollgraph health`: `Ok` when `url` answers `200` within 3 seconds.
+///
+/// # Errors
+/// No answer, or another status.
+pub async fn probe(url: &str) -> Result<(), String> {
+    let client =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build().map_err(|e| e.to_string())?;
+    let status = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?.status();
+    if status == reqwest::StatusCode::OK { Ok(()) } else { Err(format!("{url}: {status}")) }
+}
