@@ -571,3 +571,22 @@ async fn shutdown() {
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_named_in_logs_has_no_credentials() {
+        let dir = Path::new("/data");
+        assert_eq!(
+            describe_database(dir, Some("postgres://eg:s3cret-pw@db.internal:5432/enrollgraph?sslmode=require")),
+            "postgres://db.internal:5432/enrollgraph"
+        );
+        assert_eq!(
+            describe_database(dir, Some("host=db password=s3cret-pw")),
+            "PostgreSQL (key=value connection string)"
+        );
+        assert_eq!(describe_database(dir, None), "/data/enrollgraph.sqlite");
+    }
+}

@@ -78,12 +78,20 @@ fn metrics_scrape_parses_with_bounded_route_labels() {
         assert!(status.is_client_error(), "{path}: {status}");
         sent.push(random);
     }
+    // Methods of the client's invention are `other`.
+    for (i, random) in sent.iter().take(5).enumerate() {
+        let method = reqwest::Method::from_bytes(format!("X{i}{}", &random[..8]).to_uppercase().as_bytes()).unwrap();
+        let status = s.raw().request(method, s.url(CONFIGS)).send().unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
     // A refused token counts as a failed validation, by reason.
     let bad = s.raw().get(s.url(CONFIGS)).header("authorization", "Bearer not.a.token").send().unwrap();
     assert_eq!(bad.status(), 401);
     let scrape = scrape(port);
     let requests: Vec<_> = scrape.iter().filter(|x| x.metric == "enrollgraph_http_requests_total").collect();
     let routes: BTreeSet<&str> = requests.iter().map(|x| label(x, "route")).collect();
+    let methods: BTreeSet<&str> = requests.iter().map(|x| label(x, "method")).collect();
+    assert_eq!(methods, BTreeSet::from(["GET", "POST", "other"]), "methods stay few");
     assert!(routes.len() <= 8, "route labels stay few: {routes:?}");
     for r in &routes {
         assert!(!sent.iter().any(|id| r.contains(id.as_str())), "an id in a route label: {r}");

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use enrollgraph_csdl::{ApiVersion, Model};
@@ -139,7 +139,13 @@ async fn observe(State(observer): State<Arc<Observer>>, mut req: Request, next: 
     let started = Instant::now();
     let caller = Caller::default();
     req.extensions_mut().insert(caller.clone());
-    let method = req.method().clone();
+    // Methods are the client's words too: any other than HTTP's own is `other` (bounded).
+    let method = match *req.method() {
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS => {
+            req.method().as_str().to_owned()
+        }
+        _ => "other".to_owned(),
+    };
     let route = observer.template(req.uri().path());
     let resp = next.run(req).await;
     let elapsed = started.elapsed();
@@ -148,7 +154,7 @@ async fn observe(State(observer): State<Arc<Observer>>, mut req: Request, next: 
         let version = route.split('/').nth(1).filter(|v| ApiVersion::parse(v).is_some()).unwrap_or("").to_owned();
         metrics::counter!(
             "enrollgraph_http_requests_total",
-            "method" => method.as_str().to_owned(),
+            "method" => method.clone(),
             "route" => route.clone(),
             "status" => status.to_string(),
             "version" => version,
@@ -156,7 +162,7 @@ async fn observe(State(observer): State<Arc<Observer>>, mut req: Request, next: 
         .increment(1);
         metrics::histogram!(
             "enrollgraph_http_request_duration_seconds",
-            "method" => method.as_str().to_owned(),
+            "method" => method.clone(),
             "route" => route.clone(),
         )
         .record(elapsed.as_secs_f64());
