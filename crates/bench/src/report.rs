@@ -113,6 +113,10 @@ pub const PROXY_RATIO: f64 = 1.0 / 1.15;
 pub const TOKEN: &str = "enrollgraph+token";
 /// The enrollgraph server with `--query-push-down off` (W5 only: what push-down buys).
 pub const NO_PUSH_DOWN: &str = "eg-no-pushdown";
+/// enrollgraph with Prometheus metrics on (issue 16: their cost on W2, target ≤ 3 %).
+pub const METRICS: &str = "eg+metrics";
+/// enrollgraph with one log line per request (issue 16), to a file.
+pub const REQUEST_LOGS: &str = "eg+request-logs";
 
 /// Targets the issue leaves for later, so their lines already have a place.
 pub const PENDING: &[&str] = &[];

@@ -53,6 +53,27 @@ fn tail(log: &Path) -> String {
 impl Server {
     /// Starts `program args…`, pinned, stderr to `log`; waits for the banner.
     pub fn start(program: &Path, args: &[OsString], pinning: Pinning, log: &Path) -> Result<Server, String> {
+        Server::start_env(program, args, pinning, log, None)
+    }
+
+    /// [`Server::start`] with one more environment variable.
+    pub fn start_with_env(
+        program: &Path,
+        args: &[OsString],
+        pinning: Pinning,
+        log: &Path,
+        var: (&str, &str),
+    ) -> Result<Server, String> {
+        Server::start_env(program, args, pinning, log, Some(var))
+    }
+
+    fn start_env(
+        program: &Path,
+        args: &[OsString],
+        pinning: Pinning,
+        log: &Path,
+        var: Option<(&str, &str)>,
+    ) -> Result<Server, String> {
         let mut cmd = match pinning.server_core {
             Some(core) => {
                 let mut c = Command::new("taskset");
@@ -62,6 +83,14 @@ impl Server {
             None => Command::new(program),
         };
         let err = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        // Request log lines are on by default (issue 16); the workloads measure the server
+        // without them unless a variant turns them on (`REQUEST_LOGS`).
+        if std::env::var_os("ENROLLGRAPH_LOG").is_none() {
+            cmd.env("ENROLLGRAPH_LOG", "enrollgraph=info,enrollgraph::request=off,warn");
+        }
+        if let Some((name, value)) = var {
+            cmd.env(name, value);
+        }
         let mut child = cmd
             .args(args)
             .stdin(Stdio::null())

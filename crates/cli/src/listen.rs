@@ -47,6 +47,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long open connections may finish their requests once the server is told to stop.
+    pub shutdown_grace: Duration,
 }
 
 impl Limits {
@@ -63,8 +65,6 @@ impl Limits {
 const LINGER_TIME: Duration = Duration::from_secs(2);
 /// How much of a refused body is read and dropped after the answer.
 const LINGER_LIMIT: usize = 16 * 1024 * 1024;
-/// How long open connections may finish their requests once the server is told to stop.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `router` on `listener` until `stop` resolves; with `proxy`, the listener is
 /// `serve --proxy`'s forward proxy (proxy.rs), under the same rules.
@@ -124,9 +124,17 @@ pub async fn serve(
             }
         });
     }
+    // Graceful shutdown (issue 16): the listening socket closes first, so a new
+    // connection is refused by the kernel; open connections finish the requests they
+    // have (HTTP/1.1 answers them with `Connection: close`, HTTP/2 sends GOAWAY) within
+    // the grace, and idle ones close now.
     let _ = stopping.send(true);
     drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, permits.acquire_many(max)).await;
+    let open = max as usize - permits.available_permits();
+    tracing::info!(connections = open, grace_s = limits.shutdown_grace.as_secs(), "stopped accepting connections");
+    if tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(max)).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace are dropped");
+    }
     Ok(())
 }
 
@@ -469,6 +477,7 @@ mod tests {
             idle: Duration::from_secs(1),
             max_connections: 1,
             trusted_proxies: nets(&["10.0.0.0/8", "::1/128"]),
+            shutdown_grace: Duration::from_secs(1),
         };
         assert!(limits.trusts("10.1.2.3".parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))));
         assert!(limits.trusts("::ffff:10.1.2.3".parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))));

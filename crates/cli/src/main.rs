@@ -7,6 +7,7 @@ mod datadir;
 mod devapp;
 mod listen;
 mod proxy;
+mod ops;
 mod tls;
 
 use std::net::SocketAddr;
@@ -37,6 +38,10 @@ struct Cli {
     /// SQLite file in the data directory; replicas over one database act as one service.
     #[arg(long, global = true, env = "ENROLLGRAPH_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// Log lines as text or as one JSON object per line; levels come from `ENROLLGRAPH_LOG`
+    /// (or `RUST_LOG`), e.g. `enrollgraph=debug` or `enrollgraph::request=off`.
+    #[arg(long, global = true, env = "ENROLLGRAPH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +73,13 @@ enum Command {
     /// Which enrollment configuration of each kind and which Autopilot profile apply to a
     /// member of the given groups, and why (JSON; on the data dir, like `tenant`).
     Effective(EffectiveArgs),
+    /// Exit 0 when a running server answers `200` at a probe URL (the container image's
+    /// HEALTHCHECK: the image holds no curl).
+    Health {
+        /// The probe to ask (`/health` for liveness, `/ready` for readiness).
+        #[arg(long, env = "ENROLLGRAPH_HEALTH_URL", default_value = "http://127.0.0.1:5080/health")]
+        url: String,
+    },
 }
 
 #[derive(Args)]
@@ -87,6 +99,14 @@ struct EffectiveArgs {
 fn parse_property(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
     Ok((k.strip_prefix("device.").unwrap_or(k).to_owned(), v.to_owned()))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,6 +157,13 @@ struct ServeArgs {
     /// Signing keys (JSON from `enrollgraph keys generate`) to use when the database has none yet.
     #[arg(long, env = "ENROLLGRAPH_SIGNING_KEYS_FILE")]
     signing_keys_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at `/metrics` on this address (e.g. `0.0.0.0:9090`), a
+    /// listener of its own without authentication: keep it on a private network.
+    #[arg(long, env = "ENROLLGRAPH_METRICS_ADDRESS")]
+    metrics_address: Option<SocketAddr>,
+    /// Seconds in-flight requests may take to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "ENROLLGRAPH_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    shutdown_grace: u64,
     #[command(flatten)]
     admin: admin::AdminArgs,
     #[command(flatten)]
@@ -306,14 +333,15 @@ enum KeysCommand {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ENROLLGRAPH_LOG")
-                .unwrap_or_else(|_| "enrollgraph=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENROLLGRAPH_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| "enrollgraph=info,warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -345,14 +373,29 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Command::Faults(cmd) = cli.command {
         return admin::faults(&cli.data_dir, cli.database.as_deref(), cmd).await;
     }
+    if let Command::Health { url } = &cli.command {
+        return ops::probe(url).await;
+    }
     if let Command::Env(place) = cli.command {
         datadir::prepare(&cli.data_dir)?;
         say(&proxy_env(&cli.data_dir, &place)?);
         return Ok(());
     }
-    let service = open(&cli.data_dir, cli.database.as_deref())?;
+    let (service, store) = open(&cli.data_dir, cli.database.as_deref())?;
     match cli.command {
-        Command::Serve(args) => serve(service, &cli.data_dir, args).await,
+        Command::Serve(args) => {
+            tracing::info!(database = %describe_database(&cli.data_dir, cli.database.as_deref()), "opened the database");
+            let served = serve(service, store.clone(), &cli.data_dir, args).await;
+            // Graceful shutdown (issue 16): the listener has stopped and in-flight requests
+            // have had their grace; what the writer queue holds is committed before exit.
+            tracing::info!("shutting down: committing the writer queue");
+            if tokio::time::timeout(std::time::Duration::from_secs(30), store.drain()).await.is_err() {
+                tracing::warn!("the writer queue did not drain within 30 s");
+            }
+            store.close();
+            tracing::info!("stopped: database closed");
+            served
+        }
         Command::Tenant(TenantCommand::Create { id, domains }) => {
             let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).to_ascii_lowercase();
             if !service.provision_tenant(&id).await.map_err(|e| e.to_string())? {
@@ -461,11 +504,24 @@ async fn run(cli: Cli) -> Result<(), String> {
             say(&format!("signing with key {}", keys.current_kid()));
             Ok(())
         }
-        Command::Keys(KeysCommand::Generate) | Command::Faults(_) | Command::Env(_) => Ok(()),
+        Command::Keys(KeysCommand::Generate) | Command::Faults(_) | Command::Env(_) | Command::Health { .. } => Ok(()),
     }
 }
 
-fn open(data_dir: &Path, database: Option<&str>) -> Result<Service, String> {
+/// The database a log line may name: the PostgreSQL URL without its user and password.
+fn describe_database(data_dir: &Path, database: Option<&str>) -> String {
+    match database.filter(|d| !d.is_empty()) {
+        Some(url) if url.contains("://") => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
+        }
+        Some(_) => "PostgreSQL (key=value connection string)".into(),
+        None => data_dir.join("enrollgraph.sqlite").display().to_string(),
+    }
+}
+
+fn open(data_dir: &Path, database: Option<&str>) -> Result<(Service, Arc<dyn Store>), String> {
     datadir::prepare(data_dir)?;
     let store: Arc<dyn Store> = match database.filter(|d| !d.is_empty()) {
         Some(url) => {
@@ -479,7 +535,7 @@ fn open(data_dir: &Path, database: Option<&str>) -> Result<Service, String> {
     };
     let model = enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?;
     store.ensure_indexes(&model.behaviour.indexes).map_err(|e| format!("cannot create indexes: {e}"))?;
-    Ok(Service::new(Arc::new(model), store, Config::default()))
+    Ok((Service::new(Arc::new(model), store.clone(), Config::default()), store))
 }
 
 /// The persisted key set, made (or taken from `file`) the first time.
@@ -497,7 +553,7 @@ async fn load_keys(service: &Service, file: Option<&Path>) -> Result<KeySet, Str
     KeySet::from_json(&json).map_err(|e| format!("the signing keys are unusable: {e}"))
 }
 
-async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result<(), String> {
+async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut args: ServeArgs) -> Result<(), String> {
     args.tenant = enrollgraph_service::canonical_tenant_id(&args.tenant).map_err(|e| format!("--tenant: {e}"))?;
     if args.auth == AuthMode::Off && !args.address.is_loopback() {
         return Err("--auth off is refused unless the server listens on loopback only (rulings.md 9)".into());
@@ -556,8 +612,22 @@ async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result
     if let Some((_, text)) = &proxy {
         banner.push_str(text);
     }
+    let metrics = match args.metrics_address {
+        Some(addr) => Some(ops::metrics_listener(addr).await?),
+        None => None,
+    };
+    if let Some(addr) = metrics {
+        banner.push_str(&format!("\n  metrics:       http://{addr}/metrics"));
+    }
     say(&banner);
-    let router = app(state);
+    let log_requests = tracing::enabled!(target: "enrollgraph::request", tracing::Level::INFO);
+    let observer = enrollgraph_server::observe::Observer::new(state.service.model(), metrics.is_some(), log_requests);
+    let router = app(state).route("/ready", axum::routing::get(move || ops::ready(store.clone())));
+    let router = if metrics.is_some() || log_requests {
+        enrollgraph_server::observe::layer(router, Arc::new(observer))
+    } else {
+        router
+    };
     let tls = match tls {
         None => None,
         Some(files) => Some(tls::server_config(&files)?),
@@ -568,6 +638,7 @@ async fn serve(service: Service, data_dir: &Path, mut args: ServeArgs) -> Result
         idle: std::time::Duration::from_secs(args.limits.idle_timeout),
         max_connections: args.limits.max_connections as usize,
         trusted_proxies: args.limits.trusted_proxies,
+        shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
     };
     let Some(((proxy_listener, proxy), _)) = proxy else {
         return listen::serve(listener, tls, router, None, limits, shutdown()).await;
@@ -694,4 +765,23 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_named_in_logs_has_no_credentials() {
+        let dir = Path::new("/data");
+        assert_eq!(
+            describe_database(dir, Some("postgres://eg:s3cret-pw@db.internal:5432/enrollgraph?sslmode=require")),
+            "postgres://db.internal:5432/enrollgraph"
+        );
+        assert_eq!(
+            describe_database(dir, Some("host=db password=s3cret-pw")),
+            "PostgreSQL (key=value connection string)"
+        );
+        assert_eq!(describe_database(dir, None), "/data/enrollgraph.sqlite");
+    }
 }

@@ -453,6 +453,7 @@ impl Faults {
             {
                 continue;
             }
+            metrics::counter!("enrollgraph_faults_injected_total", "rule" => rule.id.to_string()).increment(1);
             if let Some(ms) = rule.spec.latency_ms {
                 d.latency += Duration::from_millis(ms);
             }

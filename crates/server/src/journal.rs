@@ -536,6 +536,8 @@ impl Journal {
             }
             inner.total -= freed;
         }
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("enrollgraph_journal_bytes").set(inner.total as f64);
     }
 
     /// Bytes held (for tests and the settings view).

@@ -8,6 +8,7 @@ mod error;
 pub mod faults;
 pub mod identity;
 pub mod journal;
+pub mod observe;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -238,6 +239,9 @@ async fn serve_graph(state: &AppState, req: Request, base: &str) -> Result<Respo
     };
     let principal = authenticate(state, &parts.headers)?;
     let tenant = principal.as_ref().map_or_else(|| state.default_tenant.to_string(), |p| p.tenant.clone());
+    if let Some(caller) = parts.extensions.get::<observe::Caller>() {
+        caller.set(&tenant, principal.as_ref().map(|p| p.app_id.as_str()));
+    }
     let body = read_json(&parts.headers, body, &method).await?;
     if is_batch(path) {
         if method != ServiceMethod::Post {
@@ -297,6 +301,7 @@ pub(crate) fn authenticate(
     }
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate(&state.service, t));
+    observe::token_checked(&checked);
     let known = match &checked {
         Ok(p) => match state.identity.check_tenant(&state.service, &p.tenant) {
             Err(e @ enrollgraph_service::ServiceError::Unavailable(_)) => return Err(HttpError::Service(e)),

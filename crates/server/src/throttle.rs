@@ -220,6 +220,18 @@ enum Scope {
     AppRequests(String),
 }
 
+impl Scope {
+    /// The limit's name, as the metrics label it (issue 16).
+    fn rule(&self) -> &'static str {
+        match self {
+            Scope::TenantWrites => "tenantWrites",
+            Scope::AppWrites(_) => "appWrites",
+            Scope::TenantRequests => "tenantRequests",
+            Scope::AppRequests(_) => "appRequests",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Bucket {
     /// Units held (one token = `window_ms` units).
@@ -336,6 +348,7 @@ impl Throttle {
         let now = self.clock.now_ms();
         let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
         let mut wait_ms = 0u64;
+        let mut refused_by = "";
         for (scope, capacity) in &scopes {
             let full = capacity.saturating_mul(w);
             let b = buckets.entry((tenant.to_owned(), scope.clone())).or_insert(Bucket {
@@ -348,7 +361,9 @@ impl Throttle {
             b.at = now;
             if now < b.blocked_until {
                 wait_ms = wait_ms.max(b.blocked_until - now);
+                refused_by = scope.rule();
             } else if b.level < w {
+                refused_by = scope.rule();
                 // Time until one token is back, in whole seconds (Retry-After has no
                 // fractions), and the bucket refuses until then.
                 let ms = (w - b.level).div_ceil(*capacity);
@@ -358,6 +373,7 @@ impl Throttle {
             }
         }
         if wait_ms > 0 {
+            metrics::counter!("enrollgraph_throttled_total", "rule" => refused_by).increment(1);
             return Err(wait_ms.div_ceil(1000).max(1));
         }
         for (scope, _) in scopes {

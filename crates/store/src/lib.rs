@@ -473,6 +473,40 @@ pub trait Store: Send + Sync + 'static {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
+    /// Readiness (issue 16): the database answers and its schema is at this binary's
+    /// migration. The default reads the tenant list.
+    ///
+    /// # Errors
+    /// The database is out of reach or its schema is not this binary's.
+    fn ready(&self) -> Result<(), StoreError> {
+        self.tenants().map(|_| ())
+    }
+    /// Resolves once every write queued before the call has been committed (or failed):
+    /// graceful shutdown waits for it before the process exits (issue 16). The default has
+    /// no queue.
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    /// Closes the connections this store keeps idle (PostgreSQL's read pool); writers close
+    /// theirs when the store is dropped.
+    fn close(&self) {}
+}
+
+/// A marker job for [`Store::drain`]: queued behind every write already queued, it rolls
+/// itself back, so that its answer means the writer has finished everything before it.
+pub(crate) fn drain_queue(writer: &std::sync::mpsc::Sender<WriteRequest>) -> BoxFuture<'static, ()> {
+    let done = queue_write(writer, "", Box::new(|_| Err(StoreError::RolledBack)));
+    Box::pin(async move {
+        let _ = done.await;
+    })
+}
+
+/// Group-commit metrics (issue 16): the batch size and the commit's duration, per backend.
+pub(crate) fn record_commit(backend: &'static str, batch: usize, started: std::time::Instant) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::histogram!("enrollgraph_group_commit_batch_size", "backend" => backend).record(batch as f64);
+    metrics::histogram!("enrollgraph_group_commit_seconds", "backend" => backend)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// Typed helpers over [`Store`] for any result and error type.

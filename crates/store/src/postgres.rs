@@ -430,6 +430,14 @@ struct Pool {
     open: usize,
 }
 
+/// The read pool's gauges (issue 16): connections lent out and connections idle.
+fn report_pool(pool: &Pool) {
+    #[allow(clippy::cast_precision_loss)]
+    let (idle, open) = (pool.idle.len() as f64, pool.open as f64);
+    metrics::gauge!("enrollgraph_pg_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("enrollgraph_pg_pool_connections", "state" => "in_use").set((open - idle).max(0.0));
+}
+
 /// PostgreSQL behind [`Store`] (see the module docs).
 pub struct PostgresStore {
     config: tokio_postgres::Config,
@@ -493,6 +501,7 @@ impl PostgresStore {
         loop {
             while let Some(c) = pool.idle.pop() {
                 if !c.client.is_closed() {
+                    report_pool(&pool);
                     return Ok(c);
                 }
                 pool.open -= 1;
@@ -510,6 +519,7 @@ impl PostgresStore {
             }
         }
         pool.open += 1;
+        report_pool(&pool);
         drop(pool);
         self.driver.connect(&self.config).inspect_err(|_| {
             if let Ok(mut p) = self.pool.lock() {
@@ -525,6 +535,7 @@ impl PostgresStore {
             } else {
                 pool.open = pool.open.saturating_sub(1);
             }
+            report_pool(&pool);
         }
         self.returned.notify_one();
     }
@@ -601,7 +612,10 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_p
         let mut distinct: Vec<&str> = batch.iter().map(|r| r.tenant.as_str()).collect();
         distinct.sort_unstable();
         distinct.dedup();
+        // The BEGIN waits for the tenants' advisory locks (another replica writing them).
+        let locking = std::time::Instant::now();
         let mut begun = begin_locked(&conn, &keys, &distinct, batch.len());
+        metrics::histogram!("enrollgraph_pg_lock_wait_seconds").record(locking.elapsed().as_secs_f64());
         if begun.is_err() && conn.client.is_closed() {
             // The server dropped the connection (a restart, a failover, an idle timeout):
             // nothing of the batch has run, so it may begin again on a fresh one.
@@ -630,8 +644,10 @@ fn write_loop(conn: Conn, queue: &mpsc::Receiver<WriteRequest>, config: &tokio_p
             jobs.push(r.job);
             dones.push(r.done);
         }
+        let (started, size) = (std::time::Instant::now(), jobs.len());
         let (results, kept, committed) =
             run_batch(&conn, tenants.iter().map(String::as_str).zip(jobs), begun, std::mem::take(&mut cache));
+        crate::record_commit("postgres", size, started);
         if committed {
             cache = kept;
             clocks.extend(gens);
@@ -940,6 +956,38 @@ impl Store for PostgresStore {
 
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        blocking(|| {
+            let conn = self.take()?;
+            let rows = conn.query("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]);
+            self.give_back(conn, rows.is_ok());
+            let version: i32 = rows?.first().map_or(0, |r| r.get(0));
+            if usize::try_from(version).ok() != Some(MIGRATIONS.len()) {
+                return Err(StoreError::Backend(format!(
+                    "the database is at schema version {version}, this binary's is {}",
+                    MIGRATIONS.len()
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        let all: Vec<_> = self.writers.iter().map(crate::drain_queue).collect();
+        Box::pin(async move {
+            for one in all {
+                one.await;
+            }
+        })
+    }
+
+    fn close(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            let idle = std::mem::take(&mut pool.idle);
+            pool.open = pool.open.saturating_sub(idle.len());
+        }
     }
 }
 

@@ -139,6 +139,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
     while let Ok(first) = queue.recv() {
         let batch = crate::gather(queue, first, MAX_BATCH, arriving, &mut expect, crate::GATHER_WAIT);
         let mut results = Vec::with_capacity(batch.len());
+        let (started, size) = (std::time::Instant::now(), batch.len());
         let begun = conn.execute_batch("BEGIN IMMEDIATE");
         let mut dones = Vec::with_capacity(batch.len());
         let alone = batch.len() == 1;
@@ -164,6 +165,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
                 *r = Err(crate::sqlite_error(&e).context("commit failed"));
             }
         }
+        crate::record_commit("sqlite", size, started);
         for (done, result) in dones.into_iter().zip(results) {
             let _ = done.send(result);
         }
@@ -194,6 +196,22 @@ impl Store for SqliteStore {
 
     fn announce_write(&self, _tenant: &str) -> crate::WriteIntent {
         crate::WriteIntent::counted(&self.arriving)
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        let conn = open_connection(&self.path, true)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if usize::try_from(version).ok() != Some(MIGRATIONS.len()) {
+            return Err(StoreError::Backend(format!(
+                "the database is at schema version {version}, this binary's is {}",
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        crate::drain_queue(&self.writer)
     }
 
     fn read_job(

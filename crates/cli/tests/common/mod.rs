@@ -96,6 +96,8 @@ impl Server {
             .args(&self.extra)
             .env_remove("ENROLLGRAPH_DATABASE")
             .envs(self.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
+            // One log line per request would flood the test output (tests/ops.rs reads them).
+            .env("ENROLLGRAPH_LOG", "enrollgraph=info,enrollgraph::request=off,warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -167,6 +169,35 @@ impl Server {
             c.kill().unwrap();
             c.wait().unwrap();
         }
+        self.spawn();
+    }
+
+    /// Sends SIGTERM (a graceful shutdown, issue 16) without waiting for the exit.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM {}", self.pid());
+    }
+
+    /// Waits for the server to exit (after [`Server::sigterm`]), at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the server runs");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > limit {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("the server did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same data after it exited.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server still runs");
         self.spawn();
     }
 
