@@ -261,6 +261,9 @@ pub struct Journal {
     enabled: AtomicBool,
     size: AtomicUsize,
     inner: Mutex<Inner>,
+    /// The last sequence recorded, for the inspector's live view (ui.rs); sent only while
+    /// someone watches (one atomic load otherwise).
+    live: tokio::sync::watch::Sender<u64>,
 }
 
 /// A query over the journal (admin API `GET /_enrollgraph/journal?...`).
@@ -403,6 +406,7 @@ impl Journal {
             enabled: AtomicBool::new(enabled),
             size: AtomicUsize::new(size.clamp(1, MAX_SIZE)),
             inner: Mutex::new(Inner { next: 1, tenants: HashMap::new(), total: 0 }),
+            live: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -536,6 +540,22 @@ impl Journal {
             }
             inner.total -= freed;
         }
+        drop(inner);
+        if self.live.receiver_count() > 0 {
+            self.live.send_replace(sequence);
+        }
+    }
+
+    /// Wakes at each request recorded from now on (the inspector's live journal).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.live.subscribe()
+    }
+
+    /// Entries that pass `filter` and came after `sequence`, oldest first.
+    pub fn query_after(&self, filter: &Filter, sequence: u64) -> Vec<Value> {
+        let mut v = self.query(filter);
+        v.retain(|e| e["sequence"].as_u64().is_some_and(|s| s > sequence));
+        v
     }
 
     /// Bytes held (for tests and the settings view).

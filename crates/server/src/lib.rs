@@ -9,6 +9,7 @@ pub mod faults;
 pub mod identity;
 pub mod journal;
 pub mod throttle;
+pub mod ui;
 
 use std::sync::Arc;
 
