@@ -340,7 +340,11 @@ impl Inspector {
     }
 
     fn sign_in(&self, s: &Server) {
-        self.go(&s.url(&format!("{UI}/")));
+        self.sign_in_at(&s.url(""));
+    }
+
+    fn sign_in_at(&self, base: &str) {
+        self.go(&format!("{base}{UI}/"));
         self.wait("location.pathname === '/_enrollgraph/ui/signin' && !!document.getElementById('key')");
         self.tab.wait_for_element("#key").unwrap().click().unwrap();
         self.tab.type_str(KEY).unwrap();
@@ -377,6 +381,11 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
     b.sign_in(&s);
     b.no_console_errors();
     assert_eq!(b.eval("document.cookie"), json!(""), "the session cookie is HttpOnly");
+    let cookies = b.tab.get_cookies().unwrap();
+    let c = cookies.iter().find(|c| c.name == "enrollgraph_ui").unwrap();
+    assert!(c.http_only && !c.secure && c.path == UI, "{c:?}");
+    assert_eq!(format!("{:?}", c.same_site), "Some(Strict)");
+    assert!(!c.value.contains("inspector-test-key"));
     b.wait("document.querySelector('#tenants a') !== null");
     assert!(b.text().contains(TENANT));
     b.shot("tenants");
@@ -433,8 +442,16 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
     assert_eq!(order, json!(["1", "0"]));
     b.shot("tenant");
 
-    // The live journal: a Graph request appears without a reload.
-    b.hash("#/journal");
+    // The live journal, reached with the keyboard: a Graph request appears without a reload.
+    b.eval("document.activeElement && document.activeElement.blur(); true");
+    let mut presses = 0;
+    while b.eval("document.activeElement.textContent") != json!("Journal") {
+        presses += 1;
+        assert!(presses < 10, "Tab does not reach the Journal link");
+        b.tab.press_key("Tab").unwrap();
+    }
+    b.tab.press_key("Enter").unwrap();
+    b.wait("document.body.dataset.ready === '/journal'");
     b.wait("document.getElementById('journal-state').textContent === 'Live'");
     let marker = b.eval("window.__marker = Math.random(); window.__marker");
     let odd = "/beta/deviceManagement/deviceEnrollmentConfigurations/%3Cimg%20src=x%20onerror=alert(1)%3E";
@@ -526,5 +543,18 @@ fn the_effective_view_shows_what_the_admin_api_answers() {
     let limit_row = b.eval("document.querySelector('#effective-kinds tr[data-kind=\"limit\"] td.applies').textContent");
     assert!(limit_row.as_str().unwrap().starts_with("Five devices"), "{limit_row}");
     b.shot("effective");
+    b.no_console_errors();
+}
+
+#[test]
+fn over_tls_the_session_cookie_is_secure() {
+    let s = common::TlsServer::start(&["--admin-key", KEY]);
+    let b = Inspector::open();
+    b.sign_in_at(&s.base);
+    b.wait("document.querySelector('#tenants a') !== null");
+    let cookies = b.tab.get_cookies().unwrap();
+    let c = cookies.iter().find(|c| c.name == "enrollgraph_ui").unwrap();
+    assert!(c.secure && c.http_only, "{c:?}");
+    assert_eq!(format!("{:?}", c.same_site), "Some(Strict)");
     b.no_console_errors();
 }

@@ -41,7 +41,7 @@ function problem(where, r) {
 }
 
 function page(title, ...kids) {
-  main.replaceChildren(el("h1", { text: title }), ...kids);
+  main.replaceChildren(el("h1", { text: title }), ...kids.filter((k) => k !== null && k !== undefined));
   main.focus({ preventScroll: true });
 }
 
@@ -185,7 +185,7 @@ async function effectivePage(id, query) {
   page("Effective assignments · " + id, form, out);
   if (!chosen.length) { out.append(el("p", { class: "muted", text: "Choose a group." })); return; }
   const r = await api("tenants/" + enc(id) + "/effective?" + query.toString());
-  if (r.status === 404 && !(r.body && r.body.error && /tenant/i.test(r.body.error.message))) {
+  if (r.status === 404 && r.body && r.body.error && /^Nothing is served/.test(r.body.error.message)) {
     out.append(el("p", { class: "error", id: "effective-missing", text: "This server has no effective-assignment endpoint." }));
     return;
   }
