@@ -48,7 +48,13 @@ fn sign_in(s: &Server, key: &str, with_origin: Option<&str>) -> Response {
 
 fn form_urlencoded_byte(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -69,8 +75,7 @@ fn get_with(s: &Server, path: &str, cookie: Option<&str>) -> Response {
 }
 
 fn admin(s: &Server, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let mut rb =
-        bare().request(method.parse().unwrap(), s.url(&format!("/_enrollgraph{path}"))).bearer_auth(KEY);
+    let mut rb = bare().request(method.parse().unwrap(), s.url(&format!("/_enrollgraph{path}"))).bearer_auth(KEY);
     if let Some(b) = body {
         rb = rb.header("content-type", "application/json").body(b.to_string());
     }
@@ -164,7 +169,10 @@ fn signing_in_sets_a_strict_http_only_session_cookie_that_is_not_the_key() {
 fn the_inspector_reads_but_only_resets_from_its_own_pages() {
     let s = start();
     let cookie = session(&s);
-    let group = s.create("/beta/groups", &json!({"displayName": "Kept", "mailEnabled": false, "mailNickname": "kept", "securityEnabled": true}));
+    let group = s.create(
+        "/beta/groups",
+        &json!({"displayName": "Kept", "mailEnabled": false, "mailNickname": "kept", "securityEnabled": true}),
+    );
     let reset = |o: Option<&str>| {
         let mut rb = bare().post(s.url(&format!("{UI}/api/tenants/{TENANT}/reset"))).header("cookie", &cookie);
         if let Some(o) = o {
@@ -178,7 +186,9 @@ fn the_inspector_reads_but_only_resets_from_its_own_pages() {
     assert_eq!(reset(None).status(), 403);
     assert_eq!(s.get(&format!("/beta/groups/{}", group["id"].as_str().unwrap())).status(), 200);
     // Any other write through the inspector: 405, whatever the Origin.
-    for (m, p) in [("POST", "/api/faults"), ("DELETE", "/api/tenants/x"), ("PUT", "/api/throttling"), ("POST", "/api/tenants")] {
+    for (m, p) in
+        [("POST", "/api/faults"), ("DELETE", "/api/tenants/x"), ("PUT", "/api/throttling"), ("POST", "/api/tenants")]
+    {
         let r = bare()
             .request(m.parse().unwrap(), s.url(&format!("{UI}{p}")))
             .header("cookie", &cookie)
@@ -247,7 +257,11 @@ fn screenshots() -> PathBuf {
 
 fn chromium() -> PathBuf {
     let p = PathBuf::from(std::env::var("ENROLLGRAPH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    assert!(p.exists(), "Debian's chromium is needed at {} (.ci/run installs it: apt-get install chromium)", p.display());
+    assert!(
+        p.exists(),
+        "Debian's chromium is needed at {} (.ci/run installs it: apt-get install chromium)",
+        p.display()
+    );
     p
 }
 
@@ -423,11 +437,23 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
         &format!("{BETA}/windowsAutopilotDeviceIdentities"),
         &json!({"serialNumber": "SN-INSPECT-1", "deploymentProfile@odata.bind": s.url(&format!("{BETA}/windowsAutopilotDeploymentProfiles('{pid}')"))}),
     );
-    s.create(&format!("{BETA}/appleUserInitiatedEnrollmentProfiles"), &json!({"displayName": "Apple BYOD", "platform": "iOS"}));
+    s.create(
+        &format!("{BETA}/appleUserInitiatedEnrollmentProfiles"),
+        &json!({"displayName": "Apple BYOD", "platform": "iOS"}),
+    );
 
     b.hash(&format!("#/tenant/{TENANT}"));
     let text = b.text();
-    for want in ["Device limit restrictions", "Pilot <b>users</b>", "Corporate only", "filter include", "exclusionGroup", "Shared kiosks", "SN-INSPECT-1", "Apple BYOD"] {
+    for want in [
+        "Device limit restrictions",
+        "Pilot <b>users</b>",
+        "Corporate only",
+        "filter include",
+        "exclusionGroup",
+        "Shared kiosks",
+        "SN-INSPECT-1",
+        "Apple BYOD",
+    ] {
         assert!(text.contains(want), "{want} missing from the tenant page:\n{text}");
     }
     // The configuration's name is text, not markup.
@@ -441,6 +467,11 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
     );
     assert_eq!(order, json!(["1", "0"]));
     b.shot("tenant");
+    // The README's picture: the top of this page, small (docs/inspector.jpg is a copy).
+    let clip =
+        headless_chrome::protocol::cdp::Page::Viewport { x: 0.0, y: 0.0, width: 1366.0, height: 520.0, scale: 0.7 };
+    let jpg = b.tab.capture_screenshot(CaptureScreenshotFormatOption::Jpeg, Some(80), Some(clip), true).unwrap();
+    std::fs::write(screenshots().join("readme-tenant.jpg"), jpg).unwrap();
 
     // The live journal, reached with the keyboard: a Graph request appears without a reload.
     b.eval("document.activeElement && document.activeElement.blur(); true");
@@ -456,7 +487,10 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
     let marker = b.eval("window.__marker = Math.random(); window.__marker");
     let odd = "/beta/deviceManagement/deviceEnrollmentConfigurations/%3Cimg%20src=x%20onerror=alert(1)%3E";
     assert!(s.get(odd).status().is_client_error());
-    s.create("/beta/groups", &json!({"displayName": "Live one", "mailEnabled": false, "mailNickname": "live", "securityEnabled": true}));
+    s.create(
+        "/beta/groups",
+        &json!({"displayName": "Live one", "mailEnabled": false, "mailNickname": "live", "securityEnabled": true}),
+    );
     b.wait("[...document.querySelectorAll('#journal-rows tr')].some(r => r.textContent.includes('onerror=alert(1)'))");
     b.wait("[...document.querySelectorAll('#journal-rows tr')].some(r => r.textContent.includes('POST') && r.textContent.includes('/beta/groups'))");
     assert_eq!(b.eval("window.__marker"), marker, "the page was reloaded");
@@ -533,7 +567,9 @@ fn the_effective_view_shows_what_the_admin_api_answers() {
     b.wait("document.getElementById('effective-kinds') !== null");
     for k in want["kinds"].as_array().unwrap() {
         let kind = k["kind"].as_str().unwrap();
-        let shown = b.eval(&format!("document.querySelector('#effective-kinds tr[data-kind=\"{kind}\"] td.applies').textContent"));
+        let shown = b.eval(&format!(
+            "document.querySelector('#effective-kinds tr[data-kind=\"{kind}\"] td.applies').textContent"
+        ));
         let shown = shown.as_str().unwrap();
         match k["applies"]["displayName"].as_str() {
             Some(name) => assert!(shown.starts_with(name), "{kind}: shown {shown:?}, the API says {name:?}"),

@@ -622,6 +622,26 @@ mod tests {
     }
 
     #[test]
+    fn the_live_view_is_told_only_while_someone_watches() {
+        let j = Journal::new(true, 10);
+        let h = HeaderMap::new();
+        // Nobody watches: nothing is sent (the value stays the initial 0).
+        j.record(&token_request(&h, b"", 200));
+        assert_eq!(*j.live.borrow(), 0);
+        let mut rx = j.subscribe();
+        assert!(!rx.has_changed().unwrap_or(true));
+        j.record(&token_request(&h, b"", 201));
+        assert!(rx.has_changed().unwrap_or(false));
+        assert_eq!(*rx.borrow_and_update(), 2);
+        let after = j.query_after(&Filter::default(), 1);
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0]["status"], 201);
+        drop(rx);
+        j.record(&token_request(&h, b"", 202));
+        assert_eq!(*j.live.borrow(), 2, "sent with no receiver left");
+    }
+
+    #[test]
     fn secrets_never_reach_the_journal() {
         let j = Journal::new(true, 2);
         let mut h = HeaderMap::new();

@@ -172,7 +172,11 @@ fn escape(s: &str) -> String {
 }
 
 fn signin_page(status: StatusCode, message: &str) -> Response {
-    let note = if message.is_empty() { String::new() } else { format!("<p class=\"error\" role=\"alert\">{}</p>", escape(message)) };
+    let note = if message.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(message))
+    };
     html(status, SIGNIN.replace("<!--message-->", &note))
 }
 
@@ -209,8 +213,8 @@ async fn route(state: &AppState, req: Request) -> Response {
             match ASSETS.iter().find(|(n, _, _)| *n == name) {
                 // The sign-in page's style is public; the app's script needs a session.
                 Some((n, ct, text)) if ok || *n == "signin.css" => {
-                    let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(ct))], *text)
-                        .into_response();
+                    let mut r =
+                        (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static(ct))], *text).into_response();
                     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                     r
                 }
@@ -233,7 +237,11 @@ async fn route(state: &AppState, req: Request) -> Response {
                 return json_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The inspector is read-only.");
             }
             if !same_origin(state, &parts) {
-                return json_error(StatusCode::FORBIDDEN, "Forbidden", "A POST must come from the inspector's own pages.");
+                return json_error(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "A POST must come from the inspector's own pages.",
+                );
             }
             pass_through(state, &parts, admin_path, &[]).await
         }
@@ -246,12 +254,7 @@ async fn route(state: &AppState, req: Request) -> Response {
 }
 
 /// The admin API's answer for `admin_path` (and this request's query).
-async fn pass_through(
-    state: &AppState,
-    parts: &axum::http::request::Parts,
-    admin_path: &str,
-    body: &[u8],
-) -> Response {
+async fn pass_through(state: &AppState, parts: &axum::http::request::Parts, admin_path: &str, body: &[u8]) -> Response {
     let uri = match parts.uri.query() {
         Some(q) => format!("{}{admin_path}?{q}", crate::admin::PREFIX),
         None => format!("{}{admin_path}", crate::admin::PREFIX),
