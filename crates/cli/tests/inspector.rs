@@ -489,7 +489,7 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
     assert!(s.get(odd).status().is_client_error());
     s.create(
         "/beta/groups",
-        &json!({"displayName": "Live one", "mailEnabled": false, "mailNickname": "live", "securityEnabled": true}),
+        &json!({"displayName": "Live one <img src=x onerror=\"document.title='pwned'\">", "mailEnabled": false, "mailNickname": "live", "securityEnabled": true}),
     );
     b.wait("[...document.querySelectorAll('#journal-rows tr')].some(r => r.textContent.includes('onerror=alert(1)'))");
     b.wait("[...document.querySelectorAll('#journal-rows tr')].some(r => r.textContent.includes('POST') && r.textContent.includes('/beta/groups'))");
@@ -499,7 +499,9 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
     b.eval("[...document.querySelectorAll('#journal-rows tr')].find(r => r.textContent.includes('POST')).querySelector('button').click(); true");
     b.wait("document.getElementById('journal-entry') !== null");
     let detail = b.eval("document.getElementById('journal-entry').textContent").as_str().unwrap().to_owned();
-    assert!(detail.contains("Live one"), "{detail}");
+    assert!(detail.contains("Live one <img src=x"), "{detail}");
+    assert_eq!(b.eval("document.querySelectorAll('main img').length"), json!(0));
+    assert_ne!(b.eval("document.title"), json!("pwned"));
     assert!(!detail.contains(&s.token), "a token in the journal view");
     // Filtered by path.
     b.hash("#/journal?path=%2Fbeta%2Fgroups");
@@ -519,8 +521,13 @@ fn the_pages_show_what_the_graph_api_changed_and_the_journal_lives() {
     assert!(b.text().contains("Default"));
     b.shot("controls");
 
-    // Reset, behind a confirmation.
+    // The snapshot download and the reset, each behind a confirmation.
     b.hash("#/");
+    b.eval("document.querySelector('a[download]').click(); true");
+    b.wait("document.querySelector('dialog[open]') !== null");
+    assert!(b.text().contains("Download a snapshot of tenant"));
+    b.eval("document.querySelector('dialog[open] button:not(.danger)').click(); true");
+    b.wait("document.querySelector('dialog') === null");
     b.eval(&format!("document.querySelector('[data-reset=\"{TENANT}\"]').click(); true"));
     b.wait("document.querySelector('dialog[open]') !== null");
     b.shot("reset-confirmation");
