@@ -605,3 +605,72 @@ fn over_tls_the_session_cookie_is_secure() {
     assert_eq!(format!("{:?}", c.same_site), "Some(Strict)");
     b.no_console_errors();
 }
+
+/// The effective page against the agreed contract (issue 15: the JSON the effective endpoint
+/// answers), its answer fixed in the page's `fetch`, so the page is checked on this branch
+/// too; names and reasons with markup in them stay text.
+#[test]
+fn the_effective_page_renders_the_agreed_contract() {
+    let s = start();
+    let group = s.create(
+        "/beta/groups",
+        &json!({"displayName": "Contract group", "mailEnabled": false, "mailNickname": "contract", "securityEnabled": true}),
+    );
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let answer = json!({
+        "tenant": TENANT,
+        "groups": [{"id": gid, "displayName": "Contract group"}],
+        "kinds": [
+            {"kind": "limit", "audience": "user", "title": "Device limit restrictions",
+             "applies": {"id": "l1", "displayName": "Five <img src=x onerror=\"document.title='pwned'\">", "priority": 1,
+                         "@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration", "isDefault": false},
+             "conditions": [{"filterId": "f1", "filterName": "Corporate only", "filterType": "include",
+                             "rule": "(device.deviceOwnership -eq \"Corporate\")", "evaluated": null}],
+             "reasons": ["Assigned to group Contract group at priority 1 <b>first</b>."],
+             "candidates": [
+                 {"id": "l1", "displayName": "Five", "priority": 1, "outcome": "applies", "via": format!("group {gid}"), "reason": "highest priority"},
+                 {"id": "d", "displayName": "All users and all devices", "priority": 0, "outcome": "lowerPriority", "via": "default", "reason": "the default"}
+             ]},
+            {"kind": "windowsHelloForBusiness", "audience": "user", "title": "Windows Hello for Business",
+             "applies": null, "conditions": [], "reasons": ["Nothing is assigned."], "candidates": []}
+        ],
+        "autopilot": {"applies": {"id": "p1", "displayName": "Shared kiosks"}, "reasons": ["Assigned to the group."], "candidates": []}
+    });
+    let b = Inspector::open();
+    b.sign_in(&s);
+    // DevTools' evaluate is not bound by the page's CSP: the page's own script is unchanged.
+    b.eval(&format!(
+        "const answer = {answer}; const real = window.fetch; window.fetch = (u, o) => String(u).includes('/effective?') \
+         ? Promise.resolve(new Response(JSON.stringify(answer), {{status: 200, headers: {{'content-type': 'application/json'}}}})) \
+         : real(u, o); true"
+    ));
+    b.hash(&format!("#/effective/{TENANT}?group={gid}"));
+    b.wait("document.getElementById('effective-kinds') !== null");
+    let applies = |kind: &str| {
+        b.eval(&format!("document.querySelector('#effective-kinds tr[data-kind=\"{kind}\"] td.applies').textContent"))
+    };
+    assert_eq!(applies("limit"), json!("Five <img src=x onerror=\"document.title='pwned'\">priority 1 · l1"));
+    assert_eq!(applies("windowsHelloForBusiness"), json!("nothing"));
+    let text = b.text();
+    for want in [
+        "Device limit restrictions",
+        "Corporate only",
+        "include",
+        "Assigned to group Contract group at priority 1 <b>first</b>.",
+        "2 candidates",
+        "lowerPriority",
+        "Shared kiosks",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    assert_eq!(b.eval("document.querySelectorAll('main img, main b').length"), json!(0));
+    assert_ne!(b.eval("document.title"), json!("pwned"));
+    // The group chosen is selected in the form.
+    assert_eq!(
+        b.eval(&format!("document.querySelector('#effective-group option[value=\"{gid}\"]').selected")),
+        json!(true)
+    );
+    b.eval("document.querySelector('#effective-kinds details').open = true; true");
+    b.shot("effective");
+    b.no_console_errors();
+}
