@@ -30,13 +30,15 @@ pub const ADMIN_BODY_LIMIT: usize = 512 * 1024 * 1024;
 
 /// Throttling, faults and the journal, shared by every request of this process.
 pub struct Controls {
-    key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Throttling.
     pub throttle: Throttle,
     /// Fault rules.
     pub faults: Faults,
     /// The request journal.
     pub journal: Journal,
+    /// The inspector's sign-in sessions (ui.rs).
+    pub(crate) ui: crate::ui::Sessions,
 }
 
 /// How [`Controls`] start.
@@ -82,6 +84,7 @@ impl Controls {
             throttle: Throttle::new(s.throttling, Clock::new(s.manual_clock)),
             faults: Faults::new(s.faults_seed),
             journal: Journal::new(s.journal, s.journal_size),
+            ui: crate::ui::Sessions::default(),
         }
     }
 
@@ -405,6 +408,10 @@ fn method_not_allowed(allow: &str) -> AdminError {
 }
 
 async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
+    // The inspector (issue 15) signs in with a cookie of its own, not the admin key.
+    if crate::ui::is_ui(req.uri().path()) {
+        return Ok(crate::ui::handle(state, req).await);
+    }
     let (parts, body) = req.into_parts();
     check_key(state, &parts.headers)?;
     // Snapshots of big tenants exceed Graph's 4 MiB body limit; the admin key guards this.
@@ -415,6 +422,16 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
             format!("The body exceeds {} MiB or could not be read.", ADMIN_BODY_LIMIT >> 20),
         )
     })?;
+    dispatch(state, &parts, &bytes).await
+}
+
+/// An admin API request whose caller is authorised: the inspector reads through this
+/// (ui.rs), so it shows what the admin API answers and keeps no data model of its own.
+pub(crate) async fn answer(state: &AppState, parts: &axum::http::request::Parts, bytes: &[u8]) -> Response {
+    dispatch(state, parts, bytes).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn dispatch(state: &AppState, parts: &axum::http::request::Parts, bytes: &[u8]) -> Result<Response, AdminError> {
     let base = crate::base_url(state, &parts.headers, &parts.uri);
     let rest = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
     let segs: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
@@ -441,7 +458,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
                 let list: Vec<Value> = state.service.tenants()?.into_iter().map(|t| json!({"id": t})).collect();
                 Ok(reply(StatusCode::OK, &json!({"value": list})))
             }
-            Method::POST => create_tenant(state, json_of(&bytes)?, &base).await,
+            Method::POST => create_tenant(state, json_of(bytes)?, &base).await,
             _ => Err(method_not_allowed("GET, POST")),
         },
         ["tenants", id] => match *m {
@@ -501,7 +518,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     return Err(AdminError::bad("This operation needs a snapshot (JSON) as its body."));
                 }
-                let snap: Snapshot = serde_json::from_slice(&bytes)
+                let snap: Snapshot = serde_json::from_slice(bytes)
                     .map_err(|e| AdminError::bad(format!("The body is not a snapshot: {e}")))?;
                 state.service.restore_tenant(id, snap).await?;
                 c.throttle.forget_buckets(id);
@@ -516,7 +533,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
         ["tenants", id, "apps"] => match *m {
             Method::POST => {
                 enrollgraph_service::check_tenant_id(id)?;
-                let (app, secret) = new_app(json_of(&bytes)?.as_ref(), &[])?;
+                let (app, secret) = new_app(json_of(bytes)?.as_ref(), &[])?;
                 // A create: replacing a registration would drop its secrets (the development
                 // app's printed one included) and roles without a word.
                 if state.service.find_app(id, &app.app_id)?.is_some() {
@@ -541,7 +558,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
                             "effective": c.throttle.tenant_mode(id).unwrap_or_else(|| c.throttle.default_mode()).to_json()}),
                 )),
                 Method::PUT => {
-                    let mode = Mode::from_json(&need_json(&bytes)?).map_err(AdminError::bad)?;
+                    let mode = Mode::from_json(&need_json(bytes)?).map_err(AdminError::bad)?;
                     c.throttle.set_tenant(id, Some(mode));
                     Ok(reply(StatusCode::OK, &mode.to_json()))
                 }
@@ -555,7 +572,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
         ["throttling"] => match *m {
             Method::GET => Ok(reply(StatusCode::OK, &c.throttle.default_mode().to_json())),
             Method::PUT => {
-                let mode = Mode::from_json(&need_json(&bytes)?).map_err(AdminError::bad)?;
+                let mode = Mode::from_json(&need_json(bytes)?).map_err(AdminError::bad)?;
                 c.throttle.set_default(mode);
                 Ok(reply(StatusCode::OK, &mode.to_json()))
             }
@@ -564,7 +581,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
         ["faults"] => match *m {
             Method::GET => Ok(reply(StatusCode::OK, &json!({"value": c.faults.list()}))),
             Method::POST => {
-                let spec: RuleSpec = serde_json::from_value(need_json(&bytes)?)
+                let spec: RuleSpec = serde_json::from_value(need_json(bytes)?)
                     .map_err(|e| AdminError::bad(format!("The body is not a fault rule: {e}")))?;
                 let rule = c.faults.add(spec).map_err(AdminError::bad)?;
                 Ok(reply(StatusCode::CREATED, &rule))
@@ -603,7 +620,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
         ["journal", "settings"] => match *m {
             Method::GET => Ok(reply(StatusCode::OK, &c.journal.settings())),
             Method::PUT | Method::PATCH => {
-                c.journal.configure(&need_json(&bytes)?).map_err(AdminError::bad)?;
+                c.journal.configure(&need_json(bytes)?).map_err(AdminError::bad)?;
                 Ok(reply(StatusCode::OK, &c.journal.settings()))
             }
             _ => Err(method_not_allowed("GET, PUT, PATCH")),
@@ -619,7 +636,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
                     "The clock is the real one; start the server with --manual-clock to move it.".into(),
                 )),
                 Method::POST => {
-                    let v = need_json(&bytes)?;
+                    let v = need_json(bytes)?;
                     let ms = match (v.get("advanceSeconds"), v.get("advanceMilliseconds")) {
                         (Some(s), None) => {
                             s.as_f64().filter(|s| (0.0..=1e9).contains(s)).map(|s| (s * 1000.0).round() as u64)

@@ -261,6 +261,9 @@ pub struct Journal {
     enabled: AtomicBool,
     size: AtomicUsize,
     inner: Mutex<Inner>,
+    /// The last sequence recorded, for the inspector's live view (ui.rs); sent only while
+    /// someone watches (one atomic load otherwise).
+    live: tokio::sync::watch::Sender<u64>,
 }
 
 /// A query over the journal (admin API `GET /_enrollgraph/journal?...`).
@@ -403,6 +406,7 @@ impl Journal {
             enabled: AtomicBool::new(enabled),
             size: AtomicUsize::new(size.clamp(1, MAX_SIZE)),
             inner: Mutex::new(Inner { next: 1, tenants: HashMap::new(), total: 0 }),
+            live: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -538,6 +542,22 @@ impl Journal {
         }
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!("enrollgraph_journal_bytes").set(inner.total as f64);
+        drop(inner);
+        if self.live.receiver_count() > 0 {
+            self.live.send_replace(sequence);
+        }
+    }
+
+    /// Wakes at each request recorded from now on (the inspector's live journal).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.live.subscribe()
+    }
+
+    /// Entries that pass `filter` and came after `sequence`, oldest first.
+    pub fn query_after(&self, filter: &Filter, sequence: u64) -> Vec<Value> {
+        let mut v = self.query(filter);
+        v.retain(|e| e["sequence"].as_u64().is_some_and(|s| s > sequence));
+        v
     }
 
     /// Bytes held (for tests and the settings view).
@@ -601,6 +621,26 @@ mod tests {
             request_id: None,
             client_request_id: None,
         }
+    }
+
+    #[test]
+    fn the_live_view_is_told_only_while_someone_watches() {
+        let j = Journal::new(true, 10);
+        let h = HeaderMap::new();
+        // Nobody watches: nothing is sent (the value stays the initial 0).
+        j.record(&token_request(&h, b"", 200));
+        assert_eq!(*j.live.borrow(), 0);
+        let mut rx = j.subscribe();
+        assert!(!rx.has_changed().unwrap_or(true));
+        j.record(&token_request(&h, b"", 201));
+        assert!(rx.has_changed().unwrap_or(false));
+        assert_eq!(*rx.borrow_and_update(), 2);
+        let after = j.query_after(&Filter::default(), 1);
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0]["status"], 201);
+        drop(rx);
+        j.record(&token_request(&h, b"", 202));
+        assert_eq!(*j.live.borrow(), 2, "sent with no receiver left");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod journal;
 pub mod observe;
 pub mod throttle;
+pub mod ui;
 
 use std::sync::Arc;
 
