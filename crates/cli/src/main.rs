@@ -6,8 +6,8 @@ mod admin;
 mod datadir;
 mod devapp;
 mod listen;
-mod proxy;
 mod ops;
+mod proxy;
 mod tls;
 
 use std::net::SocketAddr;

@@ -114,4 +114,3 @@ fn certificate_credentials_with_their_default_authority_through_the_proxy() {
         "no token request reached the server through the proxy"
     );
 }
-

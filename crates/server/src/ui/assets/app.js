@@ -185,10 +185,6 @@ async function effectivePage(id, query) {
   page("Effective assignments · " + id, form, out);
   if (!chosen.length) { out.append(el("p", { class: "muted", text: "Choose a group." })); return; }
   const r = await api("tenants/" + enc(id) + "/effective?" + query.toString());
-  if (r.status === 404 && r.body && r.body.error && /^Nothing is served/.test(r.body.error.message)) {
-    out.append(el("p", { class: "error", id: "effective-missing", text: "This server has no effective-assignment endpoint." }));
-    return;
-  }
   if (r.status !== 200) { out.append(problem("Effective", r)); return; }
   const cand = (cs) => el("details", {}, el("summary", { text: cs.length + " candidates" }),
     table(["Priority", "Name", "Outcome", "Via", "Reason"], cs.map((c) => el("tr", {},
