@@ -23,14 +23,7 @@ fn start(extra: &[&str]) -> Server {
 
 /// An admin API call with the admin key.
 fn admin(s: &Server, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let mut rb = s
-        .raw()
-        .request(method.parse().unwrap(), s.url(&format!("/_enrollgraph{path}")))
-        .header("authorization", format!("Bearer {KEY}"));
-    if let Some(b) = body {
-        rb = rb.header("content-type", "application/json").body(b.to_string());
-    }
-    rb.send().unwrap()
+    common::admin_call(s, KEY, method, path, body)
 }
 
 /// An admin call that must answer `status` with a JSON body (or none for 204).

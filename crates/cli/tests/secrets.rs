@@ -26,14 +26,7 @@ fn start(extra: &[&str]) -> Server {
 }
 
 fn admin(s: &Server, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let mut rb = s
-        .raw()
-        .request(method.parse().unwrap(), s.url(&format!("/_enrollgraph{path}")))
-        .header("authorization", format!("Bearer {KEY}"));
-    if let Some(b) = body {
-        rb = rb.header("content-type", "application/json").body(b.to_string());
-    }
-    rb.send().unwrap()
+    common::admin_call(s, KEY, method, path, body)
 }
 
 fn token_request(base: &str, tenant: &str, form: &[(&str, &str)]) -> Response {

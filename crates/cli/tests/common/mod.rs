@@ -303,6 +303,24 @@ pub fn normalize(v: &Value) -> Value {
 // query, versions, durability). They only add; nothing above changes behaviour.
 
 /// The beta and v1.0 `deviceManagement` roots.
+/// A call of the admin API (`/_enrollgraph{path}`) with `key` as its bearer, and a JSON body.
+pub fn admin_call(
+    s: &Server,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> reqwest::blocking::Response {
+    let mut rb = s
+        .raw()
+        .request(method.parse().unwrap(), s.url(&format!("/_enrollgraph{path}")))
+        .header("authorization", format!("Bearer {key}"));
+    if let Some(b) = body {
+        rb = rb.header("content-type", "application/json").body(b.to_string());
+    }
+    rb.send().unwrap()
+}
+
 pub const BETA: &str = "/beta/deviceManagement";
 pub const V1: &str = "/v1.0/deviceManagement";
 
