@@ -181,7 +181,8 @@ fn start_logged(extra: &[&str]) -> Logged {
         .arg(common::keys_file())
         .args(extra)
         .env_remove("ENROLLGRAPH_DATABASE")
-        .env_remove("ENROLLGRAPH_LOG")
+        // Request lines are opt-in: this is how a user turns them on.
+        .env("ENROLLGRAPH_LOG", "enrollgraph=info,warn")
         .env_remove("RUST_LOG")
         .envs(common::test_database().iter().map(|d| ("ENROLLGRAPH_DATABASE", d.clone())))
         .stdout(Stdio::piped())
