@@ -84,8 +84,8 @@ impl ClientCertificate {
                 return Err(CertificateError::PrivateKey(label.to_owned()));
             }
         }
-        let der =
-            pem_block(pem, "CERTIFICATE").ok_or_else(|| CertificateError::Malformed("no CERTIFICATE block".into()))?;
+        let der = crate::keys::pem_to_der(pem, "CERTIFICATE")
+            .ok_or_else(|| CertificateError::Malformed("no CERTIFICATE block".into()))?;
         ClientCertificate::from_der(&der, now)
     }
 
@@ -125,15 +125,6 @@ impl ClientCertificate {
         let cert = x509_cert::Certificate::from_der(&der).ok()?;
         cert.tbs_certificate.subject_public_key_info.subject_public_key.as_bytes().map(<[u8]>::to_vec)
     }
-}
-
-fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = pem.find(&begin)? + begin.len();
-    let stop = start + pem[start..].find(&end)?;
-    let body: String = pem[start..stop].chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD.decode(body).ok()
 }
 
 /// A client assertion that passed every check: what the replay cache must remember.

@@ -91,7 +91,7 @@ fn random_kid() -> Result<String, AuthError> {
 }
 
 /// Extracts the DER bytes from a PEM document with the given label (RFC 7468 §2).
-fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let start = pem.find(&begin)? + begin.len();

@@ -340,6 +340,21 @@ fn filter_of(t: &Map<String, Value>) -> Option<(String, String)> {
 
 /// A filter as a condition, and whether the assignment holds for the given device: `Some`
 /// when the rule was evaluated (R6).
+/// Whether `target`'s assignment filter lets the assignment hold for the described device
+/// (`Some(true)` without a filter, `None` when it cannot be evaluated); the filter's
+/// condition goes into `conditions`.
+fn filter_holds(
+    data: &Data,
+    q: &EffectiveQuery,
+    target: &Map<String, Value>,
+    conditions: &mut Vec<Value>,
+) -> Option<bool> {
+    let Some((fid, ftype)) = filter_of(target) else { return Some(true) };
+    let (c, h) = condition(data, q, &fid, &ftype);
+    conditions.push(c);
+    h
+}
+
 fn condition(data: &Data, q: &EffectiveQuery, id: &str, kind: &str) -> (Value, Option<bool>) {
     let (name, rule) = data.filters.get(&id.to_ascii_lowercase()).cloned().unwrap_or((None, None));
     let evaluated = if q.device.is_empty() {
@@ -498,12 +513,7 @@ fn resolve_kind(kind: &Kind, configs: &[&Assigned], data: &Data, q: &EffectiveQu
                     ));
                     continue;
                 }
-                let mut holds = Some(true);
-                if let Some((fid, ftype)) = filter_of(&target) {
-                    let (c, h) = condition(data, q, &fid, &ftype);
-                    conditions.push(c);
-                    holds = h;
-                }
+                let holds = filter_holds(data, q, &target, &mut conditions);
                 if holds == Some(false) {
                     candidates.push(candidate(
                         row,
@@ -606,12 +616,7 @@ fn resolve_autopilot(data: &Data, q: &EffectiveQuery) -> Value {
                 outcome[i] = Some(candidate(row, Value::Null, "lowerPriority", Some(via.as_str()), &why));
                 continue;
             }
-            let mut holds = Some(true);
-            if let Some((fid, ftype)) = filter_of(&target) {
-                let (c, h) = condition(data, q, &fid, &ftype);
-                conditions.push(c);
-                holds = h;
-            }
+            let holds = filter_holds(data, q, &target, &mut conditions);
             if holds == Some(false) {
                 outcome[i] = Some(candidate(
                     row,
