@@ -62,6 +62,28 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The variant's name: a bounded label for metrics (never a message or a value).
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingToken => "MissingToken",
+            AuthError::Malformed => "Malformed",
+            AuthError::UnsupportedAlgorithm => "UnsupportedAlgorithm",
+            AuthError::BadSignature => "BadSignature",
+            AuthError::UnknownKey => "UnknownKey",
+            AuthError::CriticalHeader => "CriticalHeader",
+            AuthError::StaleTenant => "StaleTenant",
+            AuthError::Expired => "Expired",
+            AuthError::NotYetValid => "NotYetValid",
+            AuthError::WrongAudience => "WrongAudience",
+            AuthError::WrongIssuer => "WrongIssuer",
+            AuthError::WrongTenant => "WrongTenant",
+            AuthError::Crypto(_) => "Crypto",
+            AuthError::InvalidKeySet(_) => "InvalidKeySet",
+            AuthError::InvalidArgument(_) => "InvalidArgument",
+        }
+    }
+
     /// True for the errors that mean "this token is not acceptable" (answer `401`),
     /// false for the errors that mean the server itself failed (`Crypto`, `InvalidKeySet`,
     /// `InvalidArgument`: answer `500`).

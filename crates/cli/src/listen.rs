@@ -28,6 +28,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, Version, header};
 use bytes::Bytes;
+use enrollgraph_server::observe::Observer;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -77,6 +78,7 @@ pub async fn serve(
     router: Router,
     proxy: Option<Arc<crate::proxy::Proxy>>,
     limits: Limits,
+    observer: Option<Arc<Observer>>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
@@ -108,6 +110,7 @@ pub async fn serve(
             router: router.clone(),
             proxy: proxy.clone(),
             limits: limits.clone(),
+            observer: observer.clone(),
             activity: Arc::new(Activity::new()),
             stopped: stopped.clone(),
         };
@@ -357,6 +360,8 @@ pub(crate) struct Connection {
     /// On the proxy's listener: CONNECT and absolute-form requests go to proxy.rs.
     pub(crate) proxy: Option<Arc<crate::proxy::Proxy>>,
     pub(crate) limits: Arc<Limits>,
+    /// Metrics and request log lines (issue 16), when either is on.
+    pub(crate) observer: Option<Arc<Observer>>,
     pub(crate) activity: Arc<Activity>,
     pub(crate) stopped: watch::Receiver<bool>,
 }
@@ -380,15 +385,17 @@ impl Connection {
         builder.http2().timer(TokioTimer::new());
         let (router, limits, activity, peer) =
             (self.router.clone(), self.limits.clone(), self.activity.clone(), self.peer);
+        let observer = self.observer.clone();
         let tunnel = self.proxy.clone().map(|p| (p, self.clone()));
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let (router, limits, activity) = (router.clone(), limits.clone(), activity.clone());
             let tunnel = tunnel.clone();
+            let observer = observer.clone();
             async move {
                 if let Some((proxy, conn)) = tunnel {
                     return Ok::<_, Infallible>(crate::proxy::handle(proxy, conn, req).await);
                 }
-                Ok::<_, Infallible>(answer(router, &limits, &activity, peer, req).await)
+                Ok::<_, Infallible>(answer(router, &limits, observer.as_deref(), &activity, peer, req).await)
             }
         });
         // With upgrades: the proxy's CONNECT hands the connection over (proxy.rs); the
@@ -423,6 +430,7 @@ impl Connection {
 pub(crate) async fn answer(
     router: Router,
     limits: &Limits,
+    observer: Option<&Observer>,
     activity: &Arc<Activity>,
     peer: SocketAddr,
     req: Request<hyper::body::Incoming>,
@@ -447,10 +455,15 @@ pub(crate) async fn answer(
         Body::new(body)
     };
     let http1 = parts.version <= Version::HTTP_11;
-    let Ok(mut resp) = tower::ServiceExt::oneshot(router, Request::from_parts(parts, body)).await;
+    let mut req = Request::from_parts(parts, body);
+    let observation = observer.map(|o| o.begin(&mut req));
+    let Ok(mut resp) = tower::ServiceExt::oneshot(router, req).await;
     if http1 && !ended.load(Ordering::Relaxed) {
         resp.headers_mut().insert(header::CONNECTION, CLOSE.clone());
         activity.linger.store(true, Ordering::Relaxed);
+    }
+    if let (Some(observer), Some(observation)) = (observer, observation) {
+        observer.end(observation, &resp);
     }
     resp
 }

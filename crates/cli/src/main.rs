@@ -625,11 +625,7 @@ async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut arg
     let log_requests = tracing::enabled!(target: "enrollgraph::request", tracing::Level::INFO);
     let observer = enrollgraph_server::observe::Observer::new(state.service.model(), metrics.is_some(), log_requests);
     let router = app(state).route("/ready", axum::routing::get(move || ops::ready(store.clone())));
-    let router = if metrics.is_some() || log_requests {
-        enrollgraph_server::observe::layer(router, Arc::new(observer))
-    } else {
-        router
-    };
+    let observer = (metrics.is_some() || log_requests).then(|| Arc::new(observer));
     let tls = match tls {
         None => None,
         Some(files) => Some(tls::server_config(&files)?),
@@ -643,7 +639,7 @@ async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut arg
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
     };
     let Some(((proxy_listener, proxy), _)) = proxy else {
-        return listen::serve(listener, tls, router, None, limits, shutdown()).await;
+        return listen::serve(listener, tls, router, None, limits, observer, shutdown()).await;
     };
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -654,8 +650,16 @@ async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut arg
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
-    let graph = listen::serve(listener, tls, router.clone(), None, limits.clone(), until_stopped(stopped.clone()));
-    let forward = listen::serve(proxy_listener, None, router, Some(proxy), limits, until_stopped(stopped));
+    let graph = listen::serve(
+        listener,
+        tls,
+        router.clone(),
+        None,
+        limits.clone(),
+        observer.clone(),
+        until_stopped(stopped.clone()),
+    );
+    let forward = listen::serve(proxy_listener, None, router, Some(proxy), limits, observer, until_stopped(stopped));
     let (a, b) = tokio::join!(graph, forward);
     a.and(b)
 }

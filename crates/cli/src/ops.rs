@@ -39,6 +39,19 @@ pub async fn metrics_listener(addr: SocketAddr) -> Result<SocketAddr, String> {
         .install_recorder()
         .map_err(|e| format!("metrics: {e}"))?;
     describe();
+    enrollgraph_server::observe::enable_metrics();
+    // `install_recorder` leaves the exporter's upkeep to its caller: without it, every
+    // histogram sample is held until a scrape folds it into the buckets, so a server
+    // nobody scrapes would grow without bound (metrics-exporter-prometheus 0.17,
+    // `PrometheusBuilder::install_recorder`). Five seconds is the builder's own default.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;

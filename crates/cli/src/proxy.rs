@@ -171,7 +171,7 @@ pub(crate) async fn handle(
         req.headers_mut().insert(header::HOST, v);
     }
     strip_proxy_headers(req.headers_mut());
-    answer(proxy.plain_router.clone(), &conn.limits, &conn.activity, conn.peer, req).await
+    answer(proxy.plain_router.clone(), &conn.limits, conn.observer.as_deref(), &conn.activity, conn.peer, req).await
 }
 
 /// Headers meant for the proxy, not the host behind it.

@@ -13,26 +13,169 @@
 //! template, status and latency: never a header value, a query string, a token, a secret,
 //! a password or a body (the route template is all of the path that is logged).
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method};
-use axum::middleware::Next;
 use axum::response::Response;
 use enrollgraph_csdl::{ApiVersion, Model};
+use metrics::{Counter, Histogram};
+use rustc_hash::FxHashMap;
 
 /// The deepest Graph path (segments after the version) given its own template.
 pub const MAX_DEPTH: usize = 8;
 
+/// Distinct route templates given their own labels. The templates are schema names in
+/// any order, so a client sending made-up chains of real names could otherwise grow the
+/// label set (and the exporter's memory) without end; past this many, a template is
+/// counted as `(unmatched)`.
+pub const MAX_ROUTES: usize = 1024;
+
+const UNMATCHED: &str = "(unmatched)";
+
+/// The templates that are not Graph paths (`FIXED_ADMIN` is the admin API's).
+const FIXED: [&str; 8] = [
+    "/",
+    "/health",
+    "/ready",
+    "/common/discovery/instance",
+    "/{tenant}/oauth2/v2.0/token",
+    "/{tenant}/v2.0/.well-known/openid-configuration",
+    "/{tenant}/discovery/v2.0/keys",
+    "/_enrollgraph",
+];
+const FIXED_ADMIN: u32 = 7;
+/// OData's own segments.
+const DOLLARS: [&str; 5] = ["$batch", "$metadata", "$ref", "$count", "$value"];
+
+// A shape's codes: a version, `{id}`, a fixed template, a `$` segment, or a schema name
+// (its number twice, plus one when a key follows it: `name({id})`).
+const CODE_V1: u32 = 1;
+const CODE_BETA: u32 = 2;
+const CODE_ID: u32 = 3;
+const CODE_FIXED: u32 = 16;
+const CODE_DOLLAR: u32 = 32;
+const CODE_NAME: u32 = 64;
+
+/// A route template as numbers: the key routes are found by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Shape {
+    codes: [u32; MAX_DEPTH + 1],
+    len: usize,
+}
+
+impl Shape {
+    fn fixed(index: u32) -> Shape {
+        let mut codes = [0; MAX_DEPTH + 1];
+        codes[0] = CODE_FIXED + index;
+        Shape { codes, len: 1 }
+    }
+}
+
+/// Names longer than this are not given a template of their own (the schema's longest is
+/// well under it).
+const MAX_NAME: usize = 128;
+
+/// Methods are the client's words too: any other than HTTP's own is `other` (bounded).
+const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"];
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// Set once the Prometheus recorder is installed: until then (and in a server without
+/// `--metrics-address`) the facade's calls are skipped, not made into a no-op recorder.
+static METRICS_ON: AtomicBool = AtomicBool::new(false);
+
+/// Says that a recorder is installed (ops.rs, once, before the first request).
+pub fn enable_metrics() {
+    METRICS_ON.store(true, Ordering::Release);
+}
+
 /// What the request observer needs: the schema's names and what to do.
+///
+/// Its cost on a request is part of issue 16's budget (≤ 3 % of W2): the template is
+/// built into a reused buffer, names are found by their exact spelling first (clients
+/// copy the schema's), and the metric handles of a route are registered once and kept
+/// here, so a request does two atomic adds and no look-up in the exporter's registry.
 pub struct Observer {
-    /// Lower-cased name → the schema's spelling.
-    names: HashMap<String, &'static str>,
+    /// Lower-cased name → its number in `names`.
+    codes: FxHashMap<Box<[u8]>, u32>,
+    /// The schema's spelling → its number in `names`.
+    exact: FxHashMap<&'static str, u32>,
+    /// The schema's spelling of each name, by number.
+    names: Vec<&'static str>,
+    /// The longest name's length (a longer segment is not looked up).
+    longest: usize,
     metrics: bool,
     log: bool,
+    routes: RwLock<FxHashMap<Shape, Arc<Route>>>,
+    unmatched: Arc<Route>,
+}
+
+/// One route template's metric handles.
+struct Route {
+    template: Box<str>,
+    version: &'static str,
+    /// (method, status) → the request counter. A route sees a few of each.
+    requests: RwLock<Vec<(usize, u16, Counter)>>,
+    /// Latency by method.
+    durations: [OnceLock<Histogram>; METHODS.len()],
+}
+
+impl Route {
+    fn new(template: &str) -> Route {
+        let version = template.split('/').nth(1).and_then(ApiVersion::parse).map_or("", |v| match v {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        });
+        Route { template: template.into(), version, requests: RwLock::new(Vec::new()), durations: Default::default() }
+    }
+
+    fn count(&self, method: usize, status: u16) {
+        let found =
+            self.requests.read().ok().and_then(|known| {
+                known.iter().find(|(m, s, _)| *m == method && *s == status).map(|(_, _, c)| c.clone())
+            });
+        let counter = found.unwrap_or_else(|| {
+            let counter = metrics::counter!(
+                "enrollgraph_http_requests_total",
+                "method" => METHODS[method],
+                "route" => self.template.to_string(),
+                "status" => status.to_string(),
+                "version" => self.version,
+            );
+            if let Ok(mut known) = self.requests.write()
+                && !known.iter().any(|(m, s, _)| *m == method && *s == status)
+            {
+                known.push((method, status, counter.clone()));
+            }
+            counter
+        });
+        counter.increment(1);
+    }
+
+    fn time(&self, method: usize, elapsed: Duration) {
+        self.durations[method]
+            .get_or_init(|| {
+                metrics::histogram!(
+                    "enrollgraph_http_request_duration_seconds",
+                    "method" => METHODS[method],
+                    "route" => self.template.to_string(),
+                )
+            })
+            .record(elapsed.as_secs_f64());
+    }
 }
 
 /// Who the request was served as (tenant, app id), filled in by the Graph handler once the
@@ -51,7 +194,9 @@ impl Observer {
     /// The names of every schema version of `model`; `metrics` and `log` say what to record.
     #[must_use]
     pub fn new(model: &Model, metrics: bool, log: bool) -> Observer {
-        let mut names = HashMap::new();
+        let mut codes = FxHashMap::default();
+        let mut exact = FxHashMap::default();
+        let mut names = Vec::new();
         for version in [ApiVersion::V1, ApiVersion::Beta] {
             let Ok(doc) = roxmltree::Document::parse(model.schema(version).xml) else { continue };
             for node in doc.descendants() {
@@ -59,144 +204,254 @@ impl Observer {
                     node.tag_name().name(),
                     "EntitySet" | "Singleton" | "NavigationProperty" | "Action" | "Function"
                 ) && let Some(name) = node.attribute("Name")
+                    && name.len() <= MAX_NAME
+                    && !codes.contains_key(name.to_ascii_lowercase().as_bytes())
+                    && let Ok(code) = u32::try_from(names.len())
                 {
                     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-                    names.entry(name.to_ascii_lowercase()).or_insert(leaked);
+                    codes.insert(name.to_ascii_lowercase().into_bytes().into_boxed_slice(), code);
+                    exact.insert(leaked, code);
+                    names.push(leaked);
                 }
             }
         }
-        Observer { names, metrics, log }
+        let longest = names.iter().map(|k| k.len()).max().unwrap_or(0);
+        Observer {
+            codes,
+            exact,
+            names,
+            longest,
+            metrics,
+            log,
+            routes: RwLock::new(FxHashMap::default()),
+            unmatched: Arc::new(Route::new(UNMATCHED)),
+        }
     }
 
     /// The route template of `path` (see the module docs).
     #[must_use]
     pub fn template(&self, path: &str) -> String {
-        const UNMATCHED: &str = "(unmatched)";
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        match segments.as_slice() {
-            [] => return "/".into(),
-            ["health" | "ready"] => return format!("/{}", segments[0]),
-            ["common", "discovery", "instance"] => return "/common/discovery/instance".into(),
-            [_, "oauth2", "v2.0", "token"] => return "/{tenant}/oauth2/v2.0/token".into(),
-            [_, "v2.0", ".well-known", "openid-configuration"] => {
-                return "/{tenant}/v2.0/.well-known/openid-configuration".into();
+        self.shape(path).map_or_else(|| UNMATCHED.to_owned(), |shape| self.spell(&shape))
+    }
+
+    /// The schema's name number of `name`, if it is a name of the schema (ASCII case
+    /// folded on the stack: most segments are ids, and a look-up must not allocate).
+    fn name_code(&self, name: &str) -> Option<u32> {
+        // Clients write the schema's spelling: found without folding.
+        if let Some(&code) = self.exact.get(name) {
+            return Some(code);
+        }
+        // Ids are most other segments, and Graph's are GUIDs (or start with one): a `-`
+        // where a GUID has its first one cannot be in a CSDL name (an identifier).
+        if name.len() > self.longest || name.as_bytes().get(8) == Some(&b'-') {
+            return None;
+        }
+        let mut folded = [0u8; MAX_NAME];
+        let folded = &mut folded[..name.len()];
+        folded.copy_from_slice(name.as_bytes());
+        folded.make_ascii_lowercase();
+        self.codes.get(&*folded).copied()
+    }
+
+    /// The shape of `path`'s template (`None`: unmatched). A shape is a few numbers, so a
+    /// request finds its route without writing the template out (issue 16's budget).
+    fn shape(&self, path: &str) -> Option<Shape> {
+        // `memchr` rather than `split('/')`: the standard searcher sets up a search per
+        // segment, which cost more than the search on segments this short (callgrind).
+        let mut held = [""; MAX_DEPTH + 1];
+        let mut n = 0;
+        let mut start = 0;
+        let mut admin = false;
+        for end in memchr::memchr_iter(b'/', path.as_bytes()).chain(std::iter::once(path.len())) {
+            if end > start {
+                if n == held.len() {
+                    return admin.then(|| Shape::fixed(FIXED_ADMIN));
+                }
+                held[n] = path.get(start..end).unwrap_or_default();
+                admin |= n == 0 && held[0] == "_enrollgraph";
+                n += 1;
             }
-            [_, "discovery", "v2.0", "keys"] => return "/{tenant}/discovery/v2.0/keys".into(),
-            ["_enrollgraph", ..] => return "/_enrollgraph".into(),
-            _ => {}
+            start = end + 1;
         }
-        let (version, rest) = (segments[0], &segments[1..]);
-        if ApiVersion::parse(version).is_none() || rest.len() > MAX_DEPTH {
-            return UNMATCHED.into();
+        let segments = &held[..n];
+        let fixed = match segments {
+            [] => Some(0),
+            ["health"] => Some(1),
+            ["ready"] => Some(2),
+            ["common", "discovery", "instance"] => Some(3),
+            [_, "oauth2", "v2.0", "token"] => Some(4),
+            [_, "v2.0", ".well-known", "openid-configuration"] => Some(5),
+            [_, "discovery", "v2.0", "keys"] => Some(6),
+            ["_enrollgraph", ..] => Some(FIXED_ADMIN),
+            _ => None,
+        };
+        if let Some(fixed) = fixed {
+            return Some(Shape::fixed(fixed));
         }
-        let mut out = format!("/{version}");
+        let mut shape = Shape { codes: [0; MAX_DEPTH + 1], len: 1 };
+        shape.codes[0] = match ApiVersion::parse(segments[0])? {
+            ApiVersion::V1 => CODE_V1,
+            ApiVersion::Beta => CODE_BETA,
+        };
         let mut after_name = false;
-        for (i, raw) in rest.iter().enumerate() {
-            if raw.starts_with('$') {
-                let known = ["$batch", "$metadata", "$ref", "$count", "$value"];
-                let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(raw)) else {
-                    return UNMATCHED.into();
-                };
-                out.push('/');
-                out.push_str(k);
+        for (i, raw) in segments[1..].iter().enumerate() {
+            let code = if raw.starts_with('$') {
                 after_name = false;
-                continue;
-            }
-            let (name, key) = match raw.split_once('(') {
-                Some((n, _)) => (n, true),
-                None => (*raw, false),
+                let at = DOLLARS.iter().position(|k| k.eq_ignore_ascii_case(raw))?;
+                CODE_DOLLAR + u32::try_from(at).unwrap_or(0)
+            } else {
+                let open = if raw.ends_with(')') { memchr::memchr(b'(', raw.as_bytes()) } else { None };
+                let (name, key) = match open {
+                    Some(at) => (raw.get(..at).unwrap_or_default(), true),
+                    None => (*raw, false),
+                };
+                let bare = name.strip_prefix("microsoft.graph.").unwrap_or(name);
+                match self.name_code(bare) {
+                    Some(code) => {
+                        after_name = !key;
+                        CODE_NAME + code * 2 + u32::from(key)
+                    }
+                    None if after_name && i > 0 => {
+                        after_name = false;
+                        CODE_ID
+                    }
+                    None => return None,
+                }
             };
-            let bare = name.strip_prefix("microsoft.graph.").unwrap_or(name);
-            match self.names.get(&bare.to_ascii_lowercase()) {
-                Some(canonical) => {
+            shape.codes[shape.len] = code;
+            shape.len += 1;
+        }
+        Some(shape)
+    }
+
+    /// The template a shape stands for.
+    fn spell(&self, shape: &Shape) -> String {
+        let mut out = String::new();
+        for &code in &shape.codes[..shape.len] {
+            match code {
+                CODE_V1 => out.push_str("/v1.0"),
+                CODE_BETA => out.push_str("/beta"),
+                CODE_ID => out.push_str("/{id}"),
+                c if (CODE_FIXED..CODE_DOLLAR).contains(&c) => {
+                    out.push_str(FIXED.get((c - CODE_FIXED) as usize).copied().unwrap_or(UNMATCHED));
+                }
+                c if (CODE_DOLLAR..CODE_NAME).contains(&c) => {
                     out.push('/');
-                    out.push_str(canonical);
-                    if key {
+                    out.push_str(DOLLARS.get((c - CODE_DOLLAR) as usize).copied().unwrap_or_default());
+                }
+                c => {
+                    out.push('/');
+                    out.push_str(self.names.get(((c - CODE_NAME) / 2) as usize).copied().unwrap_or_default());
+                    if (c - CODE_NAME) % 2 == 1 {
                         out.push_str("({id})");
                     }
-                    after_name = !key;
                 }
-                None if after_name && i > 0 => {
-                    out.push_str("/{id}");
-                    after_name = false;
-                }
-                None => return UNMATCHED.into(),
             }
         }
         out
+    }
+
+    /// The metric handles of `path`'s route template, made on its first request.
+    fn route(&self, path: &str) -> Arc<Route> {
+        let Some(shape) = self.shape(path) else { return self.unmatched.clone() };
+        if let Some(route) = self.routes.read().ok().and_then(|r| r.get(&shape).cloned()) {
+            return route;
+        }
+        let Ok(mut routes) = self.routes.write() else { return self.unmatched.clone() };
+        if let Some(route) = routes.get(&shape) {
+            return route.clone();
+        }
+        if routes.len() >= MAX_ROUTES {
+            return self.unmatched.clone();
+        }
+        let route = Arc::new(Route::new(&self.spell(&shape)));
+        routes.insert(shape, route.clone());
+        route
+    }
+
+    fn record(&self, route: &Route, method: usize, resp: &Response, elapsed: Duration, caller: Option<&Caller>) {
+        let status = resp.status().as_u16();
+        if self.metrics && METRICS_ON.load(Ordering::Relaxed) {
+            route.count(method, status);
+            route.time(method, elapsed);
+        }
+        if let Some(caller) = caller {
+            let header = |name: &HeaderName| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let (tenant, app_id) = caller.0.get().map_or(("", ""), |(t, a)| (t.as_str(), a.as_str()));
+            tracing::info!(
+                target: "enrollgraph::request",
+                request_id = header(&REQUEST_ID),
+                client_request_id = header(&CLIENT_REQUEST_ID),
+                tenant,
+                app_id,
+                method = METHODS[method],
+                route = &*route.template,
+                status,
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
+        }
     }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 
-/// `router` with every request observed.
-pub fn layer(router: Router, observer: Arc<Observer>) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(observer, observe))
+/// A request being observed: from [`Observer::begin`] to [`Observer::end`].
+pub struct Observation {
+    started: Instant,
+    route: Arc<Route>,
+    method: usize,
+    caller: Option<Caller>,
 }
 
-async fn observe(State(observer): State<Arc<Observer>>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let caller = Caller::default();
-    req.extensions_mut().insert(caller.clone());
-    // Methods are the client's words too: any other than HTTP's own is `other` (bounded).
-    let method = match *req.method() {
-        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS => {
-            req.method().as_str().to_owned()
-        }
-        _ => "other".to_owned(),
-    };
-    let route = observer.template(req.uri().path());
-    let resp = next.run(req).await;
-    let elapsed = started.elapsed();
-    let status = resp.status().as_u16();
-    if observer.metrics {
-        let version = route.split('/').nth(1).filter(|v| ApiVersion::parse(v).is_some()).unwrap_or("").to_owned();
-        metrics::counter!(
-            "enrollgraph_http_requests_total",
-            "method" => method.clone(),
-            "route" => route.clone(),
-            "status" => status.to_string(),
-            "version" => version,
-        )
-        .increment(1);
-        metrics::histogram!(
-            "enrollgraph_http_request_duration_seconds",
-            "method" => method.clone(),
-            "route" => route.clone(),
-        )
-        .record(elapsed.as_secs_f64());
+impl Observer {
+    /// Starts observing `req` (before it is routed).
+    ///
+    /// The listener calls this and [`Observer::end`] around the router itself rather than
+    /// through a tower layer: a layer on an axum `Router` wraps every route in another
+    /// boxed, cloned service and boxes a future per request, which was most of what
+    /// observing cost (issue 16's budget: ≤ 3 % of W2; callgrind, docs/performance.md).
+    pub fn begin<B>(&self, req: &mut axum::http::Request<B>) -> Observation {
+        let started = Instant::now();
+        let route = self.route(req.uri().path());
+        let method = method_index(req.method());
+        // The caller is only read by the log line.
+        let caller = self.log.then(|| {
+            let caller = Caller::default();
+            req.extensions_mut().insert(caller.clone());
+            caller
+        });
+        Observation { started, route, method, caller }
     }
-    if observer.log {
-        let header = |name: &HeaderName| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let (tenant, app_id) = caller.0.get().map_or(("", ""), |(t, a)| (t.as_str(), a.as_str()));
-        tracing::info!(
-            target: "enrollgraph::request",
-            request_id = header(&REQUEST_ID),
-            client_request_id = header(&CLIENT_REQUEST_ID),
-            tenant,
-            app_id,
-            method = method.as_str(),
-            route = route.as_str(),
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request"
-        );
+
+    /// Records the answer to an observed request.
+    pub fn end(&self, observation: Observation, resp: &Response) {
+        let Observation { started, route, method, caller } = observation;
+        self.record(&route, method, resp, started.elapsed(), caller.as_ref());
     }
-    resp
 }
 
 /// Counts a token check (issue 16): `outcome` is `valid`, or the refusal's reason (the
-/// error's variant name: a bounded set).
-pub fn token_checked<T, E: std::fmt::Debug>(checked: &Result<T, E>) {
-    let reason = match checked {
-        Ok(_) => "valid".to_owned(),
-        Err(e) => {
-            let text = format!("{e:?}");
-            text.split(['(', ' ', '{']).next().unwrap_or_default().to_owned()
+/// error's variant name: a bounded set). Skipped without a recorder; each outcome's counter
+/// is registered once (nearly every request adds to one).
+pub fn token_checked<T>(checked: &Result<T, enrollgraph_auth::AuthError>) {
+    if !METRICS_ON.load(Ordering::Relaxed) {
+        return;
+    }
+    static OUTCOMES: RwLock<Vec<(&'static str, Counter)>> = RwLock::new(Vec::new());
+    let outcome = checked.as_ref().map_or_else(enrollgraph_auth::AuthError::reason, |_| "valid");
+    let known = OUTCOMES.read().ok().and_then(|o| o.iter().find(|(k, _)| *k == outcome).map(|(_, c)| c.clone()));
+    let counter = known.unwrap_or_else(|| {
+        let counter = metrics::counter!("enrollgraph_token_validations_total", "outcome" => outcome);
+        if let Ok(mut o) = OUTCOMES.write()
+            && !o.iter().any(|(k, _)| *k == outcome)
+        {
+            o.push((outcome, counter.clone()));
         }
-    };
-    metrics::counter!("enrollgraph_token_validations_total", "outcome" => reason).increment(1);
+        counter
+    });
+    counter.increment(1);
 }
 
 #[cfg(test)]
@@ -230,5 +485,32 @@ mod tests {
         for (path, want) in cases {
             assert_eq!(o.template(path), want, "{path}");
         }
+    }
+
+    #[test]
+    fn made_up_chains_of_real_names_stay_bounded() {
+        let Ok(model) = Model::load() else { panic!("the model loads") };
+        let o = Observer::new(&model, true, false);
+        let names = o.names.clone();
+        // Chains of three real names (the trimmed schema has a few dozen): far more
+        // templates than the cap.
+        for a in &names {
+            for b in &names {
+                for c in &names {
+                    drop(o.route(&format!("/beta/{a}/{b}/{c}")));
+                }
+            }
+        }
+        assert!(names.len().pow(3) > 2 * MAX_ROUTES, "the test makes more templates than the cap");
+        let held = o.routes.read().map(|r| r.len()).unwrap_or(usize::MAX);
+        assert_eq!(held, MAX_ROUTES, "the cap holds");
+        let past = o.route("/beta/deviceManagement/deviceEnrollmentConfigurations/x/assignments");
+        assert_eq!(&*past.template, UNMATCHED, "past the cap a new template is (unmatched)");
+        // Case is folded; GUID-like ids never name anything.
+        assert_eq!(
+            o.template("/BETA/devicemanagement/DEVICEENROLLMENTCONFIGURATIONS/0f0f0f0f-5e1e-4c71-8e00-00000000f117"),
+            "/beta/deviceManagement/deviceEnrollmentConfigurations/{id}"
+        );
+        assert_eq!(o.template("/v1.0/0f0f0f0f-5e1e-4c71-8e00-00000000f117"), "(unmatched)");
     }
 }
