@@ -339,7 +339,18 @@ fn main() -> ExitCode {
         // A line per request is opt-in (`ENROLLGRAPH_LOG=enrollgraph=info`): on by default it
         // halved W2's throughput (bench, `eg+request-logs` 25 k against 49 k req/s).
         .unwrap_or_else(|_| "enrollgraph=info,enrollgraph::request=off,warn".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Lines are written by a thread of their own, through a buffer flushed whenever no line
+    // is waiting: a worker formats a line and goes on, instead of making a write(2) per line
+    // (bench `eg+request-logs`). Not lossy: a full queue makes workers wait rather than
+    // drop lines. `_flushed` writes out what is queued when `main` returns.
+    let (writer, _flushed) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("enrollgraph-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // Colours only for a terminal: a file or a collector gets plain text, and the escape
+    // codes around every field name were most of a request line's formatting (callgrind).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     match cli.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),

@@ -46,7 +46,7 @@ pub async fn metrics_listener(addr: SocketAddr) -> Result<SocketAddr, String> {
     // `PrometheusBuilder::install_recorder`). Five seconds is the builder's own default.
     let upkeep = handle.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             every.tick().await;
             upkeep.run_upkeep();

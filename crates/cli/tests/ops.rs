@@ -391,6 +391,18 @@ fn sigterm_loses_no_acknowledged_write_and_answers_in_flight_requests() {
             http.get(url).bearer_auth(token).send().map(|r| r.status().as_u16())
         })
     };
+    // And a slow write: it is in the store's hands when the signal comes, so it must be
+    // answered 201 and be there after a restart (a shutdown that exits without waiting for
+    // its connections, or without draining the writer, fails here).
+    let slow_write = {
+        let (url, token) = (s.url(slow_path), s.token.clone());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+            let body = json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "in flight"});
+            let r = http.post(url).bearer_auth(token).json(&body).send().unwrap();
+            (r.status().as_u16(), r.json::<Value>().unwrap()["id"].as_str().unwrap_or_default().to_owned())
+        })
+    };
     std::thread::sleep(Duration::from_millis(700));
     let signalled = Instant::now();
     s.sigterm();
@@ -406,6 +418,8 @@ fn sigterm_loses_no_acknowledged_write_and_answers_in_flight_requests() {
     // The request in flight was answered, after the signal.
     assert_eq!(slow.join().unwrap().ok(), Some(200), "the in-flight request got its answer");
     assert!(signalled.elapsed() >= Duration::from_millis(700));
+    let (write_status, slow_id) = slow_write.join().unwrap();
+    assert_eq!(write_status, 201, "the write in flight got its answer");
     let acked: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     assert!(acked.len() > 4, "writes were acknowledged: {}", acked.len());
     s.start_again();
@@ -414,4 +428,6 @@ fn sigterm_loses_no_acknowledged_write_and_answers_in_flight_requests() {
     for id in &acked {
         assert!(listed.contains(id), "an acknowledged write was lost: {id}");
     }
+    let profile = s.get(&format!("{slow_path}/{slow_id}"));
+    assert_eq!(profile.status(), 200, "the write acknowledged during shutdown lasted");
 }

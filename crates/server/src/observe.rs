@@ -119,8 +119,10 @@ pub struct Observer {
     longest: usize,
     metrics: bool,
     log: bool,
-    routes: RwLock<FxHashMap<Shape, Arc<Route>>>,
-    unmatched: Arc<Route>,
+    /// Routes live as long as the process (an observer is made once, at start; at most
+    /// `MAX_ROUTES` of them): leaked, so a request holds one without counting references.
+    routes: RwLock<FxHashMap<Shape, &'static Route>>,
+    unmatched: &'static Route,
 }
 
 /// One route template's metric handles.
@@ -143,26 +145,26 @@ impl Route {
     }
 
     fn count(&self, method: usize, status: u16) {
-        let found =
-            self.requests.read().ok().and_then(|known| {
-                known.iter().find(|(m, s, _)| *m == method && *s == status).map(|(_, _, c)| c.clone())
-            });
-        let counter = found.unwrap_or_else(|| {
-            let counter = metrics::counter!(
-                "enrollgraph_http_requests_total",
-                "method" => METHODS[method],
-                "route" => self.template.to_string(),
-                "status" => status.to_string(),
-                "version" => self.version,
-            );
-            if let Ok(mut known) = self.requests.write()
-                && !known.iter().any(|(m, s, _)| *m == method && *s == status)
-            {
-                known.push((method, status, counter.clone()));
-            }
-            counter
+        // Incremented under the read lock: no handle is cloned (an `Arc`) per request.
+        let counted = self.requests.read().is_ok_and(|known| {
+            known.iter().find(|(m, s, _)| *m == method && *s == status).map(|(_, _, c)| c.increment(1)).is_some()
         });
+        if counted {
+            return;
+        }
+        let counter = metrics::counter!(
+            "enrollgraph_http_requests_total",
+            "method" => METHODS[method],
+            "route" => self.template.to_string(),
+            "status" => status.to_string(),
+            "version" => self.version,
+        );
         counter.increment(1);
+        if let Ok(mut known) = self.requests.write()
+            && !known.iter().any(|(m, s, _)| *m == method && *s == status)
+        {
+            known.push((method, status, counter));
+        }
     }
 
     fn time(&self, method: usize, elapsed: Duration) {
@@ -224,7 +226,7 @@ impl Observer {
             metrics,
             log,
             routes: RwLock::new(FxHashMap::default()),
-            unmatched: Arc::new(Route::new(UNMATCHED)),
+            unmatched: Box::leak(Box::new(Route::new(UNMATCHED))),
         }
     }
 
@@ -352,20 +354,20 @@ impl Observer {
     }
 
     /// The metric handles of `path`'s route template, made on its first request.
-    fn route(&self, path: &str) -> Arc<Route> {
-        let Some(shape) = self.shape(path) else { return self.unmatched.clone() };
-        if let Some(route) = self.routes.read().ok().and_then(|r| r.get(&shape).cloned()) {
+    fn route(&self, path: &str) -> &'static Route {
+        let Some(shape) = self.shape(path) else { return self.unmatched };
+        if let Some(route) = self.routes.read().ok().and_then(|r| r.get(&shape).copied()) {
             return route;
         }
-        let Ok(mut routes) = self.routes.write() else { return self.unmatched.clone() };
+        let Ok(mut routes) = self.routes.write() else { return self.unmatched };
         if let Some(route) = routes.get(&shape) {
-            return route.clone();
+            return route;
         }
         if routes.len() >= MAX_ROUTES {
-            return self.unmatched.clone();
+            return self.unmatched;
         }
-        let route = Arc::new(Route::new(&self.spell(&shape)));
-        routes.insert(shape, route.clone());
+        let route: &'static Route = Box::leak(Box::new(Route::new(&self.spell(&shape))));
+        routes.insert(shape, route);
         route
     }
 
@@ -400,7 +402,7 @@ const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id
 /// A request being observed: from [`Observer::begin`] to [`Observer::end`].
 pub struct Observation {
     started: Instant,
-    route: Arc<Route>,
+    route: &'static Route,
     method: usize,
     caller: Option<Caller>,
 }
@@ -441,17 +443,18 @@ pub fn token_checked<T>(checked: &Result<T, enrollgraph_auth::AuthError>) {
     }
     static OUTCOMES: RwLock<Vec<(&'static str, Counter)>> = RwLock::new(Vec::new());
     let outcome = checked.as_ref().map_or_else(enrollgraph_auth::AuthError::reason, |_| "valid");
-    let known = OUTCOMES.read().ok().and_then(|o| o.iter().find(|(k, _)| *k == outcome).map(|(_, c)| c.clone()));
-    let counter = known.unwrap_or_else(|| {
-        let counter = metrics::counter!("enrollgraph_token_validations_total", "outcome" => outcome);
-        if let Ok(mut o) = OUTCOMES.write()
-            && !o.iter().any(|(k, _)| *k == outcome)
-        {
-            o.push((outcome, counter.clone()));
-        }
-        counter
-    });
+    let counted =
+        OUTCOMES.read().is_ok_and(|o| o.iter().find(|(k, _)| *k == outcome).map(|(_, c)| c.increment(1)).is_some());
+    if counted {
+        return;
+    }
+    let counter = metrics::counter!("enrollgraph_token_validations_total", "outcome" => outcome);
     counter.increment(1);
+    if let Ok(mut o) = OUTCOMES.write()
+        && !o.iter().any(|(k, _)| *k == outcome)
+    {
+        o.push((outcome, counter));
+    }
 }
 
 #[cfg(test)]
