@@ -155,7 +155,12 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap, uri: &axum::http::
     let scheme = get(&X_FORWARDED_PROTO).unwrap_or(state.scheme);
     // HTTP/2 carries the host and port in the URI's authority, not in a Host header.
     let host = get(&X_FORWARDED_HOST).or_else(|| get(&header::HOST)).or_else(|| uri.authority().map(|a| a.as_str()));
-    format!("{scheme}://{}", host.unwrap_or("localhost"))
+    let host = host.unwrap_or("localhost");
+    let mut url = String::with_capacity(scheme.len() + 3 + host.len());
+    url.push_str(scheme);
+    url.push_str("://");
+    url.push_str(host);
+    url
 }
 
 /// `$metadata` with another method than GET: a Graph-shaped `405`, not the router's bare

@@ -201,6 +201,52 @@ pub(crate) fn create_entity(view: View<'_>, tx: &mut dyn Tx, coll: &CollectionRe
     create_validated(view, tx, coll, payload)
 }
 
+/// A create whose stored form needs nothing from the transaction, made on the worker
+/// before the write is queued: the single writer thread then only inserts it (bench W1 at
+/// c=32: the writer's work per create was most of what could not overlap the fsync;
+/// issue 17, docs/performance.md).
+pub(crate) struct Filled {
+    id: String,
+    type_name: String,
+    raw: String,
+}
+
+/// The stored form of `payload`, when nothing in it depends on the transaction; otherwise
+/// the payload back, for [`create_validated`] to do inside it. A type with a priority group
+/// (the next priority), a unique target (its siblings), `{parentId}` in its id or fills
+/// (the parent's stored id), binds or deep inserts needs the transaction.
+pub(crate) fn prefill(view: View<'_>, payload: Payload) -> std::result::Result<Filled, Payload> {
+    let behaviour = view.model.behaviour.for_type(view.lineage(&payload.type_name));
+    let parent_id_used = behaviour.id_template.as_deref().is_some_and(|t| t.contains("{parentId}"))
+        || behaviour.fill.values().any(|v| v.as_str().is_some_and(|t| t.contains("{parentId}")));
+    if parent_id_used
+        || behaviour.priority_group.is_some()
+        || behaviour.unique_target.is_some()
+        || !payload.binds.is_empty()
+        || !payload.deep.is_empty()
+    {
+        return Err(payload);
+    }
+    let Payload { type_name, mut body, .. } = payload;
+    let sent: Vec<String> = body.keys().cloned().collect();
+    let id = new_id(view, &type_name, &body, None);
+    body.insert("id".into(), Value::String(id.clone()));
+    server_fields(view, &type_name, &mut body, None, true);
+    keep_renamed_in_step(view, &type_name, &sent, &mut body, true);
+    let raw = Value::Object(body).to_string();
+    Ok(Filled { id, type_name, raw })
+}
+
+/// Inserts a [`Filled`] create into `coll`.
+pub(super) fn create_filled(coll: &CollectionRef, tx: &mut dyn Tx, filled: Filled, ctx: &WriteCtx) -> Result<Written> {
+    let Filled { id, type_name, raw } = filled;
+    let seq = tx.insert(coll.parent, &coll.nav, &id, &type_name, &raw)?;
+    let row = Row { seq, parent: coll.parent, nav: coll.nav.clone(), id, type_name, raw };
+    let entity = EntityRef { row, declared: coll.element.clone(), collection_path: coll.path.clone() };
+    let location = format!("{}/{}/{}", ctx.base_url, ctx.version.as_str(), entity.path());
+    Ok(Written::Entity { status: 201, entity, location: Some(location) })
+}
+
 /// Creates one entity from a validated payload.
 pub(crate) fn create_validated(
     view: View<'_>,
