@@ -48,10 +48,7 @@ pub(crate) async fn handle(service: &Service, req: Request) -> Result<Response> 
                 _ => None,
             };
             let (prepared, known) = match fast {
-                Some(Ok(payload)) => match write::prefill(view, payload) {
-                    Ok(filled) => (Prepared::Filled(filled), None),
-                    Err(payload) => (Prepared::Payload(payload), None),
-                },
+                Some(Ok(payload)) => (write::prefill(view, payload), None),
                 // A bad body on a path that may not exist: the snapshot decides which error
                 // a client sees first (a missing parent is 404 before the body is read).
                 _ => service.store.read(&req.tenant, |tx| {

@@ -212,10 +212,10 @@ pub(crate) struct Filled {
 }
 
 /// The stored form of `payload`, when nothing in it depends on the transaction; otherwise
-/// the payload back, for [`create_validated`] to do inside it. A type with a priority group
+/// the payload as it came, for [`create_validated`] to do inside it. A type with a priority group
 /// (the next priority), a unique target (its siblings), `{parentId}` in its id or fills
 /// (the parent's stored id), binds or deep inserts needs the transaction.
-pub(crate) fn prefill(view: View<'_>, payload: Payload) -> std::result::Result<Filled, Payload> {
+pub(super) fn prefill(view: View<'_>, payload: Payload) -> super::Prepared {
     let behaviour = view.model.behaviour.for_type(view.lineage(&payload.type_name));
     let parent_id_used = behaviour.id_template.as_deref().is_some_and(|t| t.contains("{parentId}"))
         || behaviour.fill.values().any(|v| v.as_str().is_some_and(|t| t.contains("{parentId}")));
@@ -225,7 +225,7 @@ pub(crate) fn prefill(view: View<'_>, payload: Payload) -> std::result::Result<F
         || !payload.binds.is_empty()
         || !payload.deep.is_empty()
     {
-        return Err(payload);
+        return super::Prepared::Payload(payload);
     }
     let Payload { type_name, mut body, .. } = payload;
     let sent: Vec<String> = body.keys().cloned().collect();
@@ -234,7 +234,7 @@ pub(crate) fn prefill(view: View<'_>, payload: Payload) -> std::result::Result<F
     server_fields(view, &type_name, &mut body, None, true);
     keep_renamed_in_step(view, &type_name, &sent, &mut body, true);
     let raw = Value::Object(body).to_string();
-    Ok(Filled { id, type_name, raw })
+    super::Prepared::Filled(Filled { id, type_name, raw })
 }
 
 /// Inserts a [`Filled`] create into `coll`.
