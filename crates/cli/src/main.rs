@@ -345,6 +345,9 @@ fn main() -> ExitCode {
     // drop lines. `_flushed` writes out what is queued when `main` returns.
     let (writer, _flushed) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // 4,096 lines waiting at most: the default (128,000) is a channel whose slots are
+        // all written when it is made, 4 MiB of resident memory (bench: peak RSS).
+        .buffered_lines_limit(4096)
         .thread_name("enrollgraph-log")
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     // Colours only for a terminal: a file or a collector gets plain text, and the escape
