@@ -417,3 +417,38 @@ fn tenant_ids_are_guids_or_domain_names_compared_case_insensitively() {
         }
     }
 }
+
+#[test]
+fn wrong_admin_keys_are_limited_for_the_admin_api_and_the_inspector_sign_in_alike() {
+    let s = start(&[]);
+    assert_eq!(admin(&s, "GET", "/tenants", None).status(), 200, "the right key opens the admin API");
+    let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in = |key: &str| {
+        http.post(s.url("/_enrollgraph/ui/signin"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", s.url(""))
+            .body(format!("key={key}"))
+            .send()
+            .unwrap()
+    };
+    // One limit for both doors: 10 wrong keys at each (20 for one peer in a minute).
+    for i in 0..10 {
+        assert_eq!(common::admin_call(&s, "wrong-admin-key-0000", "GET", "/tenants", None).status(), 403, "{i}");
+        assert_eq!(sign_in("wrong-admin-key-0000").status(), 403, "{i}");
+    }
+    // The 21st guess is refused before the key is checked: the right key too, so an
+    // answer cannot tell a right guess from a wrong one.
+    let r = admin(&s, "GET", "/tenants", None);
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests", "{body}");
+    let page = sign_in(KEY);
+    assert_eq!(page.status(), 429, "the inspector's sign-in is under the same limit");
+    assert!(page.headers().contains_key("retry-after"));
+    assert!(page.headers().get("set-cookie").is_none(), "no session while throttled");
+    // Graph requests are not affected.
+    let token = token_of(client_credentials(&s.base, TENANT, DEV_CLIENT_ID, DEV_CLIENT_SECRET));
+    assert_eq!(get(&s, &token, CFG).status(), 200);
+}

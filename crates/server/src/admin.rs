@@ -353,13 +353,59 @@ impl IntoResponse for AdminError {
     }
 }
 
-fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
-    let Some(key) = &state.controls.key else { return Ok(()) };
+/// Wrong admin keys one peer address may present per window (`FailedSignIns`' 60 s).
+pub(crate) const FAILED_ADMIN_KEYS_PER_PEER: u32 = 20;
+/// Wrong admin keys all peers together may present per window: a key chosen with
+/// `--admin-key` may be guessable, and its hash is cheap (1,000 rounds), so guesses from
+/// many addresses are bounded too. While a limit holds, the right key is refused as well
+/// (an answer that differed for it would still let guesses through).
+pub(crate) const FAILED_ADMIN_KEYS_IN_ALL: u32 = 300;
+
+/// How an admin-key check failed.
+pub(crate) enum KeyRefused {
+    /// Wrong.
+    Wrong,
+    /// Too many wrong keys: wait this many seconds.
+    Throttled(u64),
+}
+
+/// Checks `presented` against the admin key's `hash` under the failed-guess limits, for the
+/// admin API and the inspector's sign-in alike (SECURITY.md "Guessing").
+pub(crate) fn guess_admin_key(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    presented: &str,
+    hash: &str,
+) -> Result<(), KeyRefused> {
+    let peer_key = peer.map(|p| format!("admin\n{p}"));
+    let mut limits = vec![("admin", FAILED_ADMIN_KEYS_IN_ALL)];
+    limits.extend(peer_key.as_deref().map(|k| (k, FAILED_ADMIN_KEYS_PER_PEER)));
+    if let Some(wait) = state.identity.failed_sign_ins.blocked(&limits) {
+        return Err(KeyRefused::Throttled(wait));
+    }
+    if enrollgraph_auth::verify_secret(presented, hash) {
+        return Ok(());
+    }
+    let keys: Vec<&str> = limits.iter().map(|(k, _)| *k).collect();
+    state.identity.failed_sign_ins.record(&keys);
+    Err(KeyRefused::Wrong)
+}
+
+/// The peer address the listener recorded (absent in tests that call the router directly).
+pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// `None` when the request may use the admin API, else the answer that refuses it.
+fn check_key(state: &AppState, parts: &axum::http::request::Parts) -> Option<Response> {
+    let Some(key) = &state.controls.key else { return None };
+    let headers = &parts.headers;
+    let refuse = |status, code, message: &str| AdminError(status, code, message.to_owned()).into_response();
     if crate::has_two_authorizations(headers) {
-        return Err(AdminError(
+        return Some(refuse(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            "The request has more than one Authorization header.".into(),
+            "The request has more than one Authorization header.",
         ));
     }
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -367,20 +413,31 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), AdminError> {
         let (scheme, rest) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
     });
-    match presented {
-        None => Err(AdminError(
+    let Some(presented) = presented else {
+        return Some(refuse(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            "The admin API needs the admin key: send 'Authorization: Bearer <admin key>' (printed at start).".into(),
-        )),
-        // Constant-time comparison of the derived hash (`ring::pbkdf2::verify`).
-        Some(p) if enrollgraph_auth::verify_secret(p, key) => Ok(()),
-        Some(p) if p.matches('.').count() == 2 => Err(AdminError(
+            "The admin API needs the admin key: send 'Authorization: Bearer <admin key>' (printed at start).",
+        ));
+    };
+    // Constant-time comparison of the derived hash (`ring::pbkdf2::verify`).
+    match guess_admin_key(state, peer_of(&parts.extensions), presented, key) {
+        Ok(()) => None,
+        Err(KeyRefused::Throttled(wait)) => {
+            let mut r = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too many wrong admin keys; retry after the time in Retry-After.",
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            Some(r)
+        }
+        Err(KeyRefused::Wrong) if presented.matches('.').count() == 2 => Some(refuse(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            "A Graph access token does not open the admin API; send the admin key.".into(),
+            "A Graph access token does not open the admin API; send the admin key.",
         )),
-        Some(_) => Err(AdminError(StatusCode::FORBIDDEN, "Forbidden", "The admin key is wrong.".into())),
+        Err(KeyRefused::Wrong) => Some(refuse(StatusCode::FORBIDDEN, "Forbidden", "The admin key is wrong.")),
     }
 }
 
@@ -413,7 +470,9 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, AdminError> {
         return Ok(crate::ui::handle(state, req).await);
     }
     let (parts, body) = req.into_parts();
-    check_key(state, &parts.headers)?;
+    if let Some(refused) = check_key(state, &parts) {
+        return Ok(refused);
+    }
     // Snapshots of big tenants exceed Graph's 4 MiB body limit; the admin key guards this.
     let bytes = axum::body::to_bytes(body, ADMIN_BODY_LIMIT).await.map_err(|_| {
         AdminError(

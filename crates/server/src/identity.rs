@@ -46,7 +46,7 @@ pub struct Identity {
     /// on the async workers that serve Graph: issue 18 item 9).
     hashing: Semaphore,
     /// Failed sign-ins per (tenant, app) and per peer address.
-    failed_sign_ins: FailedSignIns,
+    pub(crate) failed_sign_ins: FailedSignIns,
     /// Secrets the token endpoint refuses whatever app holds them (the well-known
     /// development secret off loopback: issue 18 item 5).
     refused_secrets: Vec<String>,

@@ -282,16 +282,29 @@ async fn signin(state: &AppState, parts: &axum::http::request::Parts, body: Body
         return signin_page(StatusCode::BAD_REQUEST, "The form could not be read.");
     };
     let key = form_urlencoded::parse(&bytes).find(|(k, _)| k == "key").map(|(_, v)| v.into_owned());
-    // PBKDF2 off the async workers, as the token endpoint hashes (SECURITY.md "Guessing").
-    let ok = match key {
+    // PBKDF2 off the async workers, as the token endpoint hashes, under the admin API's
+    // failed-guess limits (SECURITY.md "Guessing").
+    let peer = crate::admin::peer_of(&parts.extensions);
+    let checked = match key {
         Some(k) if !k.is_empty() && k.len() <= 1024 => {
-            let hash = hash.clone();
-            tokio::task::spawn_blocking(move || enrollgraph_auth::verify_secret(k.trim(), &hash)).await.unwrap_or(false)
+            let (state, hash) = (state.clone(), hash.clone());
+            tokio::task::spawn_blocking(move || crate::admin::guess_admin_key(&state, peer, k.trim(), &hash))
+                .await
+                .unwrap_or(Err(crate::admin::KeyRefused::Wrong))
         }
-        _ => false,
+        _ => Err(crate::admin::KeyRefused::Wrong),
     };
-    if !ok {
-        return signin_page(StatusCode::FORBIDDEN, "The admin key is wrong.");
+    match checked {
+        Ok(()) => {}
+        Err(crate::admin::KeyRefused::Throttled(wait)) => {
+            let mut r = signin_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many wrong admin keys; try again in {wait} seconds."),
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return r;
+        }
+        Err(crate::admin::KeyRefused::Wrong) => return signin_page(StatusCode::FORBIDDEN, "The admin key is wrong."),
     }
     let id = state.controls.ui.create();
     let mut r = see_other(&format!("{UI}/"));
