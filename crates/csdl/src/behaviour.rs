@@ -2,6 +2,7 @@
 //! properties, id formats, priorities, action semantics). Data, not code per type.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -134,6 +135,9 @@ pub struct Behaviour {
     permissions: HashMap<String, Permissions>,
     /// Per version, single objects by path (as segments).
     single: HashMap<String, Vec<(Vec<String>, SingleObject)>>,
+    /// [`Behaviour::for_type`]'s answers by lineage: the merge clones maps, and a create
+    /// asked for it four times (callgrind, issue 17's W1).
+    merged: Arc<RwLock<rustc_hash::FxHashMap<Vec<String>, Arc<TypeBehaviour>>>>,
 }
 
 /// The permissions a resource outside Intune accepts (any one of a list will do).
@@ -171,6 +175,7 @@ impl Behaviour {
             .ok_or_else(|| CsdlError::Model("behaviour", "missing stamps".into()))
             .and_then(|s| serde_json::from_value(s).map_err(|e| CsdlError::Model("behaviour", e.to_string())))?;
         Ok(Behaviour {
+            merged: Arc::default(),
             computed: entries(&v, "computed")?,
             stamps,
             types: entries(&v, "types")?,
@@ -269,7 +274,10 @@ impl Behaviour {
     /// The behaviour of the most derived type in `lineage` that has one, merged
     /// with its bases' (derived wins).
     #[must_use]
-    pub fn for_type(&self, lineage: &[String]) -> TypeBehaviour {
+    pub fn for_type(&self, lineage: &[String]) -> Arc<TypeBehaviour> {
+        if let Some(known) = self.merged.read().ok().and_then(|m| m.get(lineage).cloned()) {
+            return known;
+        }
         let mut out = TypeBehaviour::default();
         for t in lineage {
             if let Some(b) = self.types.get(t) {
@@ -281,6 +289,11 @@ impl Behaviour {
                 out.renamed.extend(b.renamed.iter().cloned());
                 out.unique_target = b.unique_target.clone().or(out.unique_target);
             }
+        }
+        let out = Arc::new(out);
+        // Lineages are the schema's types: the map is bounded by the schema.
+        if let Ok(mut m) = self.merged.write() {
+            m.insert(lineage.to_vec(), out.clone());
         }
         out
     }

@@ -192,3 +192,29 @@ fn entity_sets_and_the_client_neighbourhood_are_schema() {
     assert!(b.key_always_selected(m.beta.lineage_names("microsoft.graph.deviceAndAppManagementAssignmentFilter")));
     assert!(!b.key_always_selected(m.beta.lineage_names("microsoft.graph.group")));
 }
+
+#[test]
+fn completing_both_versions_skips_only_a_v1_pass_that_adds_nothing() {
+    let m = model();
+    let assignment = "microsoft.graph.enrollmentConfigurationAssignment";
+    assert!(m.v1_within_beta.contains(assignment), "the W1 assignment's v1.0 pass is skipped");
+    // For every type either version knows, with an empty body and with each target type
+    // nested, the shortcut gives what both passes give.
+    let targets: Vec<String> = m.beta.self_and_derived("microsoft.graph.deviceAndAppManagementAssignmentTarget");
+    let types: Vec<String> = m.beta.types.keys().chain(m.v1.types.keys()).cloned().collect();
+    for t in &types {
+        let mut bodies = vec![serde_json::Map::new()];
+        for target in &targets {
+            let mut b = serde_json::Map::new();
+            b.insert("target".into(), json!({"@odata.type": format!("#{target}")}));
+            bodies.push(b);
+        }
+        for body in bodies {
+            let (mut both, mut quick) = (body.clone(), body);
+            crate::complete(&m.beta, t, &mut both);
+            crate::complete(&m.v1, t, &mut both);
+            m.complete_both(t, &mut quick);
+            assert_eq!(serde_json::Value::Object(quick), serde_json::Value::Object(both), "{t}");
+        }
+    }
+}

@@ -425,7 +425,7 @@ impl Service {
             .map(|(r, _)| {
                 by_type
                     .entry(r.type_name.as_str())
-                    .or_insert_with(|| self.model.behaviour.for_type(view.lineage(&r.type_name)).priority_group)
+                    .or_insert_with(|| self.model.behaviour.for_type(view.lineage(&r.type_name)).priority_group.clone())
                     .clone()
             })
             .collect();

@@ -493,8 +493,7 @@ fn import(view: View<'_>, tx: &mut dyn Tx, parent: i64, nav: &str, declared: &st
             body.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    enrollgraph_csdl::complete(&view.model.beta, &payload.type_name, &mut body);
-    enrollgraph_csdl::complete(&view.model.v1, &payload.type_name, &mut body);
+    view.model.complete_both(&payload.type_name, &mut body);
     let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     Ok(tx.insert(parent, nav, &id, &payload.type_name, &Value::Object(body).to_string())?)
 }

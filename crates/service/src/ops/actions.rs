@@ -45,7 +45,7 @@ pub(super) fn invoke(
                     body.insert(k, v);
                 }
             }
-            tx.update(row.seq, &row.type_name, &Value::Object(body).to_string())?;
+            tx.update(row.seq, &row.type_name, &super::write::stored_text(&body))?;
             Ok(empty(200))
         }
         ActionKind::ClearProperties { properties } => {
@@ -54,7 +54,7 @@ pub(super) fn invoke(
             for p in properties {
                 body.insert(p, Value::Null);
             }
-            tx.update(row.seq, &row.type_name, &Value::Object(body).to_string())?;
+            tx.update(row.seq, &row.type_name, &super::write::stored_text(&body))?;
             Ok(empty(200))
         }
     }
@@ -162,7 +162,7 @@ fn bind_devices(
             let v = if v == "{now}" { Value::String(now_stamp()) } else { v.clone() };
             body.insert(k.clone(), v);
         }
-        tx.update(device.seq, &device.type_name, &Value::Object(body).to_string())?;
+        tx.update(device.seq, &device.type_name, &super::write::stored_text(&body))?;
     }
     Ok(empty(200))
 }
