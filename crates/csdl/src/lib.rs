@@ -6,6 +6,7 @@
 
 mod behaviour;
 mod load;
+pub(crate) mod memo;
 mod payload;
 mod shape;
 
@@ -15,11 +16,12 @@ type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 pub use behaviour::{ActionKind, Behaviour, Permissions, RenamedProperty, SingleObject, TypeBehaviour, UniqueTarget};
 pub use enrollgraph_odata::{Primitive, PropertyInfo, TypeRef};
+pub use memo::WireMemo;
 pub use payload::{
     Payload, ValidationError, WriteMode, complete, default_value, is_guid, keep_hidden_members,
     validate_action_parameters, validate_entity,
 };
-pub use shape::{Selection, shape_entity, shape_object, write_entity_members};
+pub use shape::{Selection, shape_entity, shape_object, write_entity_members, write_entity_members_remembered};
 
 /// A Graph API version; each has its own CSDL document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -169,6 +171,8 @@ pub struct Schema {
     /// Per type, precomputed at load (these lookups are on every request's path):
     /// its lineage names (root first) and all its properties, inherited first.
     flat: HashMap<String, (Vec<String>, Vec<Property>)>,
+    /// Wire forms of stored rows already shaped for this version (`memo.rs`).
+    pub memo: WireMemo,
 }
 
 /// Both versions' schemas plus the behaviour that CSDL cannot express.

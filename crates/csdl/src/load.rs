@@ -4,7 +4,7 @@ use roxmltree::{Document, Node};
 
 use crate::{
     Action, ApiVersion, CsdlError, EnumType, HashMap, Navigation, Parameter, Primitive, Property, Schema,
-    StructuredType, TypeKind, TypeRef, qualify,
+    StructuredType, TypeKind, TypeRef, WireMemo, qualify,
 };
 
 /// Splits `Collection(T)` into (T, true).
@@ -193,8 +193,18 @@ impl Schema {
                 return Err(CsdlError::Model(label, format!("entity set {}: undefined type {}", set.name, set.target)));
             }
         }
-        let mut schema =
-            Schema { version, xml, types, enums, actions, singletons, entity_sets, derived, flat: HashMap::default() };
+        let mut schema = Schema {
+            version,
+            xml,
+            types,
+            enums,
+            actions,
+            singletons,
+            entity_sets,
+            derived,
+            flat: HashMap::default(),
+            memo: WireMemo::default(),
+        };
         let flat = schema
             .types
             .keys()

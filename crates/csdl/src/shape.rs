@@ -150,6 +150,34 @@ pub fn write_entity_members(
     true
 }
 
+/// [`write_entity_members`], remembering the wire forms of whole entities in the schema's
+/// memo (`memo.rs`): for reads, whose rows are mostly shaped again unchanged. The same
+/// output; `$select` answers are shaped each time.
+pub fn write_entity_members_remembered(
+    schema: &Schema,
+    type_name: &str,
+    raw: &str,
+    select: &Selection,
+    item_of: Option<&str>,
+    out: &mut String,
+) -> bool {
+    if select.properties.is_some() {
+        return write_entity_members(schema, type_name, raw, select, item_of, out);
+    }
+    // As `write_entity_members` decides it: on the schema's name of the type.
+    let Some(t) = schema.structured(type_name) else { return false };
+    let annotated = entity_annotated(&t.name, item_of);
+    if schema.memo.write(annotated, type_name, raw, out) {
+        return true;
+    }
+    let start = out.len();
+    if !write_entity_members(schema, type_name, raw, select, item_of, out) {
+        return false;
+    }
+    schema.memo.keep(annotated, type_name, raw, out.get(start..).unwrap_or_default());
+    true
+}
+
 fn write_value(
     schema: &Schema,
     prop: &crate::Property,

@@ -137,6 +137,24 @@ fn writing_from_stored_text_matches_shaping_the_tree() {
                     if let Some(tree) = tree {
                         assert_eq!(out, serde_json::Value::Object(tree).to_string(), "{t} {body} {item_of:?}");
                     }
+                    // Remembered (memo.rs): the first write shapes and keeps, the second is
+                    // the memo's; both exactly the tree's.
+                    for pass in ["shaped", "remembered"] {
+                        let mut again = String::from("{");
+                        let known_again = crate::write_entity_members_remembered(
+                            schema,
+                            t,
+                            &body.to_string(),
+                            select,
+                            item_of,
+                            &mut again,
+                        );
+                        again.push('}');
+                        assert_eq!(known_again, known, "{pass} {t}");
+                        if known {
+                            assert_eq!(again, out, "{pass} {t} {body} {item_of:?}");
+                        }
+                    }
                 }
             }
         }
@@ -217,4 +235,41 @@ fn completing_both_versions_skips_only_a_v1_pass_that_adds_nothing() {
             assert_eq!(serde_json::Value::Object(quick), serde_json::Value::Object(both), "{t}");
         }
     }
+}
+
+#[test]
+fn the_wire_memo_stays_within_its_bound_and_never_answers_for_another_text() {
+    // A fresh model: its memo is this test's alone.
+    let Ok(m) = crate::Model::load() else { panic!("the model loads") };
+    let a = "microsoft.graph.enrollmentConfigurationAssignment";
+    let filler = "x".repeat(400);
+    let shaped = |i: usize, item_of: Option<&str>| {
+        let body = json!({"id": format!("{i}-{filler}"), "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": format!("g{i}")}});
+        let mut out = String::new();
+        assert!(crate::write_entity_members_remembered(
+            &m.beta,
+            a,
+            &body.to_string(),
+            &Selection::default(),
+            item_of,
+            &mut out
+        ));
+        out
+    };
+    // Far more than the memo holds: about 1 KiB kept per row.
+    let rows = 3 * crate::memo::CAPACITY / 1024;
+    for i in 0..rows {
+        let out = shaped(i, Some(a));
+        assert!(out.contains(&format!("\"groupId\":\"g{i}\"")), "{out}");
+        assert!(m.beta.memo.bytes() <= crate::memo::CAPACITY, "bound held at row {i}");
+    }
+    assert!(m.beta.memo.bytes() > crate::memo::CAPACITY / 4, "the memo was used");
+    // The same text as an item of its own type and alone: two entries, two answers.
+    let item = shaped(7, Some(a));
+    let alone = shaped(7, None);
+    assert!(!item.contains("@odata.type\":\"#microsoft.graph.enrollmentConfigurationAssignment"), "{item}");
+    assert!(alone.starts_with("\"@odata.type\":\"#microsoft.graph.enrollmentConfigurationAssignment\""), "{alone}");
+    assert_eq!(shaped(7, Some(a)), item);
+    // v1.0 has its own memo: a beta answer is never given for v1.0.
+    assert_eq!(m.v1.memo.bytes(), 0);
 }

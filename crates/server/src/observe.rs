@@ -111,12 +111,12 @@ pub fn enable_metrics() {
 pub struct Observer {
     /// Lower-cased name → its number in `names`.
     codes: FxHashMap<Box<[u8]>, u32>,
-    /// The schema's spelling → its number in `names`.
-    exact: FxHashMap<&'static str, u32>,
+    /// The schema's spellings by length (index), each with its number in `names`: a
+    /// segment is compared with the few names of its own length (a hash of every segment,
+    /// most of them ids, cost more than the comparisons: callgrind, issue 16).
+    exact: Vec<Vec<(&'static [u8], u32)>>,
     /// The schema's spelling of each name, by number.
     names: Vec<&'static str>,
-    /// The longest name's length (a longer segment is not looked up).
-    longest: usize,
     metrics: bool,
     log: bool,
     /// Routes live as long as the process (an observer is made once, at start; at most
@@ -197,7 +197,6 @@ impl Observer {
     #[must_use]
     pub fn new(model: &Model, metrics: bool, log: bool) -> Observer {
         let mut codes = FxHashMap::default();
-        let mut exact = FxHashMap::default();
         let mut names = Vec::new();
         for version in [ApiVersion::V1, ApiVersion::Beta] {
             let Ok(doc) = roxmltree::Document::parse(model.schema(version).xml) else { continue };
@@ -212,17 +211,21 @@ impl Observer {
                 {
                     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
                     codes.insert(name.to_ascii_lowercase().into_bytes().into_boxed_slice(), code);
-                    exact.insert(leaked, code);
                     names.push(leaked);
                 }
             }
         }
         let longest = names.iter().map(|k| k.len()).max().unwrap_or(0);
+        let mut exact = vec![Vec::new(); longest + 1];
+        for (code, name) in (0u32..).zip(&names) {
+            if let Some(same_length) = exact.get_mut(name.len()) {
+                same_length.push((name.as_bytes(), code));
+            }
+        }
         Observer {
             codes,
             exact,
             names,
-            longest,
             metrics,
             log,
             routes: RwLock::new(FxHashMap::default()),
@@ -239,18 +242,20 @@ impl Observer {
     /// The schema's name number of `name`, if it is a name of the schema (ASCII case
     /// folded on the stack: most segments are ids, and a look-up must not allocate).
     fn name_code(&self, name: &str) -> Option<u32> {
-        // Clients write the schema's spelling: found without folding.
-        if let Some(&code) = self.exact.get(name) {
-            return Some(code);
-        }
+        let bytes = name.as_bytes();
         // Ids are most other segments, and Graph's are GUIDs (or start with one): a `-`
         // where a GUID has its first one cannot be in a CSDL name (an identifier).
-        if name.len() > self.longest || name.as_bytes().get(8) == Some(&b'-') {
+        if bytes.get(8) == Some(&b'-') {
             return None;
         }
+        // Clients write the schema's spelling: found without folding.
+        let same_length = self.exact.get(bytes.len())?;
+        if let Some(&(_, code)) = same_length.iter().find(|(spelled, _)| *spelled == bytes) {
+            return Some(code);
+        }
         let mut folded = [0u8; MAX_NAME];
-        let folded = &mut folded[..name.len()];
-        folded.copy_from_slice(name.as_bytes());
+        let folded = folded.get_mut(..bytes.len())?;
+        folded.copy_from_slice(bytes);
         folded.make_ascii_lowercase();
         self.codes.get(&*folded).copied()
     }
@@ -260,17 +265,17 @@ impl Observer {
     fn shape(&self, path: &str) -> Option<Shape> {
         // `memchr` rather than `split('/')`: the standard searcher sets up a search per
         // segment, which cost more than the search on segments this short (callgrind).
+        let bytes = path.as_bytes();
         let mut held = [""; MAX_DEPTH + 1];
         let mut n = 0;
         let mut start = 0;
-        let mut admin = false;
-        for end in memchr::memchr_iter(b'/', path.as_bytes()).chain(std::iter::once(path.len())) {
+        while start <= bytes.len() {
+            let end = bytes.get(start..).and_then(|rest| memchr::memchr(b'/', rest)).map_or(bytes.len(), |i| start + i);
             if end > start {
                 if n == held.len() {
-                    return admin.then(|| Shape::fixed(FIXED_ADMIN));
+                    return (held[0] == "_enrollgraph").then(|| Shape::fixed(FIXED_ADMIN));
                 }
                 held[n] = path.get(start..end).unwrap_or_default();
-                admin |= n == 0 && held[0] == "_enrollgraph";
                 n += 1;
             }
             start = end + 1;

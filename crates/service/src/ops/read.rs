@@ -7,7 +7,7 @@ use crate::path::Segment;
 use crate::query::{ExpandPlan, PagingKey, QueryPlan, Token};
 use crate::resolve::{CollectionRef, EntityRef, Target, View, entity_for_row, home_collection, resolve};
 use crate::{Body, Request, Response, Service};
-use enrollgraph_csdl::{Selection, write_entity_members};
+use enrollgraph_csdl::{Selection, write_entity_members_remembered};
 use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
 
 /// Where a collection's rows begin.
@@ -252,7 +252,14 @@ impl Out<'_> {
                 out.push(',');
             }
             out.push('{');
-            if write_entity_members(schema, r.type_name, r.raw, &selection, Some(c.effective_type()), &mut out) {
+            if write_entity_members_remembered(
+                schema,
+                r.type_name,
+                r.raw,
+                &selection,
+                Some(c.effective_type()),
+                &mut out,
+            ) {
                 out.push('}');
             } else {
                 out.truncate(mark);
@@ -327,7 +334,7 @@ impl Out<'_> {
             let written = if plan.expand.is_empty() {
                 // No expansion: the entity alone, without building an EntityRef per row.
                 out.push('{');
-                let known = write_entity_members(
+                let known = write_entity_members_remembered(
                     self.view.schema,
                     &row.type_name,
                     &row.raw,
@@ -431,7 +438,7 @@ impl Out<'_> {
             push_str(out, c);
             out.push(',');
         }
-        if !write_entity_members(self.view.schema, &e.row.type_name, &e.row.raw, &selection, item_of, out) {
+        if !write_entity_members_remembered(self.view.schema, &e.row.type_name, &e.row.raw, &selection, item_of, out) {
             return Ok(false);
         }
         self.within_bound(out)?;
