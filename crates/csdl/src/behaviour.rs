@@ -1,7 +1,7 @@
 //! `schema/behaviour.json`: what the server does that CSDL cannot say (computed
 //! properties, id formats, priorities, action semantics). Data, not code per type.
 
-use std::collections::HashMap;
+use crate::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
@@ -151,7 +151,7 @@ pub struct Permissions {
 
 /// Drops the `_why`/`_doc` notes that every section carries.
 fn entries<T: serde::de::DeserializeOwned>(v: &Value, section: &str) -> Result<HashMap<String, T>, CsdlError> {
-    let mut out = HashMap::new();
+    let mut out = HashMap::default();
     if let Some(obj) = v.get(section).and_then(Value::as_object) {
         for (k, val) in obj.iter().filter(|(k, _)| !k.starts_with('_')) {
             let parsed = serde_json::from_value(val.clone())

@@ -185,7 +185,7 @@ pub struct Model {
     /// Server-side behaviour annotations (`schema/behaviour.json`).
     pub behaviour: Behaviour,
     /// Types whose completion with v1.0 after beta adds nothing ([`Model::complete_both`]).
-    v1_within_beta: std::collections::HashSet<String>,
+    v1_within_beta: rustc_hash::FxHashSet<String>,
 }
 
 impl Model {
@@ -427,14 +427,14 @@ mod tests;
 /// `inner`, whatever value a body nests, has its properties in `outer`'s type of the same
 /// name (checked for all of them at once, so that no nesting or derivation is missed:
 /// when one fails, no type is skipped).
-fn completes_within(outer: &Schema, inner: &Schema) -> std::collections::HashSet<String> {
+fn completes_within(outer: &Schema, inner: &Schema) -> rustc_hash::FxHashSet<String> {
     let within = |t: &str| {
         let outer_props = outer.all_properties(t);
         inner.all_properties(t).iter().all(|p| outer_props.iter().any(|o| o.name == p.name))
     };
     let complex_within = inner.types.values().filter(|t| matches!(t.kind, TypeKind::Complex)).all(|t| within(&t.name));
     if !complex_within {
-        return std::collections::HashSet::new();
+        return rustc_hash::FxHashSet::default();
     }
     inner.types.keys().filter(|t| within(t)).cloned().collect()
 }
