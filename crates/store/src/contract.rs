@@ -207,3 +207,57 @@ pub async fn a_failed_job_alone_leaves_nothing(store: Arc<dyn Store>) {
     store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "whole", "T", "{}")).await.unwrap();
     assert!(store.read::<_, StoreError, _>("t1", |tx| tx.get(ROOT, "configs", "whole")).unwrap().is_some());
 }
+
+/// The writer may remember the parents it resolved (SQLite's `Chains`, PostgreSQL's row
+/// cache): whatever it remembers must never outlive the rows, their type, or a rolled-back
+/// job. Each resolution below runs on the writer, as a create's does.
+pub async fn remembered_parents_never_outlive_their_rows(store: Arc<dyn Store>) {
+    async fn heads(store: &Arc<dyn Store>, id: &'static str) -> Vec<(i64, String)> {
+        store
+            .write::<_, StoreError, _>("t1", move |tx| tx.get_chain(ROOT, &[("configs", id)], false))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.type_name))
+            .collect()
+    }
+    let p = store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "P", "T", "{}")).await.unwrap();
+    assert_eq!(heads(&store, "P").await, [(p, "T".to_owned())]);
+    assert_eq!(heads(&store, "p").await, [(p, "T".to_owned())], "ids match case-insensitively");
+    // Deleted: gone for the writer at once.
+    store.write::<_, StoreError, _>("t1", move |tx| tx.delete(p)).await.unwrap();
+    assert!(heads(&store, "P").await.is_empty(), "a deleted parent is not resolved");
+    // Made again under the same id: its own row, not the remembered one.
+    let again = store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "P", "T2", "{}")).await.unwrap();
+    assert_eq!(heads(&store, "P").await, [(again, "T2".to_owned())]);
+    // Its type changed by an update.
+    store.write::<_, StoreError, _>("t1", move |tx| tx.update(again, "T3", "{}")).await.unwrap();
+    assert_eq!(heads(&store, "P").await, [(again, "T3".to_owned())]);
+    // A job that made a parent, resolved it and failed: the parent never was.
+    let failed = store
+        .write::<(), StoreError, _>("t1", |tx| {
+            tx.insert(ROOT, "configs", "Q", "T", "{}")?;
+            assert_eq!(tx.get_chain(ROOT, &[("configs", "Q")], false)?.len(), 1);
+            Err(StoreError::Backend("the job fails after resolving".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert!(heads(&store, "Q").await.is_empty(), "a rolled-back parent is not resolved");
+    // The same, with other jobs committing in the same batch.
+    let (failed, kept) = tokio::join!(
+        store.write::<(), StoreError, _>("t1", |tx| {
+            tx.insert(ROOT, "configs", "R", "T", "{}")?;
+            assert_eq!(tx.get_chain(ROOT, &[("configs", "R")], false)?.len(), 1);
+            Err(StoreError::Backend("the job fails after resolving".into()))
+        }),
+        store.write::<_, StoreError, _>("t1", |tx| tx.insert(ROOT, "configs", "S", "T", "{}")),
+    );
+    assert!(failed.is_err());
+    let s = kept.unwrap();
+    assert!(heads(&store, "R").await.is_empty(), "a parent rolled back in a batch is not resolved");
+    assert_eq!(heads(&store, "S").await, [(s, "T".to_owned())]);
+    // The tenant dropped and made again: nothing of it is resolved.
+    store.write::<_, StoreError, _>("t1", |tx| tx.drop_tenant()).await.unwrap();
+    store.write::<_, StoreError, _>("t1", |tx| tx.create_tenant()).await.unwrap();
+    assert!(heads(&store, "S").await.is_empty(), "a dropped tenant's parent is not resolved");
+}

@@ -136,12 +136,23 @@ impl SqliteStore {
 /// issue 8's W1 at c=1).
 fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving: &AtomicUsize) {
     let mut expect = 1;
+    let chains = RefCell::new(Chains::default());
     while let Ok(first) = queue.recv() {
         let batch = crate::gather(queue, first, MAX_BATCH, arriving, &mut expect, crate::GATHER_WAIT);
         let mut results = Vec::with_capacity(batch.len());
         let (started, size) = (std::time::Instant::now(), batch.len());
         // Cached: a statement prepared per commit was 3.5 k instructions (callgrind, W1 c=1).
         let begun = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([]));
+        if begun.is_ok() {
+            // Under the write lock: no other connection can commit until this batch ends.
+            let version =
+                conn.prepare_cached("PRAGMA data_version").and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)));
+            let mut c = chains.borrow_mut();
+            if version.as_ref().ok() != c.data_version.as_ref() {
+                c.forget();
+            }
+            c.data_version = version.ok();
+        }
         let mut dones = Vec::with_capacity(batch.len());
         let alone = batch.len() == 1;
         for req in batch {
@@ -150,10 +161,11 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
                 results.push(Err(crate::sqlite_error(e)));
                 continue;
             }
-            results.push(run_job(conn, &req.tenant, req.job, !alone));
+            results.push(run_job(conn, &chains, &req.tenant, req.job, !alone));
         }
         if begun.is_ok() && !results.iter().any(Result::is_ok) {
             // Nothing to keep (a job alone that failed left its writes in the transaction).
+            chains.borrow_mut().forget();
             if let Err(e) = conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([])) {
                 tracing::error!(error = %e, "rollback failed");
             }
@@ -161,6 +173,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
             && let Err(e) = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]))
         {
             tracing::error!(error = %e, "commit failed");
+            chains.borrow_mut().forget();
             let _ = conn.execute_batch("ROLLBACK");
             for r in &mut results {
                 *r = Err(crate::sqlite_error(&e).context("commit failed"));
@@ -173,14 +186,25 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<WriteRequest>, arriving:
     }
 }
 
-fn run_job(conn: &Connection, tenant: &str, job: WriteJob, savepoint: bool) -> Result<(), StoreError> {
+fn run_job(
+    conn: &Connection,
+    chains: &RefCell<Chains>,
+    tenant: &str,
+    job: WriteJob,
+    savepoint: bool,
+) -> Result<(), StoreError> {
     // Cached statements: these run once per write (bench W1).
     if savepoint {
         conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     }
-    let mut tx = SqliteTx { conn, tenant };
+    let mut tx = SqliteTx { conn, tenant, chains: Some(chains) };
     let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)))
         .unwrap_or_else(|_| Err(StoreError::Backend("a write job panicked".into())));
+    if outcome.is_err() {
+        // Its inserts are rolled back (below, or with the transaction): chains that saw
+        // them must not outlive them.
+        chains.borrow_mut().forget();
+    }
     if savepoint {
         if outcome.is_err() {
             conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
@@ -230,7 +254,7 @@ impl Store for SqliteStore {
             None => open_connection(&self.path, true)?,
         };
         conn.prepare_cached("BEGIN")?.execute([])?;
-        let result = job(&SqliteTx { conn: &conn, tenant });
+        let result = job(&SqliteTx { conn: &conn, tenant, chains: None });
         let ended = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
         READERS.with(|r| r.borrow_mut().push((self.id, conn)));
         ended?;
@@ -273,6 +297,57 @@ fn json_path_expr(path: &[String]) -> String {
 struct SqliteTx<'a> {
     conn: &'a Connection,
     tenant: &'a str,
+    /// The writer's chains (`None` on a reader's connection).
+    chains: Option<&'a RefCell<Chains>>,
+}
+
+/// Most parent chains the writer keeps (then it starts again).
+const MAX_CHAINS: usize = 4096;
+
+/// The writer's memory of parent chains it resolved (issue 17: resolving a create's parent,
+/// one indexed join, was 11 k of W1's 180 k instructions per create, and a client creating
+/// many children names the same parent each time). Only chains without the last level's
+/// body are kept: their rows' seq, id and type, which only a delete, an update (a type
+/// could change), a tenant dropped or made, a rolled-back job or another process's commit
+/// can change; each of those forgets them all:
+/// - `delete`, `update`, `create_tenant`, `drop_tenant` in [`SqliteTx`];
+/// - a job that failed (its savepoint, or the transaction, was rolled back: rows it
+///   inserted and chains that saw them are gone) and a batch whose commit failed;
+/// - at the start of each batch, `PRAGMA data_version`, which changes when another
+///   connection (the CLI's `tenant admin` commands open the file themselves) committed.
+#[derive(Default)]
+struct Chains {
+    data_version: Option<i64>,
+    /// Key: tenant, parent and steps, each length-prefixed (ids are the client's text).
+    rows: rustc_hash::FxHashMap<Vec<u8>, Vec<(Seq, String, String)>>,
+}
+
+impl Chains {
+    fn key(tenant: &str, parent: Seq, steps: &[(&str, &str)]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(64);
+        let mut push = |text: &[u8]| {
+            key.extend_from_slice(&text.len().to_le_bytes());
+            key.extend_from_slice(text);
+        };
+        push(tenant.as_bytes());
+        push(&parent.to_le_bytes());
+        for (nav, id) in steps {
+            push(nav.as_bytes());
+            push(id.as_bytes());
+        }
+        key
+    }
+
+    fn forget(&mut self) {
+        self.rows.clear();
+    }
+}
+
+/// Forgets the writer's chains, if this transaction is the writer's.
+fn forget_chains(chains: Option<&RefCell<Chains>>) {
+    if let Some(c) = chains {
+        c.borrow_mut().forget();
+    }
 }
 
 /// The columns of a [`Row`]; a macro so that the point look-ups below are `concat!`ed
@@ -431,6 +506,30 @@ impl ReadTx for SqliteTx<'_> {
         let Some(sql) = chain_sql(steps.len(), body) else {
             return crate::chain_by_level(self, parent, steps, body);
         };
+        let remembered = self.chains.filter(|_| !body);
+        let key = remembered.map(|_| Chains::key(self.tenant, parent, steps));
+        if let (Some(chains), Some(key)) = (remembered, &key)
+            && let Some(levels) = chains.borrow().rows.get(key)
+        {
+            let mut above = parent;
+            let rows = steps
+                .iter()
+                .zip(levels)
+                .map(|((nav, _), (seq, id, type_name))| {
+                    let row = Row {
+                        seq: *seq,
+                        parent: above,
+                        nav: (*nav).to_owned(),
+                        id: id.clone(),
+                        type_name: type_name.clone(),
+                        raw: String::new(),
+                    };
+                    above = *seq;
+                    row
+                })
+                .collect();
+            return Ok(rows);
+        }
         let mut stmt = self.conn.prepare_cached(sql)?;
         let mut params: Vec<&dyn ToSql> = vec![&self.tenant, &parent];
         for (nav, id) in steps {
@@ -454,6 +553,16 @@ impl ReadTx for SqliteTx<'_> {
                 });
                 above = seq;
             }
+        }
+        // Only a chain found whole is kept (a missing level is a 404, answered cheaply).
+        if let (Some(chains), Some(key)) = (remembered, key)
+            && out.len() == steps.len()
+        {
+            let mut c = chains.borrow_mut();
+            if c.rows.len() >= MAX_CHAINS {
+                c.forget();
+            }
+            c.rows.insert(key, out.iter().map(|r| (r.seq, r.id.clone(), r.type_name.clone())).collect());
         }
         Ok(out)
     }
@@ -543,6 +652,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn update(&mut self, seq: Seq, type_name: &str, raw: &str) -> Result<(), StoreError> {
+        forget_chains(self.chains);
         let mut stmt =
             self.conn.prepare_cached("UPDATE entity SET type = ?1, body = ?2 WHERE seq = ?3 AND tenant = ?4")?;
         stmt.execute(params![type_name, raw, seq, self.tenant])?;
@@ -550,6 +660,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn delete(&mut self, seq: Seq) -> Result<(), StoreError> {
+        forget_chains(self.chains);
         // The row and everything it contains, breadth first, each level from the
         // (tenant, parent) index.
         let mut doomed: Vec<Seq> = Vec::new();
@@ -593,11 +704,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn create_tenant(&mut self) -> Result<(), StoreError> {
+        forget_chains(self.chains);
         self.conn.prepare_cached("INSERT OR IGNORE INTO tenant (id) VALUES (?1)")?.execute(params![self.tenant])?;
         Ok(())
     }
 
     fn drop_tenant(&mut self) -> Result<(), StoreError> {
+        forget_chains(self.chains);
         for sql in [
             "DELETE FROM link WHERE tenant = ?1",
             "DELETE FROM entity WHERE tenant = ?1",

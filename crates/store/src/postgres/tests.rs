@@ -449,4 +449,5 @@ crate::contract::contract_tests! {
     export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it,
     get_chain_reads_levels_until_the_first_missing,
     a_failed_job_alone_leaves_nothing,
+    remembered_parents_never_outlive_their_rows,
 }

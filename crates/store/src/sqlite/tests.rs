@@ -50,6 +50,7 @@ crate::contract::contract_tests! {
     export_lists_a_tenant_in_order_and_drop_tenant_removes_only_it,
     get_chain_reads_levels_until_the_first_missing,
     a_failed_job_alone_leaves_nothing,
+    remembered_parents_never_outlive_their_rows,
 }
 
 #[test]
@@ -82,4 +83,22 @@ async fn a_write_blocked_past_the_busy_timeout_is_unavailable() {
     assert!(matches!(outcome, Err(StoreError::Unavailable(_))), "{outcome:?}");
     other.execute_batch("ROLLBACK").unwrap();
     store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "c", "b", "T", "{}")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_parent_deleted_by_another_connection_is_not_resolved_by_the_writer() {
+    // The CLI's `tenant admin` commands open the file themselves while a server may run:
+    // the writer's remembered chains must see their commits (`PRAGMA data_version`).
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("d.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let heads = |store: Arc<dyn Store>| async move {
+        store.write::<_, StoreError, _>("t", |tx| tx.get_chain(ROOT, &[("configs", "P")], false)).await.unwrap().len()
+    };
+    store.write::<_, StoreError, _>("t", |tx| tx.insert(ROOT, "configs", "P", "T", "{}")).await.unwrap();
+    assert_eq!(heads(store.clone()).await, 1);
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(other.execute("DELETE FROM entity WHERE id = 'P'", []).unwrap(), 1);
+    assert_eq!(heads(store.clone()).await, 0, "another connection's delete is seen");
 }
