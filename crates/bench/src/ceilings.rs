@@ -8,6 +8,11 @@
 //! - `sqlite-group`: the same, but one writer commits every queued POST in one transaction
 //!   (group commit). Reads, in both SQLite ceilings, run inline on the async worker through
 //!   a per-thread connection with cached statements (no blocking-pool hop).
+//! - `sqlite-group-entity` (information, W1 only): `sqlite-group` over enrollgraph's own
+//!   table, indexes and rows (migrations 1–2 of `crates/store/src/sqlite.rs`, the
+//!   `target/groupId` expression index, W5's 101,000 assignments). The gap between it and
+//!   `sqlite-group` is what the storage layout costs; the gap between enrollgraph and it is
+//!   enrollgraph's own work (issue 17: "the profile that shows what the remaining cost is").
 //!
 //! Each runs in its own process (`enrollgraph-bench ceiling KIND`), like enrollgraph, on the
 //! runtime enrollgraph uses (`Runtime::new()`: one worker per core it may run on).
@@ -46,6 +51,8 @@ pub enum Kind {
     SqliteDurable,
     /// SQLite, group commit.
     SqliteGroup,
+    /// SQLite, group commit, over enrollgraph's table layout and rows.
+    SqliteGroupEntity,
 }
 
 impl Kind {
@@ -55,6 +62,7 @@ impl Kind {
             Kind::Hello => "hello",
             Kind::SqliteDurable => "sqlite-durable",
             Kind::SqliteGroup => "sqlite-group",
+            Kind::SqliteGroupEntity => "sqlite-group-entity",
         }
     }
 }
@@ -66,6 +74,9 @@ pub struct Fixture {
     pub entity: Map<String, Value>,
     /// `(configuration id, its assignment ids)`.
     pub parents: Vec<(String, Vec<String>)>,
+    /// `(configuration id, how many assignments)` enrollgraph holds besides `parents` (W5's):
+    /// stored only by `sqlite-group-entity`, so that its indexes are as deep as enrollgraph's.
+    pub filler: Vec<(String, usize)>,
 }
 
 impl Fixture {
@@ -73,7 +84,9 @@ impl Fixture {
     pub fn write(&self, path: &Path) -> Result<(), String> {
         let parents: Vec<Value> =
             self.parents.iter().map(|(id, children)| serde_json::json!({"id": id, "assignments": children})).collect();
-        let doc = serde_json::json!({"entity": self.entity, "parents": parents});
+        let filler: Vec<Value> =
+            self.filler.iter().map(|(id, count)| serde_json::json!({"id": id, "count": count})).collect();
+        let doc = serde_json::json!({"entity": self.entity, "parents": parents, "filler": filler});
         std::fs::write(path, doc.to_string()).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
@@ -97,7 +110,20 @@ impl Fixture {
                 (id, children)
             })
             .collect();
-        Ok(Fixture { entity, parents })
+        let filler = doc
+            .get("filler")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| {
+                        let id = f.get("id")?.as_str()?.to_owned();
+                        let count = usize::try_from(f.get("count")?.as_u64()?).ok()?;
+                        Some((id, count))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Fixture { entity, parents, filler })
     }
 }
 
@@ -116,6 +142,8 @@ struct App {
     list: Bytes,
     /// The SQLite ceilings' database and writer.
     db: Option<(PathBuf, mpsc::Sender<Insert>)>,
+    /// `sqlite-group-entity`: reads go to enrollgraph's table layout.
+    entity_layout: bool,
 }
 
 thread_local! {
@@ -196,10 +224,14 @@ async fn get_one(State(app): State<Arc<App>>, UrlPath((parent, id)): UrlPath<(St
     let Some((path, _)) = &app.db else {
         return json(StatusCode::OK, app.one.clone());
     };
+    let sql = if app.entity_layout { ENTITY_GET } else { "SELECT body FROM assignment WHERE parent = ?1 AND id = ?2" };
     let row = with_reader(path, |c| {
-        c.prepare_cached("SELECT body FROM assignment WHERE parent = ?1 AND id = ?2")?
-            .query_row(params![parent, id], |r| r.get::<_, String>(0))
-            .optional()
+        let mut stmt = c.prepare_cached(sql)?;
+        if app.entity_layout {
+            stmt.query_row(params![parent, id, crate::seed::TENANT], |r| r.get::<_, String>(0)).optional()
+        } else {
+            stmt.query_row(params![parent, id], |r| r.get::<_, String>(0)).optional()
+        }
     });
     match row {
         Ok(Some(body)) => json(StatusCode::OK, with_context(&entity_context(&app.base, &parent), &body)),
@@ -212,9 +244,18 @@ async fn list(State(app): State<Arc<App>>, UrlPath(parent): UrlPath<String>) -> 
     let Some((path, _)) = &app.db else {
         return json(StatusCode::OK, app.list.clone());
     };
+    let sql = if app.entity_layout {
+        ENTITY_LIST
+    } else {
+        "SELECT body FROM assignment WHERE parent = ?1 ORDER BY seq LIMIT 100"
+    };
     let rows = with_reader(path, |c| {
-        let mut stmt = c.prepare_cached("SELECT body FROM assignment WHERE parent = ?1 ORDER BY seq LIMIT 100")?;
-        stmt.query_map(params![parent], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()
+        let mut stmt = c.prepare_cached(sql)?;
+        if app.entity_layout {
+            stmt.query_map(params![parent, crate::seed::TENANT], |r| r.get::<_, String>(0))?.collect()
+        } else {
+            stmt.query_map(params![parent], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()
+        }
     });
     match rows {
         Ok(items) => json(StatusCode::OK, list_body(&app.base, &parent, &items)),
@@ -286,6 +327,132 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Insert>, max_batch: usiz
     }
 }
 
+/// `sqlite-group-entity`'s reads: enrollgraph's look-ups (parent by key, then the child).
+const ENTITY_GET: &str = "SELECT body FROM entity WHERE tenant = ?3 AND nav = 'assignments' AND id = ?2 AND parent = \
+     (SELECT seq FROM entity WHERE parent = 0 AND nav = 'deviceEnrollmentConfigurations' AND id = ?1 AND tenant = ?3)";
+const ENTITY_LIST: &str = "SELECT body FROM entity WHERE tenant = ?2 AND nav = 'assignments' AND parent = \
+     (SELECT seq FROM entity WHERE parent = 0 AND nav = 'deviceEnrollmentConfigurations' AND id = ?1 AND tenant = ?2) \
+     ORDER BY seq LIMIT 100";
+
+/// The type enrollgraph stores for an assignment of a configuration.
+const ASSIGNMENT_TYPE: &str = "microsoft.graph.enrollmentConfigurationAssignment";
+
+/// `sqlite-group-entity`'s writer: `write_loop` with enrollgraph's row layout. A
+/// configuration's row is found once and remembered (as enrollgraph's writer remembers
+/// parent chains), so this is the layout's cost without enrollgraph's per-create work.
+fn write_loop_entity(conn: &Connection, queue: &mpsc::Receiver<Insert>) {
+    let mut parents: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let result = (|| -> rusqlite::Result<()> {
+            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            let inserted = (|| {
+                for r in &batch {
+                    let parent = match parents.get(&r.parent) {
+                        Some(seq) => *seq,
+                        None => {
+                            let seq = entity_parent(conn, &r.parent)?;
+                            parents.insert(r.parent.clone(), seq);
+                            seq
+                        }
+                    };
+                    conn.prepare_cached(
+                        "INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, 'assignments', ?3, ?4, ?5)",
+                    )?
+                    .execute(params![crate::seed::TENANT, parent, r.id, ASSIGNMENT_TYPE, r.body])?;
+                }
+                Ok(())
+            })();
+            if inserted.is_err() {
+                parents.clear();
+                let _ = conn.execute_batch("ROLLBACK");
+                return inserted;
+            }
+            conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+        })()
+        .map_err(|e| e.to_string());
+        for r in batch {
+            let _ = r.done.send(result.clone());
+        }
+    }
+}
+
+/// The row of configuration `id` in enrollgraph's layout, made if it is not there.
+fn entity_parent(conn: &Connection, id: &str) -> rusqlite::Result<i64> {
+    let found: Option<i64> = conn
+        .prepare_cached(
+            "SELECT seq FROM entity WHERE parent = 0 AND nav = 'deviceEnrollmentConfigurations' AND id = ?1 AND tenant = ?2",
+        )?
+        .query_row(params![id, crate::seed::TENANT], |r| r.get(0))
+        .optional()?;
+    if let Some(seq) = found {
+        return Ok(seq);
+    }
+    conn.prepare_cached(
+        "INSERT INTO entity (tenant, parent, nav, id, type, body) \
+         VALUES (?1, 0, 'deviceEnrollmentConfigurations', ?2, 'microsoft.graph.deviceEnrollmentLimitConfiguration', ?3)",
+    )?
+    .execute(params![crate::seed::TENANT, id, format!(r#"{{"id":"{id}","displayName":"bench","limit":5,"priority":1}}"#)])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// `sqlite-group-entity`'s database: enrollgraph's schema (its migrations' end state and
+/// the expression index `ensure_indexes` makes), the fixture's assignments and as many
+/// more as enrollgraph holds (`filler`), one in a hundred targeting the same group.
+fn create_db_entity(path: &Path, fixture: &Fixture) -> rusqlite::Result<Connection> {
+    let mut conn = open_db(path, false)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS entity (
+             seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+             tenant TEXT    NOT NULL,
+             parent INTEGER NOT NULL,
+             nav    TEXT    NOT NULL,
+             id     TEXT    NOT NULL COLLATE NOCASE,
+             type   TEXT    NOT NULL,
+             body   TEXT    NOT NULL);
+         CREATE UNIQUE INDEX IF NOT EXISTS entity_key ON entity (parent, nav, id, tenant);
+         CREATE INDEX IF NOT EXISTS entity_list ON entity (parent, nav, tenant, seq);
+         CREATE INDEX IF NOT EXISTS entity_jsonp_targetgroupId
+             ON entity (parent, nav, tenant, json_extract(body, '$.\"target\".\"groupId\"'));",
+    )?;
+    // enrollgraph's writer keeps 8 MB of pages (crates/store/src/sqlite.rs).
+    conn.pragma_update(None, "cache_size", -8192)?;
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare(
+            "INSERT OR IGNORE INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, 'assignments', ?3, ?4, ?5)",
+        )?;
+        let mut entity = fixture.entity.clone();
+        let all = fixture
+            .parents
+            .iter()
+            .map(|(p, ids)| (p, ids.len(), Some(ids)))
+            .chain(fixture.filler.iter().map(|(p, n)| (p, *n, None)));
+        for (parent, count, ids) in all {
+            let seq = entity_parent(&tx, parent)?;
+            for i in 0..count {
+                let id = ids.and_then(|ids| ids.get(i).cloned()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let group =
+                    if i % 100 == 0 { crate::seed::FILTER_GROUP.to_owned() } else { uuid::Uuid::new_v4().to_string() };
+                entity.insert("id".into(), Value::String(id.clone()));
+                if let Some(Value::Object(target)) = entity.get_mut("target") {
+                    target.insert("groupId".into(), Value::String(group));
+                }
+                let body = serde_json::to_string(&entity).unwrap_or_default();
+                stmt.execute(params![crate::seed::TENANT, seq, id, ASSIGNMENT_TYPE, body])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(conn)
+}
+
 /// Creates the database and stores the fixture's assignments (the read workloads' keys).
 fn create_db(path: &Path, fixture: &Fixture) -> rusqlite::Result<Connection> {
     let mut conn = open_db(path, false)?;
@@ -333,20 +500,30 @@ pub fn serve(kind: Kind, port: u16, fixture: &Path, data_dir: &Path) -> Result<(
         let hello_list = Bytes::from(list_body(&base, &first_parent, &vec![sample_text; 100]));
         let db = match kind {
             Kind::Hello => None,
-            Kind::SqliteDurable | Kind::SqliteGroup => {
+            Kind::SqliteDurable | Kind::SqliteGroup | Kind::SqliteGroupEntity => {
                 std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
                 let path = data_dir.join(format!("{}.sqlite", kind.name()));
-                let conn = create_db(&path, &fixture).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                let max_batch = if kind == Kind::SqliteGroup { MAX_BATCH } else { 1 };
                 let (writer, queue) = mpsc::channel();
-                std::thread::Builder::new()
-                    .name("ceiling-writer".into())
-                    .spawn(move || write_loop(&conn, &queue, max_batch))
-                    .map_err(|e| e.to_string())?;
+                let spawned = if kind == Kind::SqliteGroupEntity {
+                    let conn = create_db_entity(&path, &fixture)
+                        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                    std::thread::Builder::new()
+                        .name("ceiling-writer".into())
+                        .spawn(move || write_loop_entity(&conn, &queue))
+                } else {
+                    let conn =
+                        create_db(&path, &fixture).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                    let max_batch = if kind == Kind::SqliteGroup { MAX_BATCH } else { 1 };
+                    std::thread::Builder::new()
+                        .name("ceiling-writer".into())
+                        .spawn(move || write_loop(&conn, &queue, max_batch))
+                };
+                spawned.map_err(|e| e.to_string())?;
                 Some((path, writer))
             }
         };
-        let app = Arc::new(App { base, template: fixture.entity, one, list: hello_list, db });
+        let entity_layout = kind == Kind::SqliteGroupEntity;
+        let app = Arc::new(App { base, template: fixture.entity, one, list: hello_list, db, entity_layout });
         let router = Router::new()
             .route("/health", get(|| async { "ok" }))
             .route(&format!("{CONFIGS}/{{parent}}/assignments"), get(list).post(create))

@@ -230,7 +230,12 @@ fn bench(cli: &Cli) -> Result<bool, String> {
     let seeded = seed::seed(&data, plan.layout)?;
     println!("  seeded {} assignments in {:.1} s", seeded.total, seeded.seconds);
     let fixture_path = scratch.0.join("fixture.json");
-    ceilings::Fixture { entity: seeded.entity.clone(), parents: seeded.read.clone() }.write(&fixture_path)?;
+    ceilings::Fixture {
+        entity: seeded.entity.clone(),
+        parents: seeded.read.clone(),
+        filler: vec![(seeded.big.clone(), plan.layout.big), (seeded.small.clone(), plan.layout.small)],
+    }
+    .write(&fixture_path)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -291,7 +296,7 @@ fn bench(cli: &Cli) -> Result<bool, String> {
     // the same background load.
     let schedule: [(Def, &[&str]); 6] = [
         (W1C1, &["sqlite-durable", "sqlite-group", "enrollgraph"]),
-        (W1C32, &["hello", "sqlite-durable", "sqlite-group", "enrollgraph"]),
+        (W1C32, &["hello", "sqlite-durable", "sqlite-group", "sqlite-group-entity", "enrollgraph"]),
         (W2, &["hello", "sqlite-group", "enrollgraph", TOKEN, METRICS, REQUEST_LOGS]),
         (W3, &["hello", "sqlite-group", "enrollgraph"]),
         (W4, &["hello", "sqlite-durable", "sqlite-group", "enrollgraph"]),
@@ -302,7 +307,7 @@ fn bench(cli: &Cli) -> Result<bool, String> {
             || schedule.iter().any(|(def, names)| plan.wants(def.id) && names.contains(&name))
     };
     let mut servers: Vec<Running> = Vec::new();
-    for kind in [Kind::Hello, Kind::SqliteDurable, Kind::SqliteGroup] {
+    for kind in [Kind::Hello, Kind::SqliteDurable, Kind::SqliteGroup, Kind::SqliteGroupEntity] {
         if needed(kind.name()) {
             let log = scratch.0.join(format!("{}.log", kind.name()));
             let server = Server::start(&me, &ceiling_args(kind), pinning, &log)?;
@@ -402,6 +407,19 @@ fn bench(cli: &Cli) -> Result<bool, String> {
                 ));
             }
         }
+    }
+    // Issue 17: how much of W1's gap is the storage layout, how much enrollgraph's own work.
+    let w1 = |server: &str| report.runs.iter().find(|m| m.id == W1C32.id && m.server == server).map(|m| m.rps);
+    if let (Some(group), Some(layout), Some(eg)) = (w1("sqlite-group"), w1("sqlite-group-entity"), w1("enrollgraph"))
+        && group > 0.0
+        && layout > 0.0
+    {
+        report.notes.push(format!(
+            "W1 c=32: sqlite-group over enrollgraph's table, indexes and rows (sqlite-group-entity) {layout:.0} req/s = \
+             {:.2} × sqlite-group (the layout's cost); enrollgraph {eg:.0} = {:.2} × sqlite-group-entity (its own work)",
+            layout / group,
+            eg / layout
+        ));
     }
     let sqlite_w4 = report.runs.iter().find(|m| m.server == "enrollgraph" && m.id == W4.id).map(|m| m.rps);
 
