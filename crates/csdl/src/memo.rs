@@ -4,9 +4,10 @@
 //! the schema, the row's type, its stored text and whether it carries `@odata.type`; listing
 //! 100 assignments spent more than half its instructions on it (callgrind, 4.2 k per row,
 //! docs/performance.md). Reads of rows that have not changed since they were last shaped are
-//! what automation does (a backup run, a plan's refresh, polling), so reads keep what they
+//! what automation does (a backup run, a plan's refresh, polling), so lists keep what they
 //! wrote, keyed by the whole stored text: a changed row is a different key, so nothing is
-//! ever invalidated or stale, on one replica or many. `$select` answers are not kept.
+//! ever invalidated or stale, on one replica or many. `$select` answers are not kept, nor
+//! single entities (the service shapes those: measured faster, `ops/read.rs`).
 //!
 //! Bounded: [`CAPACITY`] bytes in all (texts and wire forms counted with an allowance per
 //! entry), in [`SHARDS`] shards each with its own lock; a shard that would go over its share

@@ -438,7 +438,18 @@ impl Out<'_> {
             push_str(out, c);
             out.push(',');
         }
-        if !write_entity_members_remembered(self.view.schema, &e.row.type_name, &e.row.raw, &selection, item_of, out) {
+        // Not remembered (`write_entity_members_remembered`, used by lists): for one entity
+        // the memo's hash and whole-text compare save ~3 k instructions but lost 4 % of W2's
+        // wall-clock throughput against shaping (two paired bench runs, 2026-12-05:
+        // 36.3/36.8 k req/s remembered, 37.9/38.2 k shaped; docs/performance.md, fifth round).
+        if !enrollgraph_csdl::write_entity_members(
+            self.view.schema,
+            &e.row.type_name,
+            &e.row.raw,
+            &selection,
+            item_of,
+            out,
+        ) {
             return Ok(false);
         }
         self.within_bound(out)?;
