@@ -9,8 +9,8 @@
 //!   (group commit). Reads, in both SQLite ceilings, run inline on the async worker through
 //!   a per-thread connection with cached statements (no blocking-pool hop).
 //! - `sqlite-group-entity` (information, W1 only): `sqlite-group` over enrollgraph's own
-//!   table, indexes and rows (migrations 1–2 of `crates/store/src/sqlite.rs`, the
-//!   `target/groupId` expression index, W5's 101,000 assignments). The gap between it and
+//!   table, indexes and rows (the database made by `SqliteStore` with the schema's indexes,
+//!   as `serve` makes it, and W5's 101,000 assignments). The gap between it and
 //!   `sqlite-group` is what the storage layout costs; the gap between enrollgraph and it is
 //!   enrollgraph's own work (issue 17: "the profile that shows what the remaining cost is").
 //!
@@ -295,8 +295,13 @@ async fn create(State(app): State<Arc<App>>, UrlPath(parent): UrlPath<String>, b
 }
 
 /// One writer: up to `max_batch` queued inserts per transaction, each answered after the
-/// commit (1 = one fsync per POST; more = group commit).
-fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Insert>, max_batch: usize) {
+/// commit (1 = one fsync per POST; more = group commit). `insert` stores a batch.
+fn write_loop(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Insert>,
+    max_batch: usize,
+    mut insert: impl FnMut(&Connection, &[Insert]) -> rusqlite::Result<()>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -307,13 +312,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Insert>, max_batch: usiz
         }
         let result = (|| -> rusqlite::Result<()> {
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            let inserted = (|| {
-                let mut stmt = conn.prepare_cached("INSERT INTO assignment (parent, id, body) VALUES (?1, ?2, ?3)")?;
-                for r in &batch {
-                    stmt.execute(params![r.parent, r.id, r.body])?;
-                }
-                Ok(())
-            })();
+            let inserted = insert(conn, &batch);
             if inserted.is_err() {
                 let _ = conn.execute_batch("ROLLBACK");
                 return inserted;
@@ -327,6 +326,15 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Insert>, max_batch: usiz
     }
 }
 
+/// `sqlite-group` and `sqlite-durable`'s rows.
+fn insert_assignments(conn: &Connection, batch: &[Insert]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT INTO assignment (parent, id, body) VALUES (?1, ?2, ?3)")?;
+    for r in batch {
+        stmt.execute(params![r.parent, r.id, r.body])?;
+    }
+    Ok(())
+}
+
 /// `sqlite-group-entity`'s reads: enrollgraph's look-ups (parent by key, then the child).
 const ENTITY_GET: &str = "SELECT body FROM entity WHERE tenant = ?3 AND nav = 'assignments' AND id = ?2 AND parent = \
      (SELECT seq FROM entity WHERE parent = 0 AND nav = 'deviceEnrollmentConfigurations' AND id = ?1 AND tenant = ?3)";
@@ -337,49 +345,33 @@ const ENTITY_LIST: &str = "SELECT body FROM entity WHERE tenant = ?2 AND nav = '
 /// The type enrollgraph stores for an assignment of a configuration.
 const ASSIGNMENT_TYPE: &str = "microsoft.graph.enrollmentConfigurationAssignment";
 
-/// `sqlite-group-entity`'s writer: `write_loop` with enrollgraph's row layout. A
-/// configuration's row is found once and remembered (as enrollgraph's writer remembers
-/// parent chains), so this is the layout's cost without enrollgraph's per-create work.
-fn write_loop_entity(conn: &Connection, queue: &mpsc::Receiver<Insert>) {
+/// `sqlite-group-entity`'s rows, in enrollgraph's layout. A configuration's row is found
+/// once and remembered (as enrollgraph's writer remembers parent chains; forgotten when a
+/// batch fails), so this is the layout's cost without enrollgraph's per-create work.
+fn entity_inserter() -> impl FnMut(&Connection, &[Insert]) -> rusqlite::Result<()> {
     let mut parents: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+    move |conn, batch| {
+        let inserted = (|| {
+            for r in batch {
+                let parent = match parents.get(&r.parent) {
+                    Some(seq) => *seq,
+                    None => {
+                        let seq = entity_parent(conn, &r.parent)?;
+                        parents.insert(r.parent.clone(), seq);
+                        seq
+                    }
+                };
+                conn.prepare_cached(
+                    "INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, 'assignments', ?3, ?4, ?5)",
+                )?
+                .execute(params![crate::seed::TENANT, parent, r.id, ASSIGNMENT_TYPE, r.body])?;
             }
+            Ok(())
+        })();
+        if inserted.is_err() {
+            parents.clear();
         }
-        let result = (|| -> rusqlite::Result<()> {
-            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-            let inserted = (|| {
-                for r in &batch {
-                    let parent = match parents.get(&r.parent) {
-                        Some(seq) => *seq,
-                        None => {
-                            let seq = entity_parent(conn, &r.parent)?;
-                            parents.insert(r.parent.clone(), seq);
-                            seq
-                        }
-                    };
-                    conn.prepare_cached(
-                        "INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, 'assignments', ?3, ?4, ?5)",
-                    )?
-                    .execute(params![crate::seed::TENANT, parent, r.id, ASSIGNMENT_TYPE, r.body])?;
-                }
-                Ok(())
-            })();
-            if inserted.is_err() {
-                parents.clear();
-                let _ = conn.execute_batch("ROLLBACK");
-                return inserted;
-            }
-            conn.prepare_cached("COMMIT")?.execute([]).map(drop)
-        })()
-        .map_err(|e| e.to_string());
-        for r in batch {
-            let _ = r.done.send(result.clone());
-        }
+        inserted
     }
 }
 
@@ -402,25 +394,20 @@ fn entity_parent(conn: &Connection, id: &str) -> rusqlite::Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-/// `sqlite-group-entity`'s database: enrollgraph's schema (its migrations' end state and
-/// the expression index `ensure_indexes` makes), the fixture's assignments and as many
-/// more as enrollgraph holds (`filler`), one in a hundred targeting the same group.
-fn create_db_entity(path: &Path, fixture: &Fixture) -> rusqlite::Result<Connection> {
+/// `sqlite-group-entity`'s database: made by enrollgraph's own store (its migrations, and the
+/// indexes the schema's behaviour asks for, as `serve` makes them), so the layout measured
+/// is always the one enrollgraph runs; then the fixture's assignments and as many more as
+/// enrollgraph holds (`filler`), one in a hundred targeting the same group.
+fn create_db_entity(path: &Path, fixture: &Fixture) -> Result<Connection, String> {
+    let model = enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?;
+    let store = enrollgraph_store::SqliteStore::open(path).map_err(|e| e.to_string())?;
+    enrollgraph_store::Store::ensure_indexes(&store, &model.behaviour.indexes).map_err(|e| e.to_string())?;
+    drop(store);
+    fill_entity_db(path, fixture).map_err(|e| e.to_string())
+}
+
+fn fill_entity_db(path: &Path, fixture: &Fixture) -> rusqlite::Result<Connection> {
     let mut conn = open_db(path, false)?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS entity (
-             seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-             tenant TEXT    NOT NULL,
-             parent INTEGER NOT NULL,
-             nav    TEXT    NOT NULL,
-             id     TEXT    NOT NULL COLLATE NOCASE,
-             type   TEXT    NOT NULL,
-             body   TEXT    NOT NULL);
-         CREATE UNIQUE INDEX IF NOT EXISTS entity_key ON entity (parent, nav, id, tenant);
-         CREATE INDEX IF NOT EXISTS entity_list ON entity (parent, nav, tenant, seq);
-         CREATE INDEX IF NOT EXISTS entity_jsonp_targetgroupId
-             ON entity (parent, nav, tenant, json_extract(body, '$.\"target\".\"groupId\"'));",
-    )?;
     // enrollgraph's writer keeps 8 MB of pages (crates/store/src/sqlite.rs).
     conn.pragma_update(None, "cache_size", -8192)?;
     let tx = conn.transaction()?;
@@ -504,19 +491,16 @@ pub fn serve(kind: Kind, port: u16, fixture: &Path, data_dir: &Path) -> Result<(
                 std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
                 let path = data_dir.join(format!("{}.sqlite", kind.name()));
                 let (writer, queue) = mpsc::channel();
+                let writer_thread = std::thread::Builder::new().name("ceiling-writer".into());
                 let spawned = if kind == Kind::SqliteGroupEntity {
                     let conn = create_db_entity(&path, &fixture)
                         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                    std::thread::Builder::new()
-                        .name("ceiling-writer".into())
-                        .spawn(move || write_loop_entity(&conn, &queue))
+                    writer_thread.spawn(move || write_loop(&conn, &queue, MAX_BATCH, entity_inserter()))
                 } else {
                     let conn =
                         create_db(&path, &fixture).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
                     let max_batch = if kind == Kind::SqliteGroup { MAX_BATCH } else { 1 };
-                    std::thread::Builder::new()
-                        .name("ceiling-writer".into())
-                        .spawn(move || write_loop(&conn, &queue, max_batch))
+                    writer_thread.spawn(move || write_loop(&conn, &queue, max_batch, insert_assignments))
                 };
                 spawned.map_err(|e| e.to_string())?;
                 Some((path, writer))
