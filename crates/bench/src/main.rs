@@ -42,7 +42,7 @@ use clap::{Parser, Subcommand};
 
 use crate::ceilings::Kind;
 use crate::load::Spec;
-use crate::report::{METRICS, Measured, NO_PUSH_DOWN, REQUEST_LOGS, Report, TOKEN, W5};
+use crate::report::{AGAIN, METRICS, Measured, NO_PUSH_DOWN, Paired, REQUEST_LOGS, Report, TOKEN, W5};
 use crate::seed::{Layout, Seeded};
 use crate::server::{Pinning, Server};
 use crate::workloads::{Def, W1C1, W1C32, W2, W3, W4, W6};
@@ -241,8 +241,15 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let mut report =
-        Report { facts, runs: Vec::new(), startup: Vec::new(), rss_kib: None, w5: W5::NotRun, notes: Vec::new() };
+    let mut report = Report {
+        facts,
+        runs: Vec::new(),
+        startup: Vec::new(),
+        rss_kib: None,
+        w5: W5::NotRun,
+        paired: Vec::new(),
+        notes: Vec::new(),
+    };
 
     // Start-up first, alternating hello and enrollgraph so both see the same background load.
     let ceiling_args = |kind: Kind| -> Vec<OsString> {
@@ -372,6 +379,24 @@ fn bench(cli: &Cli) -> Result<bool, String> {
             report.runs.push(m);
         }
     }
+    // Issue 16's budget for metrics (≤ 3 % of W2) is smaller than the noise between two
+    // slices seconds apart, so it is measured in pairs of back-to-back short slices and
+    // judged on the median pair; the same pairs between two plain enrollgraph processes
+    // (A/A) show what that method reads when nothing differs.
+    if plan.wants("W2") {
+        let start = |name: &'static str| -> Result<Server, String> {
+            let extra: &[&str] = if name == METRICS {
+                &["--auth", "off", "--metrics-address", "127.0.0.1:0"]
+            } else {
+                &["--auth", "off"]
+            };
+            Server::start(&enrollgraph, &eg_args(extra), pinning, &scratch.0.join(format!("paired-{name}.log")))
+        };
+        for variant in [METRICS, AGAIN] {
+            let (ratios, cpu_ratios) = run_paired(&runtime, &start, ["enrollgraph", variant], W2, &plan, &seeded)?;
+            report.paired.push(Paired { variant, base: "enrollgraph", workload: W2.id, ratios, cpu_ratios });
+        }
+    }
     drop(servers);
     // W2 over TLS, directly and through `serve --proxy` (issue 14): its own server.
     if plan.wants("W2proxy") {
@@ -387,7 +412,7 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         };
         report.runs.extend(proxied::run(&settings, &seeded)?);
     }
-    // Issue 16: what metrics and request log lines cost on W2 (target ≤ 3 % for metrics).
+    // Issue 16: what metrics and request log lines cost on W2, as interleaved slices saw it.
     // Per server CPU-second too: on a shared machine the servers get different shares.
     let w2 = |server: &str| {
         report
@@ -399,9 +424,13 @@ fn bench(cli: &Cli) -> Result<bool, String> {
     if let Some((base, base_cpu)) = w2("enrollgraph").filter(|b| b.0 > 0.0) {
         for variant in [METRICS, REQUEST_LOGS] {
             if let Some((rps, cpu)) = w2(variant) {
+                // One interleaved slot per server: this figure has moved between +1 % and
+                // −12 % from run to run (docs/performance.md), more than the budget, so
+                // the paired slices judge it.
+                let judged = if variant == METRICS { "; issue 16's ≤ 3 % is judged on the paired line" } else { "" };
                 report.notes.push(format!(
-                    "W2 {variant}: {rps:.0} req/s ({:+.1} % against enrollgraph's {base:.0}); per server CPU-second \
-                     {cpu:.0} ({:+.1} %; issue 16's target for metrics: ≥ -3 %)",
+                    "W2 {variant}: {rps:.0} req/s ({:+.1} % against enrollgraph's {base:.0}, interleaved); per server \
+                     CPU-second {cpu:.0} ({:+.1} %{judged})",
                     (rps / base - 1.0) * 100.0,
                     (cpu / base_cpu - 1.0) * 100.0
                 ));
@@ -522,6 +551,76 @@ fn run_interleaved(
         out.push(m);
     }
     Ok(out)
+}
+
+/// Runs `def` on `names[0]` and `names[1]` in pairs of back-to-back short slices (the
+/// order alternating between pairs, so a drift in the machine's speed favours neither) and
+/// returns each pair's throughput ratios, `names[1]` over `names[0]`: per wall-clock second
+/// and per second of server CPU.
+///
+/// Both run in fresh processes, started anew every few pairs: one process of each was
+/// not enough, as two identical processes differed by 1.2–1.8 % in three runs (the A/A
+/// line, 2026-12-05), the first process having served the whole bench before; new pairs
+/// of processes average such differences out instead of judging one of them.
+fn run_paired(
+    runtime: &tokio::runtime::Runtime,
+    start: &dyn Fn(&'static str) -> Result<Server, String>,
+    names: [&'static str; 2],
+    def: Def,
+    plan: &Plan,
+    seeded: &Seeded,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    // Many short pairs rather than a few long ones: a pair's ratio varies by ~±5 % (the A/A
+    // line), and the median of n pairs narrows as 1/√n: forty pairs read a 3 % cost to
+    // within about ±1 %.
+    let pairs = (plan.rounds * 10).max(2);
+    const PAIRS_PER_PROCESS: usize = 5;
+    let mut ratios = Vec::with_capacity(pairs);
+    let mut cpu_ratios = Vec::with_capacity(pairs);
+    let mut pair = 0;
+    while pair < pairs {
+        let mut servers = [start(names[0])?, start(names[1])?];
+        let specs: Vec<Spec> = servers
+            .iter()
+            .map(|server| Spec {
+                conns: def.conns,
+                warmup: Duration::from_millis(200),
+                duration: (plan.duration / 16).max(Duration::from_millis(250)),
+                make: workloads::make(def, &load::head(&server.addr.to_string(), None), seeded),
+            })
+            .collect();
+        // One pair more than is kept: a new process's first slice also warms its caches.
+        for kept in (0..=PAIRS_PER_PROCESS.min(pairs - pair)).map(|k| k > 0) {
+            let mut rps = [0.0; 2];
+            let mut per_cpu = [0.0; 2];
+            let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let (server, spec) = (&mut servers[i], &specs[i]);
+                let outcome = runtime.block_on(load::run(server.addr, spec, server.pid));
+                server.check_alive()?;
+                if outcome.errors > 0 {
+                    return Err(format!(
+                        "{} {}: {} errors in paired slices: {}",
+                        names[i],
+                        def.id,
+                        outcome.errors,
+                        outcome.first_error.unwrap_or_default()
+                    ));
+                }
+                rps[i] = outcome.requests as f64 / outcome.seconds.max(1e-9);
+                per_cpu[i] = rps[i] / outcome.server_cpu.max(1e-9);
+            }
+            if !kept {
+                continue;
+            }
+            if rps[0] > 0.0 && per_cpu[0] > 0.0 {
+                ratios.push(rps[1] / rps[0]);
+                cpu_ratios.push(per_cpu[1] / per_cpu[0]);
+            }
+            pair += 1;
+        }
+    }
+    Ok((ratios, cpu_ratios))
 }
 
 /// W5: probe the filter, then time page 1 and page 100 over the big configuration and

@@ -81,7 +81,40 @@ pub struct Report {
     /// enrollgraph's `VmHWM` after W4, KiB.
     pub rss_kib: Option<u64>,
     pub w5: W5,
+    /// Costs measured in paired slices (issue 16's metrics, and the A/A control).
+    pub paired: Vec<Paired>,
     pub notes: Vec<String>,
+}
+
+/// A variant of enrollgraph against plain enrollgraph, measured in pairs of back-to-back
+/// short slices: per pair, the ratio (variant over base) of requests per wall-clock second
+/// and of requests per second of server CPU.
+pub struct Paired {
+    pub variant: &'static str,
+    pub base: &'static str,
+    pub workload: &'static str,
+    pub ratios: Vec<f64>,
+    pub cpu_ratios: Vec<f64>,
+}
+
+impl Paired {
+    /// The median pair's cost and the quartiles', in per cent (negative: slower).
+    pub fn summary(ratios: &[f64]) -> (f64, f64, f64) {
+        let pct: Vec<f64> = ratios.iter().map(|r| (r - 1.0) * 100.0).collect();
+        (median(&pct), quantile(&pct, 0.25), quantile(&pct, 0.75))
+    }
+}
+
+/// The `q` quantile of `xs` (linear between the closest ranks; empty: NaN).
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let at = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
 }
 
 /// `(workload, ceiling, minimum throughput ratio)`; every one also has p99 ≤ 1.5 × the ceiling's.
@@ -115,6 +148,10 @@ pub const TOKEN: &str = "enrollgraph+token";
 pub const NO_PUSH_DOWN: &str = "eg-no-pushdown";
 /// enrollgraph with Prometheus metrics on (issue 16: their cost on W2, target ≤ 3 %).
 pub const METRICS: &str = "eg+metrics";
+/// A second plain enrollgraph (`--auth off`), the A/A control of the paired slices.
+pub const AGAIN: &str = "eg-again";
+/// The most metrics may cost W2 (issue 16), in per cent of throughput.
+pub const METRICS_COST: f64 = 3.0;
 /// enrollgraph with one log line per request (issue 16), to a file.
 pub const REQUEST_LOGS: &str = "eg+request-logs";
 
@@ -261,6 +298,28 @@ impl Report {
                 ));
             }
             _ => lines.push(("SKIP".into(), "token validation: W2 with a bearer token vs without (not run)".into())),
+        }
+        // Metrics cost W2 at most 3 % (issue 16), judged on the median of paired slices,
+        // per second of server CPU: a request's cost, which time stolen from the server's
+        // core (this is a shared VM) does not change; per wall-clock second beside it.
+        for p in &self.paired {
+            let (mid, q1, q3) = Paired::summary(&p.cpu_ratios);
+            let (wall, w1, w3) = Paired::summary(&p.ratios);
+            let (verdict_text, what) = if p.variant == METRICS {
+                (verdict(mid >= -METRICS_COST), format!("metrics: {} with --metrics-address", p.workload))
+            } else {
+                ("INFO", format!("A/A control: {} on a second plain enrollgraph process", p.workload))
+            };
+            lines.push((
+                verdict_text.into(),
+                format!(
+                    "{what} vs {}: median of {} paired slices {mid:+.1} % per server CPU-second (quartiles \
+                     {q1:+.1} %, {q3:+.1} %){}; per wall-clock second {wall:+.1} % ({w1:+.1} %, {w3:+.1} %)",
+                    p.base,
+                    p.ratios.len(),
+                    if p.variant == METRICS { format!(" (target ≥ -{METRICS_COST} %)") } else { String::new() }
+                ),
+            ));
         }
         // The proxy adds at most 15 % to W2 over TLS (issue 14).
         match (self.find(crate::proxied::PROXIED, "W2"), self.find(crate::proxied::DIRECT, "W2")) {
