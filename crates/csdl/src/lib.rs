@@ -8,6 +8,7 @@ mod behaviour;
 mod load;
 pub(crate) mod memo;
 mod payload;
+mod plan;
 mod shape;
 
 /// Type lookups run on every request; FxHash is several times cheaper than SipHash on
@@ -21,6 +22,7 @@ pub use payload::{
     Payload, ValidationError, WriteMode, complete, default_value, is_guid, keep_hidden_members,
     validate_action_parameters, validate_entity,
 };
+pub use plan::CreatePlan;
 pub use shape::{Selection, shape_entity, shape_object, write_entity_members, write_entity_members_remembered};
 
 /// A Graph API version; each has its own CSDL document.
@@ -186,6 +188,9 @@ pub struct Model {
     pub behaviour: Behaviour,
     /// Types whose completion with v1.0 after beta adds nothing ([`Model::complete_both`]).
     v1_within_beta: rustc_hash::FxHashSet<String>,
+    /// Create plans by type, made on first use ([`Model::create_plan`]); bounded by the
+    /// schema's types.
+    plans: std::sync::RwLock<HashMap<String, std::sync::Arc<CreatePlan>>>,
 }
 
 impl Model {
@@ -202,6 +207,7 @@ impl Model {
             v1,
             behaviour: Behaviour::parse(include_str!("../../../schema/behaviour.json"))?,
             v1_within_beta,
+            plans: std::sync::RwLock::default(),
         })
     }
 
@@ -211,9 +217,29 @@ impl Model {
     /// create (callgrind, issue 17's W1).
     pub fn complete_both(&self, type_name: &str, body: &mut serde_json::Map<String, serde_json::Value>) {
         complete(&self.beta, type_name, body);
-        if !self.v1_within_beta.contains(type_name) {
+        if self.v1_pass(type_name) {
             complete(&self.v1, type_name, body);
         }
+    }
+
+    /// Whether [`Model::complete_both`]'s v1.0 pass can add anything for `type_name`.
+    fn v1_pass(&self, type_name: &str) -> bool {
+        !self.v1_within_beta.contains(type_name)
+    }
+
+    /// The create plan of the structured type `type_name` (qualified), made once.
+    #[must_use]
+    pub fn create_plan(&self, type_name: &str) -> Option<std::sync::Arc<CreatePlan>> {
+        if let Some(known) = self.plans.read().ok().and_then(|p| p.get(type_name).cloned()) {
+            return Some(known);
+        }
+        // Only the schema's types get a plan, so the map is bounded by the schema.
+        let name = self.beta.structured(type_name)?.name.clone();
+        let plan = std::sync::Arc::new(CreatePlan::new(self, &name));
+        if let Ok(mut p) = self.plans.write() {
+            p.insert(name, plan.clone());
+        }
+        Some(plan)
     }
 
     /// The schema of one version.

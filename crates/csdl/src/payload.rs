@@ -342,24 +342,27 @@ pub fn complete(schema: &Schema, type_name: &str, body: &mut Map<String, Value>)
             None => {
                 body.insert(prop.name.clone(), default_value(schema, &prop.type_ref, prop.collection, prop.nullable));
             }
-            Some(Value::Object(inner)) => {
-                if let TypeRef::Complex(declared) = &prop.type_ref {
-                    let actual =
-                        inner.get("@odata.type").and_then(Value::as_str).map_or_else(|| declared.clone(), qualify);
-                    complete(schema, &actual, inner);
-                }
-            }
-            Some(Value::Array(items)) => {
-                if let TypeRef::Complex(declared) = &prop.type_ref {
-                    for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                        let actual =
-                            item.get("@odata.type").and_then(Value::as_str).map_or_else(|| declared.clone(), qualify);
-                        complete(schema, &actual, item);
-                    }
-                }
-            }
-            Some(_) => {}
+            Some(value) => complete_member(schema, prop, value),
         }
+    }
+}
+
+/// [`complete`] of a present member's value: a complex value (or each of a collection's)
+/// gets every property of its runtime type.
+pub(crate) fn complete_member(schema: &Schema, prop: &crate::Property, value: &mut Value) {
+    let TypeRef::Complex(declared) = &prop.type_ref else { return };
+    match value {
+        Value::Object(inner) => {
+            let actual = inner.get("@odata.type").and_then(Value::as_str).map_or_else(|| declared.clone(), qualify);
+            complete(schema, &actual, inner);
+        }
+        Value::Array(items) => {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                let actual = item.get("@odata.type").and_then(Value::as_str).map_or_else(|| declared.clone(), qualify);
+                complete(schema, &actual, item);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -58,6 +58,7 @@ fn server_fields(
     body: &mut Map<String, Value>,
     parent_id: Option<&str>,
     created: bool,
+    now: &str,
 ) {
     let lineage = view.lineage(type_name);
     let behaviour = view.model.behaviour.for_type(lineage);
@@ -74,7 +75,7 @@ fn server_fields(
         }
     }
     let stamps = &view.model.behaviour.stamps;
-    let now = Value::String(now_stamp());
+    let now = Value::String(now.to_owned());
     let has = |p: &str| view.model.beta.find_property(type_name, p).is_some();
     if has(&stamps.modified) {
         body.insert(stamps.modified.clone(), now.clone());
@@ -261,14 +262,26 @@ pub(super) fn prefill(view: View<'_>, payload: Payload) -> super::Prepared {
     {
         return super::Prepared::Payload(payload);
     }
-    let Payload { type_name, mut body, .. } = payload;
-    let sent: Vec<String> = body.keys().cloned().collect();
+    let Payload { type_name, body, .. } = payload;
     let id = new_id(view, &type_name, &body, None);
-    body.insert("id".into(), Value::String(id.clone()));
-    server_fields(view, &type_name, &mut body, None, true);
-    keep_renamed_in_step(view, &type_name, &sent, &mut body, true);
-    let raw = stored_text(&body);
+    let raw = filled_text(view, &type_name, body, &id, &now_stamp());
     super::Prepared::Filled(Filled { id, type_name, raw })
+}
+
+/// The stored text of a new entity made outside the transaction: by the type's create plan
+/// (one pass, no map inserts: `csdl::CreatePlan`), or, for a type with renamed properties,
+/// by the general path.
+fn filled_text(view: View<'_>, type_name: &str, mut body: Map<String, Value>, id: &str, now: &str) -> String {
+    match view.model.create_plan(type_name) {
+        Some(plan) if plan.behaviour().renamed.is_empty() => plan.stored_text(view.model, &body, id, now),
+        _ => {
+            let sent: Vec<String> = body.keys().cloned().collect();
+            body.insert("id".into(), Value::String(id.to_owned()));
+            server_fields(view, type_name, &mut body, None, true, now);
+            keep_renamed_in_step(view, type_name, &sent, &mut body, true);
+            stored_text(&body)
+        }
+    }
 }
 
 /// Inserts a [`Filled`] create into `coll`.
@@ -295,7 +308,7 @@ pub(crate) fn create_validated(
     let sent: Vec<String> = body.keys().cloned().collect();
     let id = new_id(view, &type_name, &body, parent_id.as_deref());
     body.insert("id".into(), Value::String(id.clone()));
-    server_fields(view, &type_name, &mut body, parent_id.as_deref(), true);
+    server_fields(view, &type_name, &mut body, parent_id.as_deref(), true, &now_stamp());
     keep_renamed_in_step(view, &type_name, &sent, &mut body, true);
     if let Some(group) = priority_group(view, &type_name) {
         // The next free priority within the group (rulings.md 7).
@@ -432,7 +445,7 @@ pub(super) fn update(view: View<'_>, tx: &mut dyn Tx, mut entity: EntityRef, pay
         body.insert(key, value);
     }
     let parent_id = tx.get_seq(row.parent)?.map(|r| r.id);
-    server_fields(view, &row.type_name.clone(), &mut body, parent_id.as_deref(), false);
+    server_fields(view, &row.type_name.clone(), &mut body, parent_id.as_deref(), false, &now_stamp());
     keep_renamed_in_step(view, &row.type_name.clone(), &sent, &mut body, false);
     row.raw = stored_text(&body);
     tx.update(row.seq, &row.type_name, &row.raw)?;
@@ -514,6 +527,150 @@ mod stamp_tests {
             // Steps that visit every field's carries, leap days and sub-second digits.
             t += time::Duration::nanoseconds(step * 987_654_321_987 + 123);
             assert_eq!(super::stamp(t), t.format(format).unwrap_or_default(), "{t}");
+        }
+    }
+}
+
+/// The create plan (`csdl::CreatePlan`) against the general path it replaces on the
+/// worker: the same stored entity for every entity type of the schema, on bodies that leave
+/// members out, send every member, null the filled ones and nest partial complex values.
+#[cfg(test)]
+mod plan_tests {
+    use enrollgraph_csdl::{Model, WriteMode, validate_entity};
+    use serde_json::{Map, Value, json};
+
+    use super::{keep_renamed_in_step, server_fields, stored_text};
+    use crate::resolve::View;
+
+    /// The members of a JSON object, counted as written (a duplicate counts twice).
+    fn member_count(text: &str) -> usize {
+        struct Count(usize);
+        impl<'de> serde::Deserialize<'de> for Count {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Count;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
+                        let mut n = 0;
+                        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {
+                            n += 1;
+                        }
+                        Ok(Count(n))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        serde_json::from_str::<Count>(text).map(|c| c.0).unwrap_or(usize::MAX)
+    }
+
+    fn general(view: View<'_>, type_name: &str, mut body: Map<String, Value>, id: &str, now: &str) -> Value {
+        let sent: Vec<String> = body.keys().cloned().collect();
+        body.insert("id".into(), Value::String(id.to_owned()));
+        server_fields(view, type_name, &mut body, None, true, now);
+        keep_renamed_in_step(view, type_name, &sent, &mut body, true);
+        Value::Object(body)
+    }
+
+    fn bodies(model: &Model, type_name: &str) -> Vec<Map<String, Value>> {
+        let mut whole = Map::new();
+        model.complete_both(type_name, &mut whole);
+        let mut partial = whole.clone();
+        for value in partial.values_mut() {
+            if let Value::Object(inner) = value {
+                // Keep one member: completion must add the others.
+                let first = inner.iter().next().map(|(k, v)| (k.clone(), v.clone()));
+                *inner = first.into_iter().collect();
+            }
+        }
+        let behaviour = model.behaviour.for_type(model.beta.lineage_names(type_name));
+        for k in behaviour.fill.keys() {
+            partial.insert(k.clone(), Value::Null);
+        }
+        // Every complex member present but empty (complex defaults are mostly null).
+        let nested: Map<String, Value> = model
+            .beta
+            .all_properties(type_name)
+            .iter()
+            .filter(|p| matches!(p.type_ref, enrollgraph_csdl::TypeRef::Complex(_)))
+            .map(|p| (p.name.clone(), if p.collection { json!([{}]) } else { json!({}) }))
+            .collect();
+        let mut out = vec![Map::new(), whole, partial, nested];
+        if let Some(first) = model.beta.all_properties(type_name).first() {
+            // One member only.
+            out.push(std::iter::once((first.name.clone(), Value::Null)).collect());
+        }
+        out
+    }
+
+    #[test]
+    fn a_plan_stores_what_the_general_path_stores_for_every_type() {
+        let model = Model::load().expect("the schema loads");
+        let view = View { model: &model, schema: &model.beta };
+        let (id, now) = ("00000000-0000-4000-8000-0000000000aa", "2026-12-06T01:02:03.4567890Z");
+        let (mut checked, mut types) = (0, 0);
+        for type_name in model.beta.self_and_derived("microsoft.graph.entity") {
+            let Some(plan) = model.create_plan(&type_name) else { continue };
+            if !plan.behaviour().renamed.is_empty() {
+                continue; // made by the general path (`filled_text`)
+            }
+            types += 1;
+            for body in bodies(&model, &type_name) {
+                let text = plan.stored_text(&model, &body, id, now);
+                let stored: Value = serde_json::from_str(&text).expect("the plan writes JSON");
+                let want = general(view, &type_name, body.clone(), id, now);
+                assert_eq!(stored, want, "{type_name}, body {}", Value::Object(body));
+                assert_eq!(member_count(&text), want.as_object().map_or(0, Map::len), "{type_name}: {text}");
+                checked += 1;
+            }
+        }
+        // The schema's entity types (the trimmed CSDL has about twenty), each with its bodies.
+        assert!(types >= 20 && checked >= 3 * types, "only {checked} bodies of {types} types checked");
+    }
+
+    /// W1's body and the other targets an assignment takes, through validation as served.
+    #[test]
+    fn a_plan_stores_validated_assignments_as_the_general_path_does() {
+        let model = Model::load().expect("the schema loads");
+        let view = View { model: &model, schema: &model.beta };
+        let (id, now) = ("00000000-0000-4000-8000-0000000000bb", "2026-12-06T01:02:03.4567890Z");
+        let group = "0f0f0f0f-5e1e-4c71-8e00-00000000f117";
+        let targets = [
+            json!({"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group}),
+            json!({"@odata.type": "#microsoft.graph.exclusionGroupAssignmentTarget", "groupId": group,
+                   "deviceAndAppManagementAssignmentFilterType": "include"}),
+            json!({"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}),
+            json!({"@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget"}),
+            json!({}),
+        ];
+        for element in
+            ["microsoft.graph.enrollmentConfigurationAssignment", "microsoft.graph.appleEnrollmentProfileAssignment"]
+        {
+            for target in &targets {
+                for schema in [&model.beta, &model.v1] {
+                    let Ok(payload) = validate_entity(
+                        schema,
+                        &model.behaviour,
+                        element,
+                        None,
+                        &json!({"target": target}),
+                        WriteMode::Create,
+                    ) else {
+                        continue; // not a type of that version
+                    };
+                    let plan = model.create_plan(&payload.type_name).expect("a plan");
+                    let text = plan.stored_text(&model, &payload.body, id, now);
+                    let stored: Value = serde_json::from_str(&text).expect("JSON");
+                    let want = general(view, &payload.type_name, payload.body.clone(), id, now);
+                    assert_eq!(stored, want, "{element} {target}");
+                    assert_eq!(stored["target"]["groupId"].as_str().is_some(), target.get("groupId").is_some());
+                    let general_text = stored_text(want.as_object().expect("an object"));
+                    assert_eq!(member_count(&text), member_count(&general_text), "{text}");
+                }
+            }
         }
     }
 }
