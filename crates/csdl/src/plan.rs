@@ -56,24 +56,21 @@ pub struct CreatePlan {
 
 impl CreatePlan {
     pub(crate) fn new(model: &Model, type_name: &str) -> Self {
-        let complex = |p: Option<&Property>| p.filter(|p| matches!(p.type_ref, TypeRef::Complex(_))).cloned();
         let v1_pass = model.v1_pass(type_name);
         let mut whole = Map::new();
         model.complete_both(type_name, &mut whole);
         let members = whole
             .into_iter()
             .map(|(name, value)| {
-                let beta = complex(model.beta.find_property(type_name, &name));
-                let v1 = if v1_pass { complex(model.v1.find_property(type_name, &name)) } else { None };
-                let declared = |p: &Option<Property>| match p.as_ref().map(|p| &p.type_ref) {
-                    Some(TypeRef::Complex(t)) => Some(t.clone()),
-                    _ => None,
+                let complex = |schema: &'_ crate::Schema| {
+                    schema.find_property(type_name, &name).filter(|p| complex_type(p).is_some()).cloned()
                 };
-                let nested = match (declared(&beta), declared(&v1)) {
+                let beta = complex(&model.beta);
+                let v1 = if v1_pass { complex(&model.v1) } else { None };
+                let nested = match (beta.as_ref().and_then(complex_type), v1.as_ref().and_then(complex_type)) {
                     (None, None) => Nested::No,
-                    (Some(b), None) => Nested::Plan(b),
-                    (None, Some(v)) => Nested::Plan(v),
-                    (Some(b), Some(v)) if b == v => Nested::Plan(b),
+                    (Some(t), None) | (None, Some(t)) => Nested::Plan(t.to_owned()),
+                    (Some(b), Some(v)) if b == v => Nested::Plan(b.to_owned()),
                     _ => Nested::General { beta, v1 },
                 };
                 PlanMember { absent: serde_json::to_string(&value).unwrap_or_else(|_| "null".into()), nested, name }
@@ -198,6 +195,14 @@ impl CreatePlan {
             }
             Some(Nested::No) | None => json(out, value),
         }
+    }
+}
+
+/// The complex type a property is declared as, if it is complex.
+fn complex_type(p: &Property) -> Option<&str> {
+    match &p.type_ref {
+        TypeRef::Complex(t) => Some(t),
+        _ => None,
     }
 }
 

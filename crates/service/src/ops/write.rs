@@ -271,17 +271,29 @@ pub(super) fn prefill(view: View<'_>, payload: Payload) -> super::Prepared {
 /// The stored text of a new entity made outside the transaction: by the type's create plan
 /// (one pass, no map inserts: `csdl::CreatePlan`), or, for a type with renamed properties,
 /// by the general path.
-fn filled_text(view: View<'_>, type_name: &str, mut body: Map<String, Value>, id: &str, now: &str) -> String {
+fn filled_text(view: View<'_>, type_name: &str, body: Map<String, Value>, id: &str, now: &str) -> String {
     match view.model.create_plan(type_name) {
         Some(plan) if plan.behaviour().renamed.is_empty() => plan.stored_text(view.model, &body, id, now),
-        _ => {
-            let sent: Vec<String> = body.keys().cloned().collect();
-            body.insert("id".into(), Value::String(id.to_owned()));
-            server_fields(view, type_name, &mut body, None, true, now);
-            keep_renamed_in_step(view, type_name, &sent, &mut body, true);
-            stored_text(&body)
-        }
+        _ => stored_text(&filled_general(view, type_name, body, id, None, now)),
     }
+}
+
+/// A new entity's body, filled by the general path: the id, the server's values, every
+/// absent property and renamed pairs kept in step (the plan's reference, and the path of
+/// creates made inside the transaction).
+fn filled_general(
+    view: View<'_>,
+    type_name: &str,
+    mut body: Map<String, Value>,
+    id: &str,
+    parent_id: Option<&str>,
+    now: &str,
+) -> Map<String, Value> {
+    let sent: Vec<String> = body.keys().cloned().collect();
+    body.insert("id".into(), Value::String(id.to_owned()));
+    server_fields(view, type_name, &mut body, parent_id, true, now);
+    keep_renamed_in_step(view, type_name, &sent, &mut body, true);
+    body
 }
 
 /// Inserts a [`Filled`] create into `coll`.
@@ -303,13 +315,9 @@ pub(crate) fn create_validated(
 ) -> Result<EntityRef> {
     let parent_id = coll.parent_id.clone();
     let type_name = payload.type_name.clone();
-    let mut body = payload.body;
-    refuse_second_unique_target(view, tx, coll, &type_name, &body)?;
-    let sent: Vec<String> = body.keys().cloned().collect();
-    let id = new_id(view, &type_name, &body, parent_id.as_deref());
-    body.insert("id".into(), Value::String(id.clone()));
-    server_fields(view, &type_name, &mut body, parent_id.as_deref(), true, &now_stamp());
-    keep_renamed_in_step(view, &type_name, &sent, &mut body, true);
+    refuse_second_unique_target(view, tx, coll, &type_name, &payload.body)?;
+    let id = new_id(view, &type_name, &payload.body, parent_id.as_deref());
+    let mut body = filled_general(view, &type_name, payload.body, &id, parent_id.as_deref(), &now_stamp());
     if let Some(group) = priority_group(view, &type_name) {
         // The next free priority within the group (rulings.md 7).
         let next = group_members(view, tx, coll.parent, &coll.nav, &group)?.last().map_or(1, |r| priority(r) + 1);
@@ -539,7 +547,7 @@ mod plan_tests {
     use enrollgraph_csdl::{Model, WriteMode, validate_entity};
     use serde_json::{Map, Value, json};
 
-    use super::{keep_renamed_in_step, server_fields, stored_text};
+    use super::{filled_general, stored_text};
     use crate::resolve::View;
 
     /// The members of a JSON object, counted as written (a duplicate counts twice).
@@ -567,12 +575,8 @@ mod plan_tests {
         serde_json::from_str::<Count>(text).map(|c| c.0).unwrap_or(usize::MAX)
     }
 
-    fn general(view: View<'_>, type_name: &str, mut body: Map<String, Value>, id: &str, now: &str) -> Value {
-        let sent: Vec<String> = body.keys().cloned().collect();
-        body.insert("id".into(), Value::String(id.to_owned()));
-        server_fields(view, type_name, &mut body, None, true, now);
-        keep_renamed_in_step(view, type_name, &sent, &mut body, true);
-        Value::Object(body)
+    fn general(view: View<'_>, type_name: &str, body: Map<String, Value>, id: &str, now: &str) -> Value {
+        Value::Object(filled_general(view, type_name, body, id, None, now))
     }
 
     fn bodies(model: &Model, type_name: &str) -> Vec<Map<String, Value>> {
