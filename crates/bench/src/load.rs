@@ -1,6 +1,7 @@
 //! The load generator: N keep-alive HTTP/1.1 connections on one current-thread runtime
 //! (the bench process is pinned to its own core), a warm-up, then a fixed measured window
-//! whose latencies go into an HDR histogram.
+//! whose latencies go into an HDR histogram, and each response into a per-request trace
+//! (when it completed, how long it took) from which [`crate::tails`] reads the tail's shape.
 //!
 //! The client is hand-rolled (one `write`, `read`s until the response is complete, no
 //! allocation per request) because a general client costs more per request than the
@@ -343,7 +344,27 @@ pub struct Outcome {
     pub gen_cpu: f64,
     /// CPU the server used over the window, in cores.
     pub server_cpu: f64,
+    /// Time the server's threads were runnable but not running (waiting for a core), in
+    /// seconds per second of the window, summed over its threads (`schedstat`, proc(5)).
+    pub server_run_wait: f64,
+    /// Every measured response, in order of completion (at most [`TRACE_PER_CONN`] per
+    /// connection); slices merged one after another ([`Outcome::merge`]).
+    pub trace: Vec<Sample>,
 }
+
+/// One measured response of the per-request trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// When it completed: µs after its slice's measured window opened (later slices are
+    /// shifted by the earlier ones' windows).
+    pub done_us: u64,
+    /// How long it took, µs.
+    pub latency_us: u64,
+}
+
+/// The most responses one connection traces (16 bytes each): a run's trace stays within
+/// tens of MiB whatever the server's speed.
+pub const TRACE_PER_CONN: usize = 1 << 17;
 
 impl Outcome {
     /// Both runs as one (slices of the same workload on the same server).
@@ -352,6 +373,10 @@ impl Outcome {
         let weigh = |a: f64, b: f64| (a * self.seconds + b * other.seconds) / total.max(1e-9);
         self.gen_cpu = weigh(self.gen_cpu, other.gen_cpu);
         self.server_cpu = weigh(self.server_cpu, other.server_cpu);
+        self.server_run_wait = weigh(self.server_run_wait, other.server_run_wait);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let shift = (self.seconds * 1e6) as u64;
+        self.trace.extend(other.trace.iter().map(|s| Sample { done_us: s.done_us + shift, ..*s }));
         self.requests += other.requests;
         self.errors += other.errors;
         self.first_error = self.first_error.or(other.first_error);
@@ -374,6 +399,7 @@ impl Outcome {
 
 struct ConnResult {
     hist: Histogram<u64>,
+    trace: Vec<Sample>,
     requests: u64,
     errors: u64,
     first_error: Option<String>,
@@ -385,7 +411,7 @@ fn new_hist() -> Histogram<u64> {
 }
 
 async fn conn_loop(target: Target, index: usize, make: MakeRequest, measure_from: Instant, end: Instant) -> ConnResult {
-    let mut r = ConnResult { hist: new_hist(), requests: 0, errors: 0, first_error: None };
+    let mut r = ConnResult { hist: new_hist(), trace: Vec::new(), requests: 0, errors: 0, first_error: None };
     let mut client = match Client::open(&target).await {
         Ok(c) => c,
         Err(e) => {
@@ -414,6 +440,10 @@ async fn conn_loop(target: Target, index: usize, make: MakeRequest, measure_from
                     let us = u64::try_from(t1.duration_since(t0).as_micros()).unwrap_or(u64::MAX).max(1);
                     // Values above the histogram's range are clamped to it.
                     r.hist.saturating_record(us);
+                    if r.trace.len() < TRACE_PER_CONN {
+                        let done_us = u64::try_from(t1.duration_since(measure_from).as_micros()).unwrap_or(u64::MAX);
+                        r.trace.push(Sample { done_us, latency_us: us });
+                    }
                 }
             }
             Err(e) => {
@@ -435,6 +465,20 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / clock_ticks())
+}
+
+/// Time (s) the threads of process `pid` have waited on a run queue, summed: the second
+/// field of each `/proc/<pid>/task/<tid>/schedstat` (ns). Threads that ended are not
+/// counted, so only differences over a window in which none ends mean anything.
+pub fn run_wait_seconds(pid: &str) -> Option<f64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(task) = task else { continue };
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
+        total += stat.split_whitespace().nth(1).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Some(total as f64 / 1e9)
 }
 
 /// `sysconf(_SC_CLK_TCK)` without unsafe code: asked of `getconf` once; 100 on Linux.
@@ -467,9 +511,9 @@ pub async fn run_on(target: &Target, spec: &Spec, server_pid: u32) -> Outcome {
     }
     let server = server_pid.to_string();
     tokio::time::sleep_until(measure_from.into()).await;
-    let (g0, s0, t0) = (cpu_seconds("self"), cpu_seconds(&server), Instant::now());
+    let (g0, s0, w0, t0) = (cpu_seconds("self"), cpu_seconds(&server), run_wait_seconds(&server), Instant::now());
     tokio::time::sleep_until(end.into()).await;
-    let (g1, s1, t1) = (cpu_seconds("self"), cpu_seconds(&server), Instant::now());
+    let (g1, s1, w1, t1) = (cpu_seconds("self"), cpu_seconds(&server), run_wait_seconds(&server), Instant::now());
     let wall = t1.duration_since(t0).as_secs_f64().max(1e-9);
     let mut out = Outcome {
         requests: 0,
@@ -479,6 +523,8 @@ pub async fn run_on(target: &Target, spec: &Spec, server_pid: u32) -> Outcome {
         seconds: spec.duration.as_secs_f64(),
         gen_cpu: g0.zip(g1).map_or(f64::NAN, |(a, b)| (b - a) / wall),
         server_cpu: s0.zip(s1).map_or(f64::NAN, |(a, b)| (b - a) / wall),
+        server_run_wait: w0.zip(w1).map_or(f64::NAN, |(a, b)| (b - a) / wall),
+        trace: Vec::new(),
     };
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -490,6 +536,7 @@ pub async fn run_on(target: &Target, spec: &Spec, server_pid: u32) -> Outcome {
                 }
                 // Same bounds on both sides: adding cannot fail.
                 let _ = out.hist.add(&r.hist);
+                out.trace.extend_from_slice(&r.trace);
             }
             Err(e) => {
                 out.errors += 1;
@@ -497,6 +544,7 @@ pub async fn run_on(target: &Target, spec: &Spec, server_pid: u32) -> Outcome {
             }
         }
     }
+    out.trace.sort_unstable_by_key(|s| s.done_us);
     out
 }
 

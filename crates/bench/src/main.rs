@@ -30,6 +30,7 @@ mod proxied;
 mod report;
 mod seed;
 mod server;
+mod tails;
 mod tenants;
 mod workloads;
 
@@ -70,6 +71,10 @@ struct Cli {
     /// Assignments under W5's big configuration (default 100000; quick 5000).
     #[arg(long)]
     assignments: Option<usize>,
+    /// Also write each interleaved run's per-request trace to `DIR/<workload>-<server>.csv`
+    /// (`done_us,latency_us`, in order of completion), for reading a tail by hand.
+    #[arg(long)]
+    trace_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +137,7 @@ struct Plan {
     startup_runs: usize,
     layout: Layout,
     only: Option<Vec<String>>,
+    trace_dir: Option<PathBuf>,
 }
 
 impl Plan {
@@ -188,6 +194,7 @@ fn bench(cli: &Cli) -> Result<bool, String> {
             small: 1_000.min(big),
             every: 100,
         },
+        trace_dir: cli.trace_dir.clone(),
         only: cli.only.as_ref().map(|o| o.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()),
     };
 
@@ -545,11 +552,28 @@ fn run_interleaved(
     let mut out = Vec::with_capacity(names.len());
     for (name, outcome) in names.iter().zip(merged) {
         let outcome = outcome.ok_or("a server was not run")?;
+        if let Some(dir) = &plan.trace_dir {
+            write_trace(dir, def.id, name, &outcome.trace)?;
+        }
         let m = Measured::new(name, def.id, def.title.to_owned(), def.conns, &outcome);
         println!("{}  server cpu {:.2}", m.summary(), m.server_cpu);
         out.push(m);
     }
     Ok(out)
+}
+
+/// Writes `trace` as `dir/<id>-<server>.csv`.
+fn write_trace(dir: &std::path::Path, id: &str, server: &str, trace: &[load::Sample]) -> Result<(), String> {
+    use std::io::Write as _;
+    let path = dir.join(format!("{id}-{server}.csv"));
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(fail)?);
+    writeln!(out, "done_us,latency_us").map_err(fail)?;
+    for s in trace {
+        writeln!(out, "{},{}", s.done_us, s.latency_us).map_err(fail)?;
+    }
+    out.flush().map_err(fail)
 }
 
 /// Runs `def` on `names[0]` and `names[1]` at the same time, both servers on the same core,

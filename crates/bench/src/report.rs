@@ -20,6 +20,8 @@ pub struct Measured {
     pub first_error: Option<String>,
     pub server_cpu: f64,
     pub gen_cpu: f64,
+    /// What the per-request trace says of the tail.
+    pub tail: crate::tails::Tail,
 }
 
 impl Measured {
@@ -45,14 +47,16 @@ impl Measured {
 
     /// Summarises `o`.
     pub fn new(server: &'static str, id: &'static str, title: String, conns: usize, o: &Outcome) -> Measured {
+        let p99 = o.quantile_ms(0.99);
         Measured {
+            tail: crate::tails::read(o, p99),
             server,
             id,
             title,
             conns,
             rps: o.rps(),
             p50: o.quantile_ms(0.5),
-            p99: o.quantile_ms(0.99),
+            p99,
             errors: o.errors,
             first_error: o.first_error.clone(),
             server_cpu: o.server_cpu,
@@ -426,6 +430,7 @@ impl Report {
         for p in PENDING {
             lines.push(("LATER".into(), (*p).to_owned()));
         }
+        self.print_tails(&mut out);
 
         let _ = writeln!(out, "\n== targets");
         for (v, text) in &lines {
@@ -448,6 +453,81 @@ impl Report {
         }
         print!("{out}");
         clean
+    }
+}
+
+impl Report {
+    /// The tails section: per workload with a ceiling, what each server's trace says
+    /// ([`crate::tails`]), and the p99 ratio split into throughput's factor and the
+    /// tail's own.
+    fn print_tails(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\n== tails (per-request traces; p99 x = mean x · shape x, shape = p99 ÷ mean; stall = no response for ≥ {} ms; \
+             spell = a {} ms window under {} × the run's median pace)",
+            crate::tails::STALL_US as f64 / 1000.0,
+            crate::tails::SPELL_US as f64 / 1000.0,
+            crate::tails::SPELL_RATE
+        );
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<17} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>7} {:>8} {:>8} {:>9} {:>7} {:>8}",
+            "workload",
+            "server",
+            "mean",
+            "p99",
+            "p99.9",
+            "max",
+            "traced",
+            "shape",
+            "stalls",
+            "longest",
+            "slow in",
+            "runq wait",
+            "spells",
+            "p99 out"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<17} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>7} {:>8} {:>8} {:>9} {:>7} {:>8}",
+            "", "", "ms", "ms", "ms", "ms", "", "", "% time", "gap ms", "stall %", "ms/s", "% time", "ms"
+        );
+        for &(id, ceiling, _) in THROUGHPUT {
+            let (Some(e), Some(c)) = (self.find("enrollgraph", id), self.find(ceiling, id)) else {
+                continue;
+            };
+            for m in [c, e] {
+                let t = &m.tail;
+                let _ = writeln!(
+                    out,
+                    "  {:<8} {:<17} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>8} {:>6.2} {:>7.2} {:>8.2} {:>8.0} {:>9.1} {:>7.1} {:>8.2}",
+                    id,
+                    m.server,
+                    t.mean_ms,
+                    m.p99,
+                    t.p999_ms,
+                    t.max_ms,
+                    t.traced,
+                    t.shape,
+                    t.stall_share * 100.0,
+                    t.longest_gap_ms,
+                    t.slow_in_stall * 100.0,
+                    t.run_wait_ms_per_s,
+                    t.spell_share * 100.0,
+                    t.p99_outside_ms
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  {:<8} p99 x {:.2} = mean x {:.2} (1 ÷ req/s ratio: {:.2}) · shape x {:.2}; outside slow spells p99 x {:.2}",
+                id,
+                e.p99 / c.p99,
+                e.tail.mean_ms / c.tail.mean_ms,
+                c.rps / e.rps,
+                e.tail.shape / c.tail.shape,
+                e.tail.p99_outside_ms / c.tail.p99_outside_ms
+            );
+        }
     }
 }
 
