@@ -43,7 +43,7 @@ use clap::{Parser, Subcommand};
 
 use crate::ceilings::Kind;
 use crate::load::Spec;
-use crate::report::{AGAIN, METRICS, Measured, NO_PUSH_DOWN, Paired, REQUEST_LOGS, Report, TOKEN, W5};
+use crate::report::{AGAIN, AGAINST, METRICS, Measured, NO_PUSH_DOWN, Paired, REQUEST_LOGS, Report, TOKEN, W5};
 use crate::seed::{Layout, Seeded};
 use crate::server::{Pinning, Server};
 use crate::workloads::{Def, W1C1, W1C32, W2, W3, W4, W6};
@@ -71,6 +71,11 @@ struct Cli {
     /// Assignments under W5's big configuration (default 100000; quick 5000).
     #[arg(long)]
     assignments: Option<usize>,
+    /// Also run this other enrollgraph build (`eg-against`, `--auth off`) in every workload
+    /// enrollgraph runs in, interleaved with it: an A/B of two builds on the same machine,
+    /// printed as the ratio of their req/s per workload.
+    #[arg(long)]
+    against: Option<PathBuf>,
     /// Also write each interleaved run's per-request trace to `DIR/<workload>-<server>.csv`
     /// (`done_us,latency_us`, in order of completion), for reading a tail by hand.
     #[arg(long)]
@@ -316,6 +321,15 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         (W4, &["hello", "sqlite-durable", "sqlite-group", "enrollgraph"]),
         (W6, &["enrollgraph"]),
     ];
+    // `--against`: the other build runs wherever enrollgraph does (not W6, which rewrites
+    // the rows the two share: each would see the other's writes).
+    let schedule = schedule.map(|(def, names)| {
+        let mut names = names.to_vec();
+        if cli.against.is_some() && def.id != W6.id {
+            names.push(AGAINST);
+        }
+        (def, names)
+    });
     let needed = |name: &str| {
         (matches!(name, "enrollgraph" | NO_PUSH_DOWN) && plan.wants("W5"))
             || schedule.iter().any(|(def, names)| plan.wants(def.id) && names.contains(&name))
@@ -364,6 +378,10 @@ fn bench(cli: &Cli) -> Result<bool, String> {
             Err(e) if name != "enrollgraph" => report.notes.push(format!("{name}: not run: {e}")),
             Err(e) => return Err(e),
         }
+    }
+    if let Some(other) = &cli.against {
+        let server = Server::start(other, &eg_args(&["--auth", "off"]), pinning, &scratch.0.join("against.log"))?;
+        servers.push(Running { name: AGAINST, server, token: None });
     }
     for (def, names) in schedule {
         if def.id == W6.id && plan.wants("W5") {

@@ -155,6 +155,8 @@ pub const METRICS: &str = "eg+metrics";
 pub const AGAIN: &str = "eg-again";
 /// The most metrics may cost W2 (issue 16), in per cent of throughput.
 pub const METRICS_COST: f64 = 3.0;
+/// Another enrollgraph build (`--against PATH`, `--auth off`): an A/B of two builds.
+pub const AGAINST: &str = "eg-against";
 /// enrollgraph with one log line per request (issue 16), to a file.
 pub const REQUEST_LOGS: &str = "eg+request-logs";
 
@@ -337,6 +339,25 @@ impl Report {
                 ));
             }
             _ => lines.push(("SKIP".into(), "proxy: W2 through serve --proxy vs serve --tls (not run)".into())),
+        }
+        // `--against`: this build over the other, per workload, as interleaved slices saw it.
+        for a in self.runs.iter().filter(|m| m.server == AGAINST && m.rps > 0.0) {
+            if let Some(e) = self.find("enrollgraph", a.id) {
+                lines.push((
+                    "A/B".into(),
+                    format!(
+                        "{} {}: enrollgraph {:.0} req/s = {:.3} × eg-against {:.0} (per server CPU-second {:.3} ×); p99 {:.2} vs {:.2} ms",
+                        a.id,
+                        a.title,
+                        e.rps,
+                        e.rps / a.rps,
+                        a.rps,
+                        e.per_cpu() / a.per_cpu(),
+                        e.p99,
+                        a.p99
+                    ),
+                ));
+            }
         }
         if let (Some(n1), Some(nn), Some(e1), Some(en)) = (
             self.find(NO_PUSH_DOWN, "W5p1"),

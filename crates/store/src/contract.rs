@@ -211,6 +211,67 @@ pub async fn a_failed_job_alone_leaves_nothing(store: Arc<dyn Store>) {
 /// The writer may remember the parents it resolved (SQLite's `Chains`, PostgreSQL's row
 /// cache): whatever it remembers must never outlive the rows, their type, or a rolled-back
 /// job. Each resolution below runs on the writer, as a create's does.
+/// The same for reads: each change the writer makes between two reads of one chain (a
+/// parent and a child with its body, as a point read asks) is seen by the second. It
+/// guards any memory a reader might keep of parents (one was measured and not kept:
+/// docs/performance.md, ninth round).
+pub async fn a_read_chain_sees_every_change_to_its_levels(store: Arc<dyn Store>) {
+    // The configuration's head and its assignment `A` with its body, as a point read asks.
+    let read = |store: &Arc<dyn Store>, id: &'static str| {
+        store
+            .read::<_, StoreError, _>("t1", move |tx| {
+                tx.get_chain(ROOT, &[("configs", id), ("assignments", "A")], true)
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.type_name, r.raw))
+            .collect::<Vec<_>>()
+    };
+    let (p, a) = store
+        .write::<_, StoreError, _>("t1", |tx| {
+            let p = tx.insert(ROOT, "configs", "P", "T", "{}")?;
+            Ok((p, tx.insert(p, "assignments", "A", "X", r#"{"n":1}"#)?))
+        })
+        .await
+        .unwrap();
+    let first = [(p, "T".to_owned(), String::new()), (a, "X".to_owned(), r#"{"n":1}"#.to_owned())];
+    assert_eq!(read(&store, "P"), first);
+    assert_eq!(read(&store, "P"), first, "read again");
+    assert_eq!(read(&store, "p"), first, "ids match case-insensitively");
+    // Deleted, then made again under the same id with another assignment `A`.
+    store.write::<_, StoreError, _>("t1", move |tx| tx.delete(p)).await.unwrap();
+    assert!(read(&store, "P").is_empty(), "a deleted parent is not resolved");
+    assert_eq!(read(&store, "P"), [], "read again");
+    let (again, b) = store
+        .write::<_, StoreError, _>("t1", |tx| {
+            let p = tx.insert(ROOT, "configs", "P", "T2", "{}")?;
+            Ok((p, tx.insert(p, "assignments", "A", "X", r#"{"n":2}"#)?))
+        })
+        .await
+        .unwrap();
+    let second = [(again, "T2".to_owned(), String::new()), (b, "X".to_owned(), r#"{"n":2}"#.to_owned())];
+    assert_eq!(read(&store, "P"), second, "the new parent, not the remembered one");
+    // The parent's type changed by an update.
+    store.write::<_, StoreError, _>("t1", move |tx| tx.update(again, "T3", "{}")).await.unwrap();
+    assert_eq!(read(&store, "P")[0].1, "T3");
+    // The assignment deleted: the parent stays, the assignment is gone.
+    store.write::<_, StoreError, _>("t1", move |tx| tx.delete(b)).await.unwrap();
+    assert_eq!(read(&store, "P").len(), 1);
+    // The tenant dropped and made again: nothing of it is resolved.
+    store.write::<_, StoreError, _>("t1", |tx| tx.drop_tenant()).await.unwrap();
+    store.write::<_, StoreError, _>("t1", |tx| tx.create_tenant()).await.unwrap();
+    assert!(read(&store, "P").is_empty(), "a dropped tenant's parent is not resolved");
+    // Another tenant's chain of the same ids is its own.
+    store
+        .write::<_, StoreError, _>("t2", |tx| {
+            let p = tx.insert(ROOT, "configs", "P", "T", "{}")?;
+            tx.insert(p, "assignments", "A", "X", "{}")
+        })
+        .await
+        .unwrap();
+    assert!(read(&store, "P").is_empty(), "t1 sees nothing of t2");
+}
+
 pub async fn remembered_parents_never_outlive_their_rows(store: Arc<dyn Store>) {
     async fn heads(store: &Arc<dyn Store>, id: &'static str) -> Vec<(i64, String)> {
         store

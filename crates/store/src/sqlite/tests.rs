@@ -51,6 +51,7 @@ crate::contract::contract_tests! {
     get_chain_reads_levels_until_the_first_missing,
     a_failed_job_alone_leaves_nothing,
     remembered_parents_never_outlive_their_rows,
+    a_read_chain_sees_every_change_to_its_levels,
 }
 
 #[test]
