@@ -152,8 +152,21 @@ impl View<'_> {
 /// `SegmentNotFound` for names the schema does not have, `ResourceNotFound` for ids
 /// that do not exist, `BadQuery` for misplaced `$count`/`$ref`.
 pub fn resolve(view: View<'_>, tx: &dyn ReadTx, segments: &[Segment]) -> Result<Target> {
-    if let Some(chain) = plain_chain(view, segments)
-        && let Some(target) = resolve_chain(view, tx, &chain)
+    resolve_planned(view, tx, segments, plain_chain(view, segments).as_ref())
+}
+
+/// [`resolve`] with the path's [`Chain`] already read from the schema ([`Chain::of`]).
+///
+/// # Errors
+/// As [`resolve`].
+pub fn resolve_planned(
+    view: View<'_>,
+    tx: &dyn ReadTx,
+    segments: &[Segment],
+    chain: Option<&Chain<'_>>,
+) -> Result<Target> {
+    if let Some(chain) = chain
+        && let Some(target) = resolve_chain(view, tx, chain)
     {
         return target;
     }
@@ -250,10 +263,25 @@ enum End<'a> {
 /// A path of plain containment (`deviceManagement/configs/{id}/assignments[/{id}]`, keys in
 /// either form), read from the schema alone: the singleton it starts from (empty for an
 /// entity set), each keyed level, and what it ends on.
-struct Chain<'a> {
+pub struct Chain<'a> {
     root_path: &'a str,
     levels: Vec<Level<'a>>,
     end: End<'a>,
+}
+
+impl<'a> Chain<'a> {
+    /// The chain of `segments`, when the path is plain containment (else the step-by-step
+    /// walk of [`resolve`] decides).
+    #[must_use]
+    pub fn of(view: View<'a>, segments: &'a [Segment]) -> Option<Chain<'a>> {
+        plain_chain(view, segments)
+    }
+
+    /// Whether it addresses one entity (its last level), not a collection.
+    #[must_use]
+    pub fn ends_in_entity(&self) -> bool {
+        matches!(self.end, End::Entity)
+    }
 }
 
 /// The [`Chain`] of `segments`, or `None` for anything else (casts, actions, links, `$`

@@ -450,6 +450,21 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// Runs `job` as at most one statement outside a transaction: one statement reads one
+    /// snapshot, so a point read need not pay for `BEGIN` and `COMMIT` (bench W2).
+    /// `Ok(false)` when the job asked for a second statement, which was refused and whose
+    /// outcome is dropped: the caller runs the job again with [`Store::read_job`]. The
+    /// default runs it that way at once.
+    ///
+    /// # Errors
+    /// Backend failures, or whatever `job` returns.
+    fn read_job_single(
+        &self,
+        tenant: &str,
+        job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        self.read_job(tenant, job).map(|()| true)
+    }
     /// Creates (if missing) an index on each JSON property path, per collection.
     ///
     /// # Errors
@@ -525,6 +540,17 @@ pub trait StoreExt {
     where
         E: From<StoreError>,
         F: FnOnce(&dyn ReadTx) -> Result<T, E>;
+
+    /// [`StoreExt::read`] for a job that mostly runs one statement (a point read): first as
+    /// that one statement outside a transaction ([`Store::read_job_single`]), again in a
+    /// transaction when it needs more.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or backend failures.
+    fn read_single<T, E, F>(&self, tenant: &str, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnMut(&dyn ReadTx) -> Result<T, E>;
 }
 
 impl StoreExt for dyn Store {
@@ -567,6 +593,24 @@ impl StoreExt for dyn Store {
             (_, Some(out)) => out,
             (Err(e), None) => Err(E::from(e)),
             (Ok(()), None) => Err(E::from(StoreError::Backend("read job did not run".into()))),
+        }
+    }
+
+    fn read_single<T, E, F>(&self, tenant: &str, mut f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnMut(&dyn ReadTx) -> Result<T, E>,
+    {
+        let mut out = None;
+        let alone = self.read_job_single(tenant, &mut |tx| {
+            out = Some(f(tx));
+            Ok(())
+        });
+        match (alone, out) {
+            (Ok(true), Some(out)) => out,
+            (Ok(false), _) => self.read(tenant, f),
+            (Err(e), _) => Err(E::from(e)),
+            (Ok(true), None) => Err(E::from(StoreError::Backend("read job did not run".into()))),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! per-thread connection with cached statements (design.md "Dependencies": reads inline
 //! reach ~3× the throughput of a blocking pool).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -197,7 +197,7 @@ fn run_job(
     if savepoint {
         conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     }
-    let mut tx = SqliteTx { conn, tenant, chains: Some(chains) };
+    let mut tx = SqliteTx { conn, tenant, chains: Some(chains), single: None };
     let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut tx)))
         .unwrap_or_else(|_| Err(StoreError::Backend("a write job panicked".into())));
     if outcome.is_err() {
@@ -254,11 +254,34 @@ impl Store for SqliteStore {
             None => open_connection(&self.path, true)?,
         };
         conn.prepare_cached("BEGIN")?.execute([])?;
-        let result = job(&SqliteTx { conn: &conn, tenant, chains: None });
+        let result = job(&SqliteTx { conn: &conn, tenant, chains: None, single: None });
         let ended = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
         READERS.with(|r| r.borrow_mut().push((self.id, conn)));
         ended?;
         result
+    }
+
+    fn read_job_single(
+        &self,
+        tenant: &str,
+        job: &mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        // One statement in autocommit mode reads one snapshot; `BEGIN` and `COMMIT` around
+        // it were two more statements, ~190 of a point read's ~2,970 instruction-cache
+        // misses (callgrind's cache simulation, W2; docs/performance.md, ninth round).
+        let taken = READERS.with(|r| {
+            let mut r = r.borrow_mut();
+            r.iter().position(|(id, _)| *id == self.id).map(|i| r.swap_remove(i).1)
+        });
+        let conn = match taken {
+            Some(c) => c,
+            None => open_connection(&self.path, true)?,
+        };
+        let tx = SqliteTx { conn: &conn, tenant, chains: None, single: Some(Cell::new(0)) };
+        let result = job(&tx);
+        let wanted_more = tx.wanted_more();
+        READERS.with(|r| r.borrow_mut().push((self.id, conn)));
+        if wanted_more { Ok(false) } else { result.map(|()| true) }
     }
 
     fn ensure_indexes(&self, paths: &[Vec<String>]) -> Result<(), StoreError> {
@@ -299,6 +322,28 @@ struct SqliteTx<'a> {
     tenant: &'a str,
     /// The writer's chains (`None` on a reader's connection).
     chains: Option<&'a RefCell<Chains>>,
+    /// Outside a transaction ([`Store::read_job_single`]): the statements asked for so
+    /// far; a second one is refused, since it would not share the first one's snapshot.
+    single: Option<Cell<u32>>,
+}
+
+impl SqliteTx<'_> {
+    /// Every statement of a transaction is prepared here, so that one outside a
+    /// transaction cannot run a second.
+    fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
+        if let Some(asked) = &self.single {
+            asked.set(asked.get() + 1);
+            if asked.get() > 1 {
+                return Err(StoreError::Backend("a second statement outside a transaction".into()));
+            }
+        }
+        Ok(self.conn.prepare_cached(sql)?)
+    }
+
+    /// Whether the job asked for more than the one statement it was allowed.
+    fn wanted_more(&self) -> bool {
+        self.single.as_ref().is_some_and(|asked| asked.get() > 1)
+    }
 }
 
 /// Most parent chains the writer keeps (then it starts again).
@@ -458,7 +503,7 @@ impl SqliteTx<'_> {
                 sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
             }
         }
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.prepare(&sql)?;
         stmt.raw_bind_parameter(1, self.tenant)?;
         stmt.raw_bind_parameter(2, parent)?;
         stmt.raw_bind_parameter(3, nav)?;
@@ -485,7 +530,7 @@ impl SqliteTx<'_> {
 
 impl ReadTx for SqliteTx<'_> {
     fn get(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(concat!(
+        let mut stmt = self.prepare(concat!(
             "SELECT ",
             columns!(),
             " FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3 AND id = ?4"
@@ -494,7 +539,7 @@ impl ReadTx for SqliteTx<'_> {
     }
 
     fn get_head(&self, parent: Seq, nav: &str, id: &str) -> Result<Option<Row>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.prepare(
             "SELECT seq, parent, nav, id, type, '' FROM entity WHERE tenant = ?1 AND parent = ?2 AND nav = ?3 AND id = ?4",
         )?;
         Ok(stmt.query_row(params![self.tenant, parent, nav, id], to_row).optional()?)
@@ -530,7 +575,7 @@ impl ReadTx for SqliteTx<'_> {
                 .collect();
             return Ok(rows);
         }
-        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut stmt = self.prepare(sql)?;
         let mut params: Vec<&dyn ToSql> = vec![&self.tenant, &parent];
         for (nav, id) in steps {
             params.push(nav);
@@ -568,8 +613,7 @@ impl ReadTx for SqliteTx<'_> {
     }
 
     fn get_seq(&self, seq: Seq) -> Result<Option<Row>, StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached(concat!("SELECT ", columns!(), " FROM entity WHERE seq = ?1 AND tenant = ?2"))?;
+        let mut stmt = self.prepare(concat!("SELECT ", columns!(), " FROM entity WHERE seq = ?1 AND tenant = ?2"))?;
         Ok(stmt.query_row(params![seq, self.tenant], to_row).optional()?)
     }
 
@@ -606,30 +650,26 @@ impl ReadTx for SqliteTx<'_> {
     }
 
     fn link(&self, source: Seq, nav: &str) -> Result<Option<Seq>, StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT target FROM link WHERE source = ?1 AND nav = ?2 AND tenant = ?3")?;
+        let mut stmt = self.prepare("SELECT target FROM link WHERE source = ?1 AND nav = ?2 AND tenant = ?3")?;
         Ok(stmt.query_row(params![source, nav, self.tenant], |r| r.get(0)).optional()?)
     }
 
     fn linked_from(&self, target: Seq, nav: &str) -> Result<Vec<Seq>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT source FROM link WHERE target = ?1 AND nav = ?2 AND tenant = ?3 ORDER BY source")?;
+        let mut stmt =
+            self.prepare("SELECT source FROM link WHERE target = ?1 AND nav = ?2 AND tenant = ?3 ORDER BY source")?;
         let rows = stmt.query_map(params![target, nav, self.tenant], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn tenant_exists(&self) -> Result<bool, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM tenant WHERE id = ?1")?;
+        let mut stmt = self.prepare("SELECT 1 FROM tenant WHERE id = ?1")?;
         Ok(stmt.exists(params![self.tenant])?)
     }
 
     fn export(&self) -> Result<(Vec<Row>, Vec<Link>), StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM entity WHERE tenant = ?1 ORDER BY seq"))?;
+        let mut stmt = self.prepare(&format!("SELECT {COLUMNS} FROM entity WHERE tenant = ?1 ORDER BY seq"))?;
         let rows = stmt.query_map(params![self.tenant], to_row)?.collect::<Result<Vec<_>, _>>()?;
-        let mut stmt =
-            self.conn.prepare_cached("SELECT source, nav, target FROM link WHERE tenant = ?1 ORDER BY source, nav")?;
+        let mut stmt = self.prepare("SELECT source, nav, target FROM link WHERE tenant = ?1 ORDER BY source, nav")?;
         let links = stmt
             .query_map(params![self.tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -639,9 +679,8 @@ impl ReadTx for SqliteTx<'_> {
 
 impl Tx for SqliteTx<'_> {
     fn insert(&mut self, parent: Seq, nav: &str, id: &str, type_name: &str, raw: &str) -> Result<Seq, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
+        let mut stmt =
+            self.prepare("INSERT INTO entity (tenant, parent, nav, id, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
         match stmt.execute(params![self.tenant, parent, nav, id, type_name, raw]) {
             Ok(_) => Ok(self.conn.last_insert_rowid()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -653,8 +692,7 @@ impl Tx for SqliteTx<'_> {
 
     fn update(&mut self, seq: Seq, type_name: &str, raw: &str) -> Result<(), StoreError> {
         forget_chains(self.chains);
-        let mut stmt =
-            self.conn.prepare_cached("UPDATE entity SET type = ?1, body = ?2 WHERE seq = ?3 AND tenant = ?4")?;
+        let mut stmt = self.prepare("UPDATE entity SET type = ?1, body = ?2 WHERE seq = ?3 AND tenant = ?4")?;
         stmt.execute(params![type_name, raw, seq, self.tenant])?;
         Ok(())
     }
@@ -665,11 +703,11 @@ impl Tx for SqliteTx<'_> {
         // (tenant, parent) index.
         let mut doomed: Vec<Seq> = Vec::new();
         {
-            let mut own = self.conn.prepare_cached("SELECT seq FROM entity WHERE seq = ?1 AND tenant = ?2")?;
+            let mut own = self.prepare("SELECT seq FROM entity WHERE seq = ?1 AND tenant = ?2")?;
             if own.exists(params![seq, self.tenant])? {
                 doomed.push(seq);
             }
-            let mut children = self.conn.prepare_cached("SELECT seq FROM entity WHERE tenant = ?1 AND parent = ?2")?;
+            let mut children = self.prepare("SELECT seq FROM entity WHERE tenant = ?1 AND parent = ?2")?;
             let mut i = 0;
             while i < doomed.len() {
                 let found: Vec<Seq> =
@@ -680,8 +718,8 @@ impl Tx for SqliteTx<'_> {
         }
         // One key look-up per row (bench W6: the set-based forms took a second per `assign`
         // of 50 on 100,000 rows).
-        let mut links = self.conn.prepare_cached("DELETE FROM link WHERE source = ?1 OR target = ?1")?;
-        let mut rows = self.conn.prepare_cached("DELETE FROM entity WHERE seq = ?1 AND tenant = ?2")?;
+        let mut links = self.prepare("DELETE FROM link WHERE source = ?1 OR target = ?1")?;
+        let mut rows = self.prepare("DELETE FROM entity WHERE seq = ?1 AND tenant = ?2")?;
         for seq in doomed {
             links.execute(params![seq])?;
             rows.execute(params![seq, self.tenant])?;
@@ -692,12 +730,10 @@ impl Tx for SqliteTx<'_> {
     fn set_link(&mut self, source: Seq, nav: &str, target: Option<Seq>) -> Result<(), StoreError> {
         match target {
             Some(t) => self
-                .conn
-                .prepare_cached("INSERT OR REPLACE INTO link (tenant, source, nav, target) VALUES (?1, ?2, ?3, ?4)")?
+                .prepare("INSERT OR REPLACE INTO link (tenant, source, nav, target) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![self.tenant, source, nav, t])?,
             None => self
-                .conn
-                .prepare_cached("DELETE FROM link WHERE tenant = ?1 AND source = ?2 AND nav = ?3")?
+                .prepare("DELETE FROM link WHERE tenant = ?1 AND source = ?2 AND nav = ?3")?
                 .execute(params![self.tenant, source, nav])?,
         };
         Ok(())
@@ -705,7 +741,7 @@ impl Tx for SqliteTx<'_> {
 
     fn create_tenant(&mut self) -> Result<(), StoreError> {
         forget_chains(self.chains);
-        self.conn.prepare_cached("INSERT OR IGNORE INTO tenant (id) VALUES (?1)")?.execute(params![self.tenant])?;
+        self.prepare("INSERT OR IGNORE INTO tenant (id) VALUES (?1)")?.execute(params![self.tenant])?;
         Ok(())
     }
 
@@ -716,7 +752,7 @@ impl Tx for SqliteTx<'_> {
             "DELETE FROM entity WHERE tenant = ?1",
             "DELETE FROM tenant WHERE id = ?1",
         ] {
-            self.conn.prepare_cached(sql)?.execute(params![self.tenant])?;
+            self.prepare(sql)?.execute(params![self.tenant])?;
         }
         Ok(())
     }

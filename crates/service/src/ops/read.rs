@@ -5,7 +5,7 @@ use super::context_url;
 use crate::error::{Result, ServiceError};
 use crate::path::Segment;
 use crate::query::{ExpandPlan, PagingKey, QueryPlan, Token};
-use crate::resolve::{CollectionRef, EntityRef, Target, View, entity_for_row, home_collection, resolve};
+use crate::resolve::{Chain, CollectionRef, EntityRef, Target, View, entity_for_row, home_collection, resolve_planned};
 use crate::{Body, Request, Response, Service};
 use enrollgraph_csdl::{Selection, write_entity_members_remembered};
 use enrollgraph_store::{ListSpec, ReadTx, Row, StoreExt};
@@ -43,8 +43,13 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment], key: &
         plan.open_token(key, &req.tenant)?;
         Ok::<_, ServiceError>(plan)
     };
-    service.store.read(&req.tenant, |tx| {
-        let target = resolve(view, tx, segments)?;
+    // An entity by its key without `$expand` is mostly one statement (the path's chain
+    // with the entity's body): read outside a transaction, in a transaction if it needs
+    // more (StoreExt::read_single). Anything else runs in a transaction from the start.
+    let chain = Chain::of(view, segments);
+    let point = chain.as_ref().is_some_and(Chain::ends_in_entity) && !mentions_expand(&req.query);
+    let job = |tx: &dyn ReadTx| {
+        let target = resolve_planned(view, tx, segments, chain.as_ref())?;
         let out =
             Out { view, req, page_size: service.config.page_size, max_bytes: service.config.max_answer_bytes, key };
         match target {
@@ -110,7 +115,14 @@ pub(super) fn get(service: &Service, req: &Request, segments: &[Segment], key: &
             }
             t @ Target::Action { .. } => Err(super::method_not_allowed(&req.method, &t)),
         }
-    })
+    };
+    if point { service.store.read_single(&req.tenant, job) } else { service.store.read(&req.tenant, job) }
+}
+
+/// Whether a query string may hold `$expand` (in any case, or percent-encoded): such a
+/// read runs more statements than its path's, so it starts in a transaction.
+fn mentions_expand(query: &str) -> bool {
+    query.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"expand"))
 }
 
 struct Out<'a> {

@@ -103,3 +103,60 @@ async fn a_parent_deleted_by_another_connection_is_not_resolved_by_the_writer() 
     assert_eq!(other.execute("DELETE FROM entity WHERE id = 'P'", []).unwrap(), 1);
     assert_eq!(heads(store.clone()).await, 0, "another connection's delete is seen");
 }
+
+#[tokio::test]
+async fn a_read_outside_a_transaction_runs_one_statement_or_runs_again_inside_one() {
+    let (_dir, store) = temp_store();
+    let (p, a) = store
+        .write::<_, StoreError, _>("t", |tx| {
+            let p = tx.insert(ROOT, "configs", "P", "T", "{}")?;
+            Ok((p, tx.insert(p, "assignments", "A", "X", "1")?))
+        })
+        .await
+        .unwrap();
+    // One statement: run once, outside a transaction.
+    let mut runs = 0;
+    let rows = store
+        .read_single::<_, StoreError, _>("t", |tx| {
+            runs += 1;
+            tx.get_chain(ROOT, &[("configs", "P"), ("assignments", "A")], true)
+        })
+        .unwrap();
+    assert_eq!((runs, rows.len(), rows[1].raw.as_str()), (1, 2, "1"));
+    // Two statements: the second is refused outside a transaction, and the job runs again
+    // inside one, whose answer is the one returned.
+    let mut runs = 0;
+    let mut refused = Vec::new();
+    let seqs = store
+        .read_single::<_, StoreError, _>("t", |tx| {
+            runs += 1;
+            let parent = tx.get_chain(ROOT, &[("configs", "P")], false)?;
+            match tx.get_seq(a) {
+                Ok(row) => Ok((parent[0].seq, row.map(|r| r.seq))),
+                Err(e) => {
+                    refused.push(e.to_string());
+                    Err(e)
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!((runs, seqs), (2, (p, Some(a))));
+    assert_eq!(refused, ["storage backend: a second statement outside a transaction"]);
+    // A job's own error, in one statement, is its answer.
+    let mut runs = 0;
+    let failed = store.read_single::<(), StoreError, _>("t", |_| {
+        runs += 1;
+        Err(StoreError::Conflict("mine".into()))
+    });
+    assert!(matches!((runs, failed), (1, Err(StoreError::Conflict(id))) if id == "mine"));
+    // The reader's connection is left outside any transaction: a write is not blocked,
+    // and the next read sees it.
+    store.write::<_, StoreError, _>("t", move |tx| tx.update(a, "X", "2")).await.unwrap();
+    let raw = store
+        .read_single::<_, StoreError, _>("t", |tx| tx.get_chain(ROOT, &[("configs", "P"), ("assignments", "A")], true))
+        .unwrap()
+        .pop()
+        .unwrap()
+        .raw;
+    assert_eq!(raw, "2");
+}
