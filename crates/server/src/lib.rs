@@ -117,6 +117,7 @@ static DIAGNOSTIC_VALUE: HeaderValue = HeaderValue::from_static(
 );
 static HSTS_VALUE: HeaderValue = HeaderValue::from_static("max-age=31536000");
 static NO_CACHE_VALUE: HeaderValue = HeaderValue::from_static("no-cache");
+static TEXT_PLAIN_VALUE: HeaderValue = HeaderValue::from_static("text/plain;charset=utf-8");
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 const ODATA_VERSION: HeaderName = HeaderName::from_static("odata-version");
@@ -128,6 +129,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// constants: a `&str` name is parsed and hashed on every insert.
 pub(crate) fn finish(mut resp: Response, ids: &RequestIds) -> Response {
     let h = resp.headers_mut();
+    h.reserve(6);
     if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
         if ids.client_request_id == ids.request_id {
             h.insert(CLIENT_REQUEST_ID, v.clone());
@@ -274,19 +276,30 @@ async fn serve_graph(state: &AppState, req: Request, base: &str) -> Result<Respo
     };
     let out = state.service.handle(request).await?;
     let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::OK);
-    let mut resp = match out.body {
-        ServiceBody::Empty => (status, Body::empty()).into_response(),
-        ServiceBody::Json(v) => (status, json_body(&v)).into_response(),
-        ServiceBody::Raw(text) => (status, [(header::CONTENT_TYPE, GRAPH_JSON_VALUE.clone())], text).into_response(),
-        ServiceBody::Text(t) => {
-            (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=utf-8"))], t).into_response()
-        }
+    let (content_type, body) = match out.body {
+        ServiceBody::Empty => (None, Body::empty()),
+        ServiceBody::Json(v) => (Some(&GRAPH_JSON_VALUE), Body::from(v.to_string())),
+        ServiceBody::Raw(text) => (Some(&GRAPH_JSON_VALUE), Body::from(text)),
+        ServiceBody::Text(t) => (Some(&TEXT_PLAIN_VALUE), Body::from(t)),
     };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    // Room for every header the answer gets, here and in `finish`: a map grown header by
+    // header reallocated and rehashed twice per answer (callgrind: 1.9 k instructions of
+    // a 69 k point read).
+    let h = resp.headers_mut();
+    h.reserve(ANSWER_HEADERS);
+    if let Some(v) = content_type {
+        h.insert(header::CONTENT_TYPE, v.clone());
+    }
     if let Some(loc) = out.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        resp.headers_mut().insert(header::LOCATION, loc);
+        h.insert(header::LOCATION, loc);
     }
     Ok(resp)
 }
+
+/// Content type, location and the six of [`finish`].
+const ANSWER_HEADERS: usize = 8;
 
 /// True for the `$batch` endpoint, given the path after the version segment (one test,
 /// shared with the throttle in admin.rs, so a path is a batch for both or for neither).

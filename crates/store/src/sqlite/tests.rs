@@ -160,3 +160,19 @@ async fn a_read_outside_a_transaction_runs_one_statement_or_runs_again_inside_on
         .raw;
     assert_eq!(raw, "2");
 }
+
+/// The SQLite linked in is built as .cargo/config.toml asks: without the two process-wide
+/// mutexes every connection of every thread would otherwise take (allocation statistics,
+/// and the page cache shared by all connections). A build that lost the flags (cargo run
+/// from outside the workspace, a changed libsqlite3-sys default) fails here, not only in
+/// the bench.
+#[test]
+fn sqlite_is_built_without_its_process_wide_mutexes() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+    // The rest of libsqlite3-sys's options stay (JSON is what the push-down indexes use).
+    assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+}
