@@ -170,11 +170,22 @@ pub struct Schema {
     singletons: Vec<(String, String)>,
     entity_sets: Vec<Navigation>,
     derived: HashMap<String, Vec<String>>,
-    /// Per type, precomputed at load (these lookups are on every request's path):
-    /// its lineage names (root first) and all its properties, inherited first.
-    flat: HashMap<String, (Vec<String>, Vec<Property>)>,
+    /// Per type by qualified name, precomputed at load (these lookups are on every
+    /// request's path, so each is one hash look-up).
+    flat: HashMap<String, Flat>,
     /// Wire forms of stored rows already shaped for this version (`memo.rs`).
     pub memo: WireMemo,
+}
+
+/// A type with everything it inherits, root first.
+#[derive(Debug)]
+struct Flat {
+    /// The lineage's names.
+    lineage: Vec<String>,
+    /// All structural properties, inherited ones first, in document order.
+    properties: Vec<Property>,
+    /// All navigation properties, inherited ones first.
+    navigations: Vec<Navigation>,
 }
 
 /// Both versions' schemas plus the behaviour that CSDL cannot express.
@@ -308,11 +319,16 @@ impl Schema {
     #[must_use]
     pub fn all_properties(&self, name: &str) -> &[Property] {
         // Qualified names (the hot path: shaping every row) in one look-up.
-        if let Some((_, props)) = self.flat.get(name) {
-            return props;
+        self.flat_of(name).map_or(&[], |f| f.properties.as_slice())
+    }
+
+    /// `name`'s [`Flat`]: one look-up for a qualified name (the hot path), else qualified
+    /// first (`#microsoft.graph.x`, `graph.x`).
+    fn flat_of(&self, name: &str) -> Option<&Flat> {
+        match self.flat.get(name) {
+            Some(f) => Some(f),
+            None => self.flat.get(self.structured(name)?.name.as_str()),
         }
-        let name = self.structured(name).map_or(name, |t| t.name.as_str());
-        self.flat.get(name).map_or(&[], |(_, props)| props.as_slice())
     }
 
     /// A structural property of `name` or its bases.
@@ -325,26 +341,26 @@ impl Schema {
     /// (reference/clients.md §0: IntuneCD sends lower-case segments).
     #[must_use]
     pub fn find_navigation(&self, type_name: &str, nav: &str) -> Option<&Navigation> {
-        // The flattened lineage: no vector built per look-up (every path segment asks).
-        self.lineage_names(type_name)
-            .iter()
-            .filter_map(|t| self.types.get(t.as_str()))
-            .flat_map(|t| t.navigations.iter())
-            .find(|n| n.name.eq_ignore_ascii_case(nav))
+        // Flattened at load: one look-up of the type, not one per type of its lineage
+        // (every path segment asks; callgrind: 0.66 k instructions a call before).
+        self.flat_of(type_name)?.navigations.iter().find(|n| n.name.eq_ignore_ascii_case(nav))
     }
 
     /// True when `derived` is `base` or (transitively) derives from it.
     #[must_use]
     pub fn derives_from(&self, derived: &str, base: &str) -> bool {
+        // Both qualified (every stored row's type against its collection's): one look-up.
+        if self.flat.get(derived).is_some_and(|f| f.lineage.iter().any(|t| t == base)) {
+            return true;
+        }
         let (Some(d), Some(b)) = (self.structured(derived), self.structured(base)) else { return false };
-        self.flat.get(&d.name).is_some_and(|(lineage, _)| lineage.contains(&b.name))
+        self.flat.get(&d.name).is_some_and(|f| f.lineage.contains(&b.name))
     }
 
     /// The names of `name`'s lineage, root first (no allocation).
     #[must_use]
     pub fn lineage_names(&self, name: &str) -> &[String] {
-        let name = self.structured(name).map_or(name, |t| t.name.as_str());
-        self.flat.get(name).map_or(&[], |(l, _)| l.as_slice())
+        self.flat_of(name).map_or(&[], |f| f.lineage.as_slice())
     }
 
     /// `name` and every type derived from it.

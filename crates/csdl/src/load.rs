@@ -3,7 +3,7 @@
 use roxmltree::{Document, Node};
 
 use crate::{
-    Action, ApiVersion, CsdlError, EnumType, HashMap, Navigation, Parameter, Primitive, Property, Schema,
+    Action, ApiVersion, CsdlError, EnumType, Flat, HashMap, Navigation, Parameter, Primitive, Property, Schema,
     StructuredType, TypeKind, TypeRef, WireMemo, qualify,
 };
 
@@ -210,9 +210,12 @@ impl Schema {
             .keys()
             .map(|name| {
                 let lineage: Vec<&StructuredType> = schema.lineage(name);
-                let names = lineage.iter().map(|t| t.name.clone()).collect();
-                let props = lineage.iter().flat_map(|t| t.properties.iter().cloned()).collect();
-                (name.clone(), (names, props))
+                let flat = Flat {
+                    lineage: lineage.iter().map(|t| t.name.clone()).collect(),
+                    properties: lineage.iter().flat_map(|t| t.properties.iter().cloned()).collect(),
+                    navigations: lineage.iter().flat_map(|t| t.navigations.iter().cloned()).collect(),
+                };
+                (name.clone(), flat)
             })
             .collect();
         schema.flat = flat;

@@ -32,7 +32,34 @@ impl Segment<'_> {
 /// # Errors
 /// A segment that is not valid UTF-8 after decoding, or a malformed key predicate.
 pub fn parse_path(raw: &str) -> Result<Vec<Segment<'_>>> {
-    raw.split('/').filter(|s| !s.is_empty()).map(parse_segment).collect()
+    // One pass over the bytes: a segment with neither `%` nor `(` is its own name, as
+    // `parse_segment` would find after searching it twice (`split`, `contains('%')` and
+    // `find('(')` were 1.5 k instructions of a point read, callgrind).
+    let mut out = Vec::with_capacity(8);
+    let mut start = 0;
+    let mut plain = true;
+    for (i, b) in raw.bytes().enumerate() {
+        match b {
+            b'/' => {
+                push_segment(&mut out, &raw[start..i], plain)?;
+                start = i + 1;
+                plain = true;
+            }
+            b'%' | b'(' => plain = false,
+            _ => {}
+        }
+    }
+    push_segment(&mut out, &raw[start..], plain)?;
+    Ok(out)
+}
+
+/// Appends `raw` unless it is empty (`//` and a trailing `/` are lenient, clients.md §0).
+fn push_segment<'a>(out: &mut Vec<Segment<'a>>, raw: &'a str, plain: bool) -> Result<()> {
+    if raw.is_empty() {
+        return Ok(());
+    }
+    out.push(if plain { Segment { name: Cow::Borrowed(raw), key: None } } else { parse_segment(raw)? });
+    Ok(())
 }
 
 /// `d[range]`, borrowed when `d` is.
@@ -111,6 +138,13 @@ pub fn key_predicate(id: &str) -> String {
 /// Appends [`key_predicate`]`(id)` to `out` (paths are built on every request).
 pub fn push_key_predicate(out: &mut String, id: &str) {
     out.push_str("('");
+    // Ids are GUIDs or `{guid}_{name}` nearly always: nothing to escape, one copy instead
+    // of the encoder's iterator (~0.9 k instructions of a point read, callgrind).
+    if id.bytes().all(|b| PLAIN_KEY_BYTE[usize::from(b)]) {
+        out.push_str(id);
+        out.push_str("')");
+        return;
+    }
     for piece in percent_encoding::utf8_percent_encode(id, KEY_ENCODE) {
         if piece.contains('\'') {
             out.push_str(&piece.replace('\'', "''"));
@@ -120,6 +154,19 @@ pub fn push_key_predicate(out: &mut String, id: &str) {
     }
     out.push_str("')");
 }
+
+/// Bytes a key keeps as they are in the fast path of [`push_key_predicate`]: letters,
+/// digits, `-` and `_` (a table: one load per byte, not four comparisons).
+static PLAIN_KEY_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
 
 /// Characters escaped in a key: controls, space, and URL delimiters.
 const KEY_ENCODE: &percent_encoding::AsciiSet =
@@ -146,11 +193,36 @@ mod tests {
             assert_eq!(parse_path(raw).unwrap()[0].key.as_deref(), Some(key), "{raw}");
             assert_eq!(parse_path(raw).unwrap()[0].name, "a", "{raw}");
         }
+        // The one-pass split answers as splitting and parsing every segment does.
+        for raw in [
+            "",
+            "/",
+            "//",
+            "a",
+            "/a/",
+            "a//b",
+            "a/b('k')/c",
+            "a/b%2Fc/d",
+            "a/b)/c",
+            "a/(k)",
+            "x('a/b')",
+            "%",
+            "a/%zz",
+            "deviceManagement/configs/k_1/assignments/g-2/",
+        ] {
+            let general: Result<Vec<Segment<'_>>> =
+                raw.split('/').filter(|s| !s.is_empty()).map(parse_segment).collect();
+            assert_eq!(parse_path(raw).ok(), general.ok(), "{raw}");
+        }
         // Nothing decoded, nothing copied: the segments borrow the path.
         let borrowed = parse_path("deviceManagement/configs('k')").unwrap();
         assert!(matches!(borrowed[1].name, Cow::Borrowed("configs")));
         assert!(matches!(borrowed[1].key, Some(Cow::Borrowed("k"))));
         assert_eq!(borrowed[1].clone().into_owned(), borrowed[1]);
         assert_eq!(key_predicate("it's"), "('it''s')");
+        // The plain fast path and the encoder agree where they meet.
+        assert_eq!(key_predicate("0f1e-Ab_9"), "('0f1e-Ab_9')");
+        assert_eq!(key_predicate("a b/c%"), "('a%20b%2Fc%25')");
+        assert_eq!(key_predicate("é"), "('%C3%A9')");
     }
 }
