@@ -91,7 +91,10 @@ struct JoseHeader {
 struct Cached {
     /// The whole token: a hit must be this exact token, not just a hash match.
     token: Box<str>,
-    principal: Principal,
+    /// Shared with every request that presents the token: a hit clones no strings
+    /// (cloning the principal was ~0.65 k instructions of a point read with a token,
+    /// callgrind).
+    principal: std::sync::Arc<Principal>,
     nbf: i64,
     exp: i64,
 }
@@ -199,11 +202,20 @@ impl Validator {
     /// proves. Errors are in the order: missing, malformed, algorithm, key, signature,
     /// claims shape, expiry, not-before, audience, issuer, tenant.
     pub fn validate(&self, bearer_token: &str, now: i64) -> Result<Principal, AuthError> {
+        self.validate_shared(bearer_token, now).map(std::sync::Arc::unwrap_or_clone)
+    }
+
+    /// [`Validator::validate`], the principal shared with the cache (the server's path:
+    /// every request with a token).
+    ///
+    /// # Errors
+    /// As [`Validator::validate`].
+    pub fn validate_shared(&self, bearer_token: &str, now: i64) -> Result<std::sync::Arc<Principal>, AuthError> {
         if bearer_token.is_empty() {
             return Err(AuthError::MissingToken);
         }
         if self.capacity == 0 {
-            return self.validate_uncached(bearer_token, now).map(|(p, _)| p);
+            return self.validate_uncached(bearer_token, now).map(|(p, _)| std::sync::Arc::new(p));
         }
         let key = self.cache_key(bearer_token);
         {
@@ -214,6 +226,7 @@ impl Validator {
             }
         }
         let (principal, nbf) = self.validate_uncached(bearer_token, now)?;
+        let principal = std::sync::Arc::new(principal);
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= self.capacity {
             let leeway = self.leeway;

@@ -344,6 +344,10 @@ fn cache_returns_same_principal_and_honours_exp() {
     let second = v.validate(&t, NOW + 1).expect("cached");
     assert_eq!(first, second);
     assert_eq!(v.cached_tokens(), 1);
+    // The server's path shares the cached principal rather than cloning it per request.
+    let (a, b) = (v.validate_shared(&t, NOW + 2).expect("cached"), v.validate_shared(&t, NOW + 3).expect("cached"));
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(*a, first);
     // Still cached, but expired: refused.
     assert_eq!(v.validate(&t, NOW + 600 + LEEWAY + 1), Err(AuthError::Expired));
     // And a cached token is checked for nbf too.

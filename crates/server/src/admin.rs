@@ -127,7 +127,7 @@ fn is_write(m: &Method) -> bool {
 /// neither throttled nor faulted, as Graph's gateway refuses it first).
 fn caller(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<String>)> {
     match crate::authenticate(state, headers) {
-        Ok(Some(p)) => Some((p.tenant, Some(p.app_id))),
+        Ok(Some(p)) => Some((p.tenant.clone(), Some(p.app_id.clone()))),
         Ok(None) => Some((state.default_tenant.to_string(), None)),
         Err(_) => None,
     }

@@ -259,12 +259,12 @@ async fn serve_graph(state: &AppState, req: Request, base: &str) -> Result<Respo
             }));
         }
         let ids = RequestIds::new(&parts.headers, String::new());
-        let check = |m: &ServiceMethod, p: &str| authorize(state, principal.as_ref(), m, p);
+        let check = |m: &ServiceMethod, p: &str| authorize(state, principal.as_deref(), m, p);
         let app = principal.as_ref().map(|p| p.app_id.as_str());
         let out = batch::run(state, version, (&tenant, app), base, body.as_ref(), &check, &ids).await?;
         return Ok((StatusCode::OK, json_body(&out)).into_response());
     }
-    authorize(state, principal.as_ref(), &method, path)?;
+    authorize(state, principal.as_deref(), &method, path)?;
     let request = enrollgraph_service::Request {
         method,
         version,
@@ -312,21 +312,22 @@ pub(crate) fn is_batch(after_version: &str) -> bool {
 pub(crate) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<enrollgraph_auth::Principal>, HttpError> {
+) -> Result<Option<Arc<enrollgraph_auth::Principal>>, HttpError> {
     let unauthorized = |message: String| HttpError::Unauthorized(message, state.identity.www_authenticate());
     // Two credentials: a proxy and this server could each believe another one (issue 18).
     if has_two_authorizations(headers) {
         return Err(unauthorized("The request has more than one Authorization header.".into()));
     }
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate(&state.service, t));
+    let checked = enrollgraph_auth::bearer_token(header).and_then(|t| state.identity.validate_known(&state.service, t));
     observe::token_checked(&checked);
-    let known = match &checked {
-        Ok(p) => match state.identity.check_tenant(&state.service, &p.tenant) {
+    let (checked, known) = match checked {
+        Ok((p, Some(known))) => (Ok(p), known),
+        Ok((p, None)) => match state.identity.check_tenant(&state.service, &p.tenant) {
             Err(e @ enrollgraph_service::ServiceError::Unavailable(_)) => return Err(HttpError::Service(e)),
-            other => other.unwrap_or(false),
+            other => (Ok(p), other.unwrap_or(false)),
         },
-        Err(_) => false,
+        Err(e) => (Err(e), false),
     };
     match checked {
         Ok(p) if known => Ok(Some(p)),
