@@ -129,7 +129,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// constants: a `&str` name is parsed and hashed on every insert.
 pub(crate) fn finish(mut resp: Response, ids: &RequestIds) -> Response {
     let h = resp.headers_mut();
-    h.reserve(6);
+    h.reserve(FINISH_HEADERS);
     if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
         if ids.client_request_id == ids.request_id {
             h.insert(CLIENT_REQUEST_ID, v.clone());
@@ -298,8 +298,12 @@ async fn serve_graph(state: &AppState, req: Request, base: &str) -> Result<Respo
     Ok(resp)
 }
 
-/// Content type, location and the six of [`finish`].
-const ANSWER_HEADERS: usize = 8;
+/// The headers [`finish`] puts on every answer: request-id, client-request-id,
+/// OData-Version, x-ms-ags-diagnostic, Strict-Transport-Security, Cache-Control.
+const FINISH_HEADERS: usize = 6;
+
+/// Content type, location and those of [`finish`].
+const ANSWER_HEADERS: usize = 2 + FINISH_HEADERS;
 
 /// True for the `$batch` endpoint, given the path after the version segment (one test,
 /// shared with the throttle in admin.rs, so a path is a batch for both or for neither).
