@@ -14,10 +14,21 @@ use axum::response::{IntoResponse, Response};
 use enrollgraph_store::Store;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-/// Latency buckets (seconds): a point read is well under a millisecond, a group commit with
-/// fsync a few milliseconds, a slow list or a lock wait up to seconds.
-const SECONDS_BUCKETS: &[f64] =
-    &[0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Latency buckets (seconds) of the facade's histograms (a group commit with fsync takes a
+/// few milliseconds, a lock wait up to seconds): the request latency's, so that dashboards
+/// can put them side by side.
+const SECONDS_BUCKETS: [f64; enrollgraph_server::observe::LATENCY_BOUNDS.len()] = {
+    let mut seconds = [0.0; enrollgraph_server::observe::LATENCY_BOUNDS.len()];
+    let mut i = 0;
+    while i < seconds.len() {
+        // Exact operands, one correctly rounded division: the f64 nearest the bound's `le`.
+        #[allow(clippy::cast_precision_loss)]
+        let nanos = enrollgraph_server::observe::LATENCY_BOUNDS[i].0 as f64;
+        seconds[i] = nanos / 1e9;
+        i += 1;
+    }
+    seconds
+};
 /// Group-commit batch sizes (writes per commit; the writers take at most 512).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
@@ -28,7 +39,7 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 /// The recorder cannot be installed or the address cannot be bound.
 pub async fn metrics_listener(addr: SocketAddr) -> Result<SocketAddr, String> {
     let handle = PrometheusBuilder::new()
-        .set_buckets(SECONDS_BUCKETS)
+        .set_buckets(&SECONDS_BUCKETS)
         .and_then(|b| {
             b.set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Full("enrollgraph_group_commit_batch_size".into()),
@@ -63,10 +74,10 @@ pub async fn metrics_listener(addr: SocketAddr) -> Result<SocketAddr, String> {
         axum::routing::get(move || {
             let handle = handle.clone();
             async move {
-                (
-                    [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
-                    handle.render(),
-                )
+                let mut text = handle.render();
+                // The request counters and latencies are the observer's own (observe.rs).
+                enrollgraph_server::observe::render(&mut text);
+                ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)
             }
         }),
     );
@@ -82,12 +93,8 @@ pub async fn metrics_listener(addr: SocketAddr) -> Result<SocketAddr, String> {
 /// The help texts of the metrics (Prometheus `# HELP`).
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("enrollgraph_http_requests_total", "Requests by method, route template, status and API version.");
-    describe_histogram!(
-        "enrollgraph_http_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Request latency by method and route template."
-    );
+    // enrollgraph_http_requests_total and enrollgraph_http_request_duration_seconds are
+    // described where they are rendered (enrollgraph_server::observe::render).
     describe_histogram!("enrollgraph_group_commit_batch_size", "Writes committed together, per backend.");
     describe_histogram!(
         "enrollgraph_group_commit_seconds",

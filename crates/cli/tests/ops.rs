@@ -121,6 +121,20 @@ fn metrics_scrape_parses_with_bounded_route_labels() {
         scrape.iter().any(|x| x.metric == metric && label(x, key) == want && value(x) > 0.0)
     };
     assert!(has("enrollgraph_http_request_duration_seconds", "method", "GET"));
+    // One latency sample per request, under the same route labels as the counter.
+    let timed = |route: &str| {
+        scrape
+            .iter()
+            .filter(|x| {
+                x.metric == "enrollgraph_http_request_duration_seconds"
+                    && label(x, "route") == route
+                    && label(x, "method") == "GET"
+            })
+            .map(value)
+            .sum::<f64>()
+    };
+    assert_eq!(timed("/beta/deviceManagement/deviceEnrollmentConfigurations/{id}"), 51.0);
+    assert_eq!(timed("/beta/deviceManagement/deviceEnrollmentConfigurations/{id}/assignments/{id}"), 50.0);
     let backend = if s.database.is_some() { "postgres" } else { "sqlite" };
     assert!(has("enrollgraph_group_commit_batch_size", "backend", backend), "batch sizes of {backend}");
     assert!(has("enrollgraph_group_commit_seconds", "backend", backend), "commit durations of {backend}");

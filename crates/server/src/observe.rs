@@ -13,14 +13,14 @@
 //! template, status and latency: never a header value, a query string, a token, a secret,
 //! a password or a body (the route template is all of the path that is logged).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, Method};
 use axum::response::Response;
 use enrollgraph_csdl::{ApiVersion, Model};
-use metrics::{Counter, Histogram};
+use metrics::Counter;
 use rustc_hash::FxHashMap;
 
 /// The deepest Graph path (segments after the version) given its own template.
@@ -150,8 +150,8 @@ pub fn enable_metrics() {
 ///
 /// Its cost on a request is part of issue 16's budget (≤ 3 % of W2): the template is
 /// built into a reused buffer, names are found by their exact spelling first (clients
-/// copy the schema's), and the metric handles of a route are registered once and kept
-/// here, so a request does two atomic adds and no look-up in the exporter's registry.
+/// copy the schema's), and a route's counters live in the route itself, so a request
+/// does three relaxed atomic adds and no look-up in the exporter's registry.
 pub struct Observer {
     /// Lower-cased name → its number in `names`.
     codes: FxHashMap<Box<[u8]>, u32>,
@@ -231,14 +231,81 @@ thread_local! {
 /// Numbers observers (see `Observer::serial`).
 static SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// One route template's metric handles.
+/// Latency bounds of `enrollgraph_http_request_duration_seconds`: nanoseconds, and the
+/// `le` label Prometheus reads (seconds). A point read is well under a millisecond, a group
+/// commit with fsync a few milliseconds, a slow list up to seconds.
+pub const LATENCY_BOUNDS: [(u64, &str); 15] = [
+    (250_000, "0.00025"),
+    (500_000, "0.0005"),
+    (1_000_000, "0.001"),
+    (2_500_000, "0.0025"),
+    (5_000_000, "0.005"),
+    (10_000_000, "0.01"),
+    (25_000_000, "0.025"),
+    (50_000_000, "0.05"),
+    (100_000_000, "0.1"),
+    (250_000_000, "0.25"),
+    (500_000_000, "0.5"),
+    (1_000_000_000, "1"),
+    (2_500_000_000, "2.5"),
+    (5_000_000_000, "5"),
+    (10_000_000_000, "10"),
+];
+
+/// One method's latency on one route: a Prometheus histogram counted where it is recorded.
+///
+/// Not the `metrics` facade's histogram: the Prometheus exporter's pushes every sample
+/// into a lock-free bucket (a crossbeam epoch pin, a timestamp read from the TSC, a new
+/// block every 64 samples) and folds them into buckets once a second, ~220 instructions a
+/// request and a third of what observing cost W2 (callgrind, docs/performance.md,
+/// eleventh round). Here a sample is two relaxed atomic adds, and a scrape sums buckets.
+struct Latency {
+    /// Requests by the first bound they are within; the last counts those past every one.
+    within: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    nanos: AtomicU64,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        Latency { within: std::array::from_fn(|_| AtomicU64::new(0)), nanos: AtomicU64::new(0) }
+    }
+
+    fn record(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // Most requests are within the first bounds: a scan from the smallest.
+        let at = LATENCY_BOUNDS.iter().position(|&(bound, _)| nanos <= bound).unwrap_or(LATENCY_BOUNDS.len());
+        if let Some(bucket) = self.within.get(at) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Request counters a route finds without a lock: (method, status) pairs, claimed once.
+const REQUEST_SLOTS: usize = 16;
+
+/// One (method, status) pair's request count; `key` 0 is a free slot.
+struct RequestSlot {
+    key: AtomicU32,
+    count: AtomicU64,
+}
+
+/// A slot's key: a status is never 0, so no key is.
+fn request_key(method: usize, status: u16) -> u32 {
+    (u32::try_from(method).unwrap_or(0) << 16) | u32::from(status)
+}
+
+/// One route template's counters, rendered by [`render`].
 struct Route {
     template: Box<str>,
     version: &'static str,
-    /// (method, status) → the request counter. A route sees a few of each.
-    requests: RwLock<Vec<(usize, u16, Counter)>>,
-    /// Latency by method.
-    durations: [OnceLock<Histogram>; METHODS.len()],
+    /// (method, status) → requests. A route sees a few of each.
+    requests: [RequestSlot; REQUEST_SLOTS],
+    /// The pairs past the slots (a route probed with many statuses): bounded by the
+    /// methods and statuses there are.
+    more_requests: Mutex<Vec<(u32, u64)>>,
+    /// Latency by method, made on the method's first request.
+    durations: [OnceLock<Box<Latency>>; METHODS.len()],
 }
 
 impl Route {
@@ -247,42 +314,129 @@ impl Route {
             ApiVersion::V1 => "v1.0",
             ApiVersion::Beta => "beta",
         });
-        Route { template: template.into(), version, requests: RwLock::new(Vec::new()), durations: Default::default() }
+        Route {
+            template: template.into(),
+            version,
+            requests: std::array::from_fn(|_| RequestSlot { key: AtomicU32::new(0), count: AtomicU64::new(0) }),
+            more_requests: Mutex::new(Vec::new()),
+            durations: Default::default(),
+        }
+    }
+
+    /// Leaked (a route lives as long as the process) and listed for [`render`].
+    fn made(template: &str) -> &'static Route {
+        let route: &'static Route = Box::leak(Box::new(Route::new(template)));
+        if let Ok(mut all) = ROUTES_MADE.lock() {
+            all.push(route);
+        }
+        route
     }
 
     fn count(&self, method: usize, status: u16) {
-        // Incremented under the read lock: no handle is cloned (an `Arc`) per request.
-        let counted = self.requests.read().is_ok_and(|known| {
-            known.iter().find(|(m, s, _)| *m == method && *s == status).map(|(_, _, c)| c.increment(1)).is_some()
-        });
-        if counted {
-            return;
+        let key = request_key(method, status);
+        for slot in &self.requests {
+            let mut held = slot.key.load(Ordering::Acquire);
+            if held == 0 {
+                held = match slot.key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => key,
+                    Err(other) => other,
+                };
+            }
+            if held == key {
+                slot.count.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
-        let counter = metrics::counter!(
-            "enrollgraph_http_requests_total",
-            "method" => METHODS[method],
-            "route" => self.template.to_string(),
-            "status" => status.to_string(),
-            "version" => self.version,
-        );
-        counter.increment(1);
-        if let Ok(mut known) = self.requests.write()
-            && !known.iter().any(|(m, s, _)| *m == method && *s == status)
-        {
-            known.push((method, status, counter));
+        if let Ok(mut more) = self.more_requests.lock() {
+            match more.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += 1,
+                None => more.push((key, 1)),
+            }
         }
     }
 
     fn time(&self, method: usize, elapsed: Duration) {
-        self.durations[method]
-            .get_or_init(|| {
-                metrics::histogram!(
-                    "enrollgraph_http_request_duration_seconds",
-                    "method" => METHODS[method],
-                    "route" => self.template.to_string(),
-                )
-            })
-            .record(elapsed.as_secs_f64());
+        if let Some(durations) = self.durations.get(method) {
+            durations.get_or_init(|| Box::new(Latency::new())).record(elapsed);
+        }
+    }
+}
+
+/// Every route made, in the order made: what [`render`] writes out.
+static ROUTES_MADE: Mutex<Vec<&'static Route>> = Mutex::new(Vec::new());
+
+/// A label value as Prometheus' text format quotes it.
+fn escape_label(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\\', '"', '\n']) {
+        value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+    } else {
+        value.into()
+    }
+}
+
+/// Appends the request metrics in Prometheus' text format (0.0.4) to `out`, after the
+/// `metrics` facade's (ops.rs's `/metrics`): `enrollgraph_http_requests_total` and
+/// `enrollgraph_http_request_duration_seconds`, labelled as they were through the facade.
+/// Series are summed by their labels, so two observers in one process (each with its own
+/// routes) still give one series per label set, as the format requires.
+pub fn render(out: &mut String) {
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+    let routes: Vec<&'static Route> = ROUTES_MADE.lock().map(|all| all.clone()).unwrap_or_default();
+    let mut requests: BTreeMap<(&str, &str, &str, u32), u64> = BTreeMap::new();
+    let mut latencies: BTreeMap<(&str, &str), ([u64; LATENCY_BOUNDS.len() + 1], u64)> = BTreeMap::new();
+    for route in &routes {
+        let more = route.more_requests.lock().map(|more| more.clone()).unwrap_or_default();
+        let slots =
+            route.requests.iter().map(|slot| (slot.key.load(Ordering::Acquire), slot.count.load(Ordering::Relaxed)));
+        for (key, count) in slots.chain(more).filter(|&(key, count)| key != 0 && count > 0) {
+            let method = METHODS.get((key >> 16) as usize).copied().unwrap_or("other");
+            *requests.entry((&route.template, method, route.version, key & 0xffff)).or_default() += count;
+        }
+        for (method, latency) in METHODS.iter().zip(&route.durations) {
+            let Some(latency) = latency.get() else { continue };
+            let (within, nanos) = latencies.entry((&route.template, method)).or_default();
+            for (sum, bucket) in within.iter_mut().zip(&latency.within) {
+                *sum += bucket.load(Ordering::Relaxed);
+            }
+            *nanos += latency.nanos.load(Ordering::Relaxed);
+        }
+    }
+    if !requests.is_empty() {
+        out.push_str(
+            "# HELP enrollgraph_http_requests_total Requests by method, route template, status and API version.\n",
+        );
+        out.push_str("# TYPE enrollgraph_http_requests_total counter\n");
+        for ((template, method, version, status), count) in &requests {
+            let route = escape_label(template);
+            let _ = writeln!(
+                out,
+                "enrollgraph_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\",version=\"{version}\"}} {count}"
+            );
+        }
+        out.push('\n');
+    }
+    if !latencies.is_empty() {
+        out.push_str(
+            "# HELP enrollgraph_http_request_duration_seconds Request latency by method and route template.\n",
+        );
+        out.push_str("# TYPE enrollgraph_http_request_duration_seconds histogram\n");
+        for ((template, method), (within, nanos)) in &latencies {
+            let labels = format!("method=\"{method}\",route=\"{}\"", escape_label(template));
+            let mut below = 0u64;
+            for (&(_, le), n) in LATENCY_BOUNDS.iter().zip(within) {
+                below += n;
+                let _ =
+                    writeln!(out, "enrollgraph_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {below}");
+            }
+            below += within.last().copied().unwrap_or(0);
+            let _ = writeln!(out, "enrollgraph_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {below}");
+            #[allow(clippy::cast_precision_loss)] // for display: f64's 53 bits hold ~104 days in nanoseconds exactly
+            let seconds = *nanos as f64 / 1e9;
+            let _ = writeln!(out, "enrollgraph_http_request_duration_seconds_sum{{{labels}}} {seconds}");
+            let _ = writeln!(out, "enrollgraph_http_request_duration_seconds_count{{{labels}}} {below}");
+        }
+        out.push('\n');
     }
 }
 
@@ -335,7 +489,7 @@ impl Observer {
             metrics,
             log,
             routes: RwLock::new(FxHashMap::default()),
-            unmatched: Box::leak(Box::new(Route::new(UNMATCHED))),
+            unmatched: Route::made(UNMATCHED),
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -508,7 +662,7 @@ impl Observer {
         if routes.len() >= MAX_ROUTES {
             return self.unmatched;
         }
-        let route: &'static Route = Box::leak(Box::new(Route::new(&self.spell(&shape))));
+        let route = Route::made(&self.spell(&shape));
         routes.insert(shape, route);
         route
     }
@@ -775,5 +929,100 @@ mod tests {
         // Another observer's recent path is not this one's.
         let other = Observer::new(&model, true, false);
         assert!(RECENT.with(|r| r.borrow().as_ref().and_then(|r| r.route_of(other.serial, next.as_bytes())).is_none()));
+    }
+
+    /// The lines of `render`'s text that are about `template`.
+    fn rendered_for(template: &str) -> Vec<String> {
+        let mut text = String::new();
+        render(&mut text);
+        let quoted = format!("route=\"{}\"", escape_label(template));
+        text.lines().filter(|l| l.contains(&quoted)).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn latencies_fall_in_their_buckets_and_render_as_a_prometheus_histogram() {
+        let template = "/beta/test/latencies/{id}";
+        let route = Route::made(template);
+        let get = 0;
+        // 100 µs and exactly 250 µs (Prometheus' `le`: within the bound), 3 ms, 20 s.
+        for nanos in [100_000, 250_000, 3_000_000, 20_000_000_000] {
+            route.time(get, Duration::from_nanos(nanos));
+        }
+        let lines = rendered_for(template);
+        let labels = format!("method=\"GET\",route=\"{template}\"");
+        let bucket = |le: &str| format!("enrollgraph_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}}");
+        let want = [
+            format!("{} 2", bucket("0.00025")),
+            format!("{} 2", bucket("0.0025")),
+            format!("{} 3", bucket("0.005")),
+            format!("{} 3", bucket("10")),
+            format!("{} 4", bucket("+Inf")),
+            format!("enrollgraph_http_request_duration_seconds_sum{{{labels}}} 20.00335"),
+            format!("enrollgraph_http_request_duration_seconds_count{{{labels}}} 4"),
+        ];
+        for line in &want {
+            assert!(lines.contains(line), "{line} in {lines:#?}");
+        }
+        // Every bound once, in order, cumulative; then +Inf, sum, count.
+        assert_eq!(lines.len(), LATENCY_BOUNDS.len() + 3, "{lines:#?}");
+        let les: Vec<&str> = lines.iter().filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()).collect();
+        let mut expected: Vec<&str> = LATENCY_BOUNDS.iter().map(|&(_, le)| le).collect();
+        expected.push("+Inf");
+        assert_eq!(les, expected);
+        // Each `le` is the bound in seconds.
+        for &(nanos, le) in &LATENCY_BOUNDS {
+            #[allow(clippy::cast_precision_loss)]
+            let seconds = nanos as f64 / 1e9;
+            assert_eq!(le.parse::<f64>().ok(), Some(seconds), "{le}");
+        }
+    }
+
+    #[test]
+    fn request_counts_by_method_and_status_past_the_slots() {
+        let template = "/v1.0/test/requests";
+        let route = Route::made(template);
+        // More pairs than there are slots: the rest are counted all the same.
+        let statuses: Vec<u16> = (0..u16::try_from(REQUEST_SLOTS).unwrap_or(16) + 4).map(|i| 400 + i).collect();
+        for (i, &status) in statuses.iter().enumerate() {
+            for _ in 0..=i {
+                route.count(2, status);
+            }
+        }
+        route.count(7, 200);
+        let lines = rendered_for(template);
+        assert_eq!(lines.len(), statuses.len() + 1, "{lines:#?}");
+        for (i, status) in statuses.iter().enumerate() {
+            let line = format!(
+                "enrollgraph_http_requests_total{{method=\"POST\",route=\"{template}\",status=\"{status}\",version=\"v1.0\"}} {}",
+                i + 1
+            );
+            assert!(lines.contains(&line), "{line} in {lines:#?}");
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("enrollgraph_http_requests_total{method=\"other\"") && l.ends_with(" 1"))
+        );
+    }
+
+    #[test]
+    fn two_observers_routes_render_as_one_series() {
+        let template = "/beta/test/twice";
+        Route::made(template).count(0, 200);
+        Route::made(template).count(0, 200);
+        Route::made(template).time(0, Duration::from_millis(1));
+        Route::made(template).time(0, Duration::from_millis(1));
+        let lines = rendered_for(template);
+        let counted: Vec<&String> = lines.iter().filter(|l| l.starts_with("enrollgraph_http_requests_total")).collect();
+        assert_eq!(counted.len(), 1, "{lines:#?}");
+        assert!(counted[0].ends_with(" 2"), "{counted:?}");
+        assert!(lines.iter().any(|l| l.contains("_count{") && l.ends_with(" 2")), "{lines:#?}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("a\nb"), "a\\nb");
+        assert_eq!(escape_label("/beta/{id}"), "/beta/{id}");
     }
 }
