@@ -13,6 +13,9 @@
 //!   as `serve` makes it, and W5's 101,000 assignments). The gap between it and
 //!   `sqlite-group` is what the storage layout costs; the gap between enrollgraph and it is
 //!   enrollgraph's own work (issue 17: "the profile that shows what the remaining cost is").
+//! - `sqlite-group-entity-bare` (information, W1 only): `sqlite-group-entity` without the
+//!   `target/groupId` index W5's push-down uses, and nothing else changed: what that one
+//!   index costs, measured in every run.
 //!
 //! Each runs in its own process (`enrollgraph-bench ceiling KIND`), like enrollgraph, on the
 //! runtime enrollgraph uses (`Runtime::new()`: one worker per core it may run on).
@@ -53,6 +56,8 @@ pub enum Kind {
     SqliteGroup,
     /// SQLite, group commit, over enrollgraph's table layout and rows.
     SqliteGroupEntity,
+    /// The same without the `target/groupId` index.
+    SqliteGroupEntityBare,
 }
 
 impl Kind {
@@ -63,6 +68,7 @@ impl Kind {
             Kind::SqliteDurable => "sqlite-durable",
             Kind::SqliteGroup => "sqlite-group",
             Kind::SqliteGroupEntity => "sqlite-group-entity",
+            Kind::SqliteGroupEntityBare => "sqlite-group-entity-bare",
         }
     }
 }
@@ -397,11 +403,14 @@ fn entity_parent(conn: &Connection, id: &str) -> rusqlite::Result<i64> {
 /// `sqlite-group-entity`'s database: made by enrollgraph's own store (its migrations, and the
 /// indexes the schema's behaviour asks for, as `serve` makes them), so the layout measured
 /// is always the one enrollgraph runs; then the fixture's assignments and as many more as
-/// enrollgraph holds (`filler`), one in a hundred targeting the same group.
-fn create_db_entity(path: &Path, fixture: &Fixture) -> Result<Connection, String> {
+/// enrollgraph holds (`filler`), one in a hundred targeting the same group. `indexed`: with
+/// the schema's indexes (`target/groupId`), as `serve` makes them.
+fn create_db_entity(path: &Path, fixture: &Fixture, indexed: bool) -> Result<Connection, String> {
     let model = enrollgraph_csdl::Model::load().map_err(|e| e.to_string())?;
     let store = enrollgraph_store::SqliteStore::open(path).map_err(|e| e.to_string())?;
-    enrollgraph_store::Store::ensure_indexes(&store, &model.behaviour.indexes).map_err(|e| e.to_string())?;
+    if indexed {
+        enrollgraph_store::Store::ensure_indexes(&store, &model.behaviour.indexes).map_err(|e| e.to_string())?;
+    }
     drop(store);
     fill_entity_db(path, fixture).map_err(|e| e.to_string())
 }
@@ -487,13 +496,14 @@ pub fn serve(kind: Kind, port: u16, fixture: &Path, data_dir: &Path) -> Result<(
         let hello_list = Bytes::from(list_body(&base, &first_parent, &vec![sample_text; 100]));
         let db = match kind {
             Kind::Hello => None,
-            Kind::SqliteDurable | Kind::SqliteGroup | Kind::SqliteGroupEntity => {
+            Kind::SqliteDurable | Kind::SqliteGroup | Kind::SqliteGroupEntity | Kind::SqliteGroupEntityBare => {
                 std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
                 let path = data_dir.join(format!("{}.sqlite", kind.name()));
                 let (writer, queue) = mpsc::channel();
                 let writer_thread = std::thread::Builder::new().name("ceiling-writer".into());
-                let spawned = if kind == Kind::SqliteGroupEntity {
-                    let conn = create_db_entity(&path, &fixture)
+                let entity = matches!(kind, Kind::SqliteGroupEntity | Kind::SqliteGroupEntityBare);
+                let spawned = if entity {
+                    let conn = create_db_entity(&path, &fixture, kind == Kind::SqliteGroupEntity)
                         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
                     writer_thread.spawn(move || write_loop(&conn, &queue, MAX_BATCH, entity_inserter()))
                 } else {
@@ -506,7 +516,7 @@ pub fn serve(kind: Kind, port: u16, fixture: &Path, data_dir: &Path) -> Result<(
                 Some((path, writer))
             }
         };
-        let entity_layout = kind == Kind::SqliteGroupEntity;
+        let entity_layout = matches!(kind, Kind::SqliteGroupEntity | Kind::SqliteGroupEntityBare);
         let app = Arc::new(App { base, template: fixture.entity, one, list: hello_list, db, entity_layout });
         let router = Router::new()
             .route("/health", get(|| async { "ok" }))

@@ -347,6 +347,10 @@ pub struct Outcome {
     /// Time the server's threads were runnable but not running (waiting for a core), in
     /// seconds per second of the window, summed over its threads (`schedstat`, proc(5)).
     pub server_run_wait: f64,
+    /// Bytes the server sent to storage over the window, per second (`write_bytes` of
+    /// `/proc/<pid>/io`: the WAL's frames and the checkpoints' pages, as the page cache
+    /// counts them when they are dirtied), NaN where the kernel does not say.
+    pub server_written: f64,
     /// Every measured response, in order of completion (at most [`TRACE_PER_CONN`] per
     /// connection); slices merged one after another ([`Outcome::merge`]).
     pub trace: Vec<Sample>,
@@ -375,6 +379,7 @@ impl Outcome {
         self.gen_cpu = weigh(self.gen_cpu, other.gen_cpu);
         self.server_cpu = weigh(self.server_cpu, other.server_cpu);
         self.server_run_wait = weigh(self.server_run_wait, other.server_run_wait);
+        self.server_written = weigh(self.server_written, other.server_written);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let shift = (self.seconds * 1e6) as u64;
         self.trace.extend(other.trace.iter().map(|s| Sample { done_us: s.done_us + shift, ..*s }));
@@ -482,6 +487,15 @@ pub fn run_wait_seconds(pid: &str) -> Option<f64> {
     Some(total as f64 / 1e9)
 }
 
+/// Bytes process `pid` has caused to be sent to storage (`write_bytes` of
+/// `/proc/<pid>/io`, proc(5)); `None` where the kernel keeps no I/O accounting.
+pub fn written_bytes(pid: &str) -> Option<f64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let line = io.lines().find_map(|l| l.strip_prefix("write_bytes:"))?;
+    #[allow(clippy::cast_precision_loss)]
+    line.trim().parse::<u64>().ok().map(|b| b as f64)
+}
+
 /// `sysconf(_SC_CLK_TCK)` without unsafe code: asked of `getconf` once; 100 on Linux.
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
@@ -512,9 +526,11 @@ pub async fn run_on(target: &Target, spec: &Spec, server_pid: u32) -> Outcome {
     }
     let server = server_pid.to_string();
     tokio::time::sleep_until(measure_from.into()).await;
-    let (g0, s0, w0, t0) = (cpu_seconds("self"), cpu_seconds(&server), run_wait_seconds(&server), Instant::now());
+    let (g0, s0, w0, b0, t0) =
+        (cpu_seconds("self"), cpu_seconds(&server), run_wait_seconds(&server), written_bytes(&server), Instant::now());
     tokio::time::sleep_until(end.into()).await;
-    let (g1, s1, w1, t1) = (cpu_seconds("self"), cpu_seconds(&server), run_wait_seconds(&server), Instant::now());
+    let (g1, s1, w1, b1, t1) =
+        (cpu_seconds("self"), cpu_seconds(&server), run_wait_seconds(&server), written_bytes(&server), Instant::now());
     let wall = t1.duration_since(t0).as_secs_f64().max(1e-9);
     let mut out = Outcome {
         requests: 0,
@@ -525,6 +541,7 @@ pub async fn run_on(target: &Target, spec: &Spec, server_pid: u32) -> Outcome {
         gen_cpu: g0.zip(g1).map_or(f64::NAN, |(a, b)| (b - a) / wall),
         server_cpu: s0.zip(s1).map_or(f64::NAN, |(a, b)| (b - a) / wall),
         server_run_wait: w0.zip(w1).map_or(f64::NAN, |(a, b)| (b - a) / wall),
+        server_written: b0.zip(b1).map_or(f64::NAN, |(a, b)| (b - a) / wall),
         trace: Vec::new(),
     };
     while let Some(joined) = tasks.join_next().await {

@@ -315,7 +315,17 @@ fn bench(cli: &Cli) -> Result<bool, String> {
     // the same background load.
     let schedule: [(Def, &[&str]); 6] = [
         (W1C1, &["sqlite-durable", "sqlite-group", "enrollgraph"]),
-        (W1C32, &["hello", "sqlite-durable", "sqlite-group", "sqlite-group-entity", "enrollgraph"]),
+        (
+            W1C32,
+            &[
+                "hello",
+                "sqlite-durable",
+                "sqlite-group",
+                "sqlite-group-entity-bare",
+                "sqlite-group-entity",
+                "enrollgraph",
+            ],
+        ),
         (W2, &["hello", "sqlite-group", "enrollgraph", TOKEN, METRICS, REQUEST_LOGS]),
         (W3, &["hello", "sqlite-group", "enrollgraph"]),
         (W4, &["hello", "sqlite-durable", "sqlite-group", "enrollgraph"]),
@@ -335,7 +345,9 @@ fn bench(cli: &Cli) -> Result<bool, String> {
             || schedule.iter().any(|(def, names)| plan.wants(def.id) && names.contains(&name))
     };
     let mut servers: Vec<Running> = Vec::new();
-    for kind in [Kind::Hello, Kind::SqliteDurable, Kind::SqliteGroup, Kind::SqliteGroupEntity] {
+    for kind in
+        [Kind::Hello, Kind::SqliteDurable, Kind::SqliteGroup, Kind::SqliteGroupEntityBare, Kind::SqliteGroupEntity]
+    {
         if needed(kind.name()) {
             let log = scratch.0.join(format!("{}.log", kind.name()));
             let server = Server::start(&me, &ceiling_args(kind), pinning, &log)?;
@@ -462,17 +474,37 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         }
     }
     // Issue 17: how much of W1's gap is the storage layout, how much enrollgraph's own work.
-    let w1 = |server: &str| report.runs.iter().find(|m| m.id == W1C32.id && m.server == server).map(|m| m.rps);
+    let w1 = |server: &str| report.runs.iter().find(|m| m.id == W1C32.id && m.server == server);
     if let (Some(group), Some(layout), Some(eg)) = (w1("sqlite-group"), w1("sqlite-group-entity"), w1("enrollgraph"))
-        && group > 0.0
-        && layout > 0.0
+        && group.rps > 0.0
+        && layout.rps > 0.0
     {
         report.notes.push(format!(
-            "W1 c=32: sqlite-group over enrollgraph's table, indexes and rows (sqlite-group-entity) {layout:.0} req/s = \
-             {:.2} × sqlite-group (the layout's cost); enrollgraph {eg:.0} = {:.2} × sqlite-group-entity (its own work)",
-            layout / group,
-            eg / layout
+            "W1 c=32: sqlite-group over enrollgraph's table, indexes and rows (sqlite-group-entity) {:.0} req/s = \
+             {:.2} × sqlite-group (the layout's cost); enrollgraph {:.0} = {:.2} × sqlite-group-entity (its own work)",
+            layout.rps,
+            layout.rps / group.rps,
+            eg.rps,
+            eg.rps / layout.rps
         ));
+        if let Some(bare) = w1("sqlite-group-entity-bare") {
+            report.notes.push(format!(
+                "W1 c=32: the same layout without the target/groupId index W5 uses (sqlite-group-entity-bare) {:.0} \
+                 req/s = {:.2} × sqlite-group",
+                bare.rps,
+                bare.rps / group.rps
+            ));
+        }
+        // What a create costs each: server CPU and bytes sent to storage (WAL frames and
+        // checkpoints), per request.
+        let per_create = |m: &Measured| {
+            let cpu_us = m.server_cpu / m.rps.max(1e-9) * 1e6;
+            let kib = m.server_written / m.rps.max(1e-9) / 1024.0;
+            format!("{} {cpu_us:.0} µs CPU, {kib:.1} KiB written", m.server)
+        };
+        let servers = ["sqlite-group", "sqlite-group-entity-bare", "sqlite-group-entity", "enrollgraph"];
+        let costs: Vec<String> = servers.iter().filter_map(|s| w1(s)).map(per_create).collect();
+        report.notes.push(format!("W1 c=32 per create: {}", costs.join("; ")));
     }
     let sqlite_w4 = report.runs.iter().find(|m| m.server == "enrollgraph" && m.id == W4.id).map(|m| m.rps);
 

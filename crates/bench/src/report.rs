@@ -20,6 +20,8 @@ pub struct Measured {
     pub first_error: Option<String>,
     pub server_cpu: f64,
     pub gen_cpu: f64,
+    /// Bytes the server sent to storage per second (NaN: not known).
+    pub server_written: f64,
     /// What the per-request trace says of the tail.
     pub tail: crate::tails::Tail,
 }
@@ -61,6 +63,7 @@ impl Measured {
             first_error: o.first_error.clone(),
             server_cpu: o.server_cpu,
             gen_cpu: o.gen_cpu,
+            server_written: o.server_written,
         }
     }
 }
