@@ -328,7 +328,17 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         ),
         (W2, &["hello", "sqlite-group", "enrollgraph", TOKEN, METRICS, REQUEST_LOGS]),
         (W3, &["hello", "sqlite-group", "enrollgraph"]),
-        (W4, &["hello", "sqlite-durable", "sqlite-group", "enrollgraph"]),
+        (
+            W4,
+            &[
+                "hello",
+                "sqlite-durable",
+                "sqlite-group",
+                "sqlite-group-entity-bare",
+                "sqlite-group-entity",
+                "enrollgraph",
+            ],
+        ),
         (W6, &["enrollgraph"]),
     ];
     // `--against`: the other build runs wherever enrollgraph does (not W6, which rewrites
@@ -473,38 +483,44 @@ fn bench(cli: &Cli) -> Result<bool, String> {
             }
         }
     }
-    // Issue 17: how much of W1's gap is the storage layout, how much enrollgraph's own work.
-    let w1 = |server: &str| report.runs.iter().find(|m| m.id == W1C32.id && m.server == server);
-    if let (Some(group), Some(layout), Some(eg)) = (w1("sqlite-group"), w1("sqlite-group-entity"), w1("enrollgraph"))
-        && group.rps > 0.0
-        && layout.rps > 0.0
-    {
+    // Issue 17: how much of W1's and W4's gaps is the storage layout, how much enrollgraph's
+    // own work.
+    for def in [W1C32, W4] {
+        let run = |server: &str| report.runs.iter().find(|m| m.id == def.id && m.server == server);
+        let (Some(group), Some(layout), Some(eg)) =
+            (run("sqlite-group"), run("sqlite-group-entity"), run("enrollgraph"))
+        else {
+            continue;
+        };
+        if group.rps <= 0.0 || layout.rps <= 0.0 {
+            continue;
+        }
+        let bare = run("sqlite-group-entity-bare").map_or_else(String::new, |bare| {
+            format!(
+                "; without the target/groupId index W5 uses (sqlite-group-entity-bare) {:.0} = {:.2} × sqlite-group",
+                bare.rps,
+                bare.rps / group.rps
+            )
+        });
         report.notes.push(format!(
-            "W1 c=32: sqlite-group over enrollgraph's table, indexes and rows (sqlite-group-entity) {:.0} req/s = \
-             {:.2} × sqlite-group (the layout's cost); enrollgraph {:.0} = {:.2} × sqlite-group-entity (its own work)",
+            "{}: sqlite-group over enrollgraph's table, indexes and rows (sqlite-group-entity) {:.0} req/s = {:.2} × \
+             sqlite-group (the layout's cost){bare}; enrollgraph {:.0} = {:.2} × sqlite-group-entity (its own work)",
+            def.id,
             layout.rps,
             layout.rps / group.rps,
             eg.rps,
             eg.rps / layout.rps
         ));
-        if let Some(bare) = w1("sqlite-group-entity-bare") {
-            report.notes.push(format!(
-                "W1 c=32: the same layout without the target/groupId index W5 uses (sqlite-group-entity-bare) {:.0} \
-                 req/s = {:.2} × sqlite-group",
-                bare.rps,
-                bare.rps / group.rps
-            ));
-        }
-        // What a create costs each: server CPU and bytes sent to storage (WAL frames and
-        // checkpoints), per request.
-        let per_create = |m: &Measured| {
+        // What a request costs each: server CPU and bytes sent to storage (WAL frames and
+        // checkpoints).
+        let per_request = |m: &Measured| {
             let cpu_us = m.server_cpu / m.rps.max(1e-9) * 1e6;
             let kib = m.server_written / m.rps.max(1e-9) / 1024.0;
             format!("{} {cpu_us:.0} µs CPU, {kib:.1} KiB written", m.server)
         };
         let servers = ["sqlite-group", "sqlite-group-entity-bare", "sqlite-group-entity", "enrollgraph"];
-        let costs: Vec<String> = servers.iter().filter_map(|s| w1(s)).map(per_create).collect();
-        report.notes.push(format!("W1 c=32 per create: {}", costs.join("; ")));
+        let costs: Vec<String> = servers.iter().filter_map(|s| run(s)).map(per_request).collect();
+        report.notes.push(format!("{} per request: {}", def.id, costs.join("; ")));
     }
     let sqlite_w4 = report.runs.iter().find(|m| m.server == "enrollgraph" && m.id == W4.id).map(|m| m.rps);
 
