@@ -310,35 +310,19 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         }
     }
 
+    // The workloads with creates at c=32 also run on enrollgraph's layout, with and without
+    // the `target/groupId` index (issue 17: what the layout costs, measured every run).
+    const WRITE_SERVERS: &[&str] =
+        &["hello", "sqlite-durable", "sqlite-group", "sqlite-group-entity-bare", "sqlite-group-entity", "enrollgraph"];
     // Every server runs at once (idle ones cost nothing), so each workload runs on its
     // ceilings and on enrollgraph back to back: a ratio compares runs seconds apart, under
     // the same background load.
     let schedule: [(Def, &[&str]); 6] = [
         (W1C1, &["sqlite-durable", "sqlite-group", "enrollgraph"]),
-        (
-            W1C32,
-            &[
-                "hello",
-                "sqlite-durable",
-                "sqlite-group",
-                "sqlite-group-entity-bare",
-                "sqlite-group-entity",
-                "enrollgraph",
-            ],
-        ),
+        (W1C32, WRITE_SERVERS),
         (W2, &["hello", "sqlite-group", "enrollgraph", TOKEN, METRICS, REQUEST_LOGS]),
         (W3, &["hello", "sqlite-group", "enrollgraph"]),
-        (
-            W4,
-            &[
-                "hello",
-                "sqlite-durable",
-                "sqlite-group",
-                "sqlite-group-entity-bare",
-                "sqlite-group-entity",
-                "enrollgraph",
-            ],
-        ),
+        (W4, WRITE_SERVERS),
         (W6, &["enrollgraph"]),
     ];
     // `--against`: the other build runs wherever enrollgraph does (not W6, which rewrites
