@@ -424,7 +424,11 @@ fn bench(cli: &Cli) -> Result<bool, String> {
                 _ => &["--auth", "off"],
             };
             let log = scratch.0.join(format!("paired-{name}.log"));
-            let server = Server::start(&enrollgraph, &eg_args(extra), pinning, &log)?;
+            let binary = match (name, &cli.against) {
+                (AGAINST, Some(other)) => other,
+                _ => &enrollgraph,
+            };
+            let server = Server::start(binary, &eg_args(extra), pinning, &log)?;
             let token = if name == TOKEN {
                 Some(runtime.block_on(workloads::fetch_token(server.addr, seed::TENANT))?)
             } else {
@@ -435,6 +439,15 @@ fn bench(cli: &Cli) -> Result<bool, String> {
         for variant in [METRICS, TOKEN, AGAIN] {
             let cpu_ratios = run_side_by_side(&runtime, &start, ["enrollgraph", variant], W2, &plan, &seeded)?;
             report.paired.push(Paired { variant, base: "enrollgraph", workload: W2.id, cpu_ratios });
+        }
+        // `--against` side by side too, for the reads: interleaved slices of one binary
+        // against itself read 0.86–1.06 × on the eleventh round's machine, where side by
+        // side they read within ±1.5 %; a change of a few per cent is only seen this way.
+        if cli.against.is_some() {
+            for def in [W2, W3] {
+                let cpu_ratios = run_side_by_side(&runtime, &start, ["enrollgraph", AGAINST], def, &plan, &seeded)?;
+                report.paired.push(Paired { variant: AGAINST, base: "enrollgraph", workload: def.id, cpu_ratios });
+            }
         }
     }
     drop(servers);

@@ -330,6 +330,7 @@ impl Report {
                     format!("token validation: {} with a bearer token", p.workload),
                     format!(" (target ≥ -{token_cost:.0} %)"),
                 ),
+                AGAINST => ("A/B", format!("{} on {AGAINST} (the --against build)", p.workload), String::new()),
                 _ => ("INFO", format!("A/A control: {} on a second plain enrollgraph", p.workload), String::new()),
             };
             lines.push((
@@ -535,7 +536,12 @@ impl Report {
             let (Some(e), Some(c)) = (self.find("enrollgraph", id), self.find(ceiling, id)) else {
                 continue;
             };
-            for m in [c, e] {
+            // With `--against`, the other build's row and an A/A line: two processes of
+            // one kind in the same run, whose difference is the tail's noise on this
+            // machine (eleventh round: the same binary read a shape factor of 0.88–1.13
+            // against itself in 2 s slices).
+            let against = self.find("eg-against", id);
+            for m in [Some(c), Some(e), against].into_iter().flatten() {
                 let t = &m.tail;
                 let _ = writeln!(
                     out,
@@ -566,6 +572,18 @@ impl Report {
                 e.tail.shape / c.tail.shape,
                 e.tail.p99_outside_ms / c.tail.p99_outside_ms
             );
+            if let Some(a) = against {
+                let _ = writeln!(
+                    out,
+                    "  {:<8} eg-against × enrollgraph: p99 x {:.2} = mean x {:.2} · shape x {:.2}; outside slow spells p99 x {:.2} \
+                     (the same code when --against is this build: noise)",
+                    id,
+                    a.p99 / e.p99,
+                    a.tail.mean_ms / e.tail.mean_ms,
+                    a.tail.shape / e.tail.shape,
+                    a.tail.p99_outside_ms / e.tail.p99_outside_ms
+                );
+            }
         }
     }
 }

@@ -442,23 +442,22 @@ pub(crate) async fn answer(
     if !limits.trusts(peer.ip()) {
         strip_forwarded(&mut parts.headers);
     }
-    let has_body = !http_body::Body::is_end_stream(&body);
-    let ended = Arc::new(AtomicBool::new(!has_body));
-    let body = if has_body {
-        Body::new(Deadline {
+    // A request without a body (every GET) has nothing to watch: no flag is allocated.
+    let ended = (!http_body::Body::is_end_stream(&body)).then(|| Arc::new(AtomicBool::new(false)));
+    let body = match &ended {
+        Some(ended) => Body::new(Deadline {
             inner: Body::new(body),
             sleep: Box::pin(tokio::time::sleep(limits.body_read)),
             ended: ended.clone(),
             failed: false,
-        })
-    } else {
-        Body::new(body)
+        }),
+        None => Body::new(body),
     };
     let http1 = parts.version <= Version::HTTP_11;
     let mut req = Request::from_parts(parts, body);
     let observation = observer.map(|o| o.begin(&mut req));
     let Ok(mut resp) = tower::ServiceExt::oneshot(router, req).await;
-    if http1 && !ended.load(Ordering::Relaxed) {
+    if http1 && ended.is_some_and(|ended| !ended.load(Ordering::Relaxed)) {
         resp.headers_mut().insert(header::CONNECTION, CLOSE.clone());
         activity.linger.store(true, Ordering::Relaxed);
     }
