@@ -538,8 +538,8 @@ impl Report {
             };
             // With `--against`, the other build's row and an A/A line: two processes of
             // one kind in the same run, whose difference is the tail's noise on this
-            // machine (eleventh round: the same binary read a shape factor of 0.88–1.13
-            // against itself in 2 s slices).
+            // machine (twelfth round: the same binary read a shape factor of 0.88–1.88
+            // against itself on the eleventh round's machine).
             let against = self.find("eg-against", id);
             for m in [Some(c), Some(e), against].into_iter().flatten() {
                 let t = &m.tail;

@@ -265,7 +265,7 @@ async fn serve_graph(state: &AppState, req: Request, base: &str) -> Result<Respo
         let app = principal.as_ref().map(|p| p.app_id.as_str());
         // Boxed: `$batch` is rare, and its future (2.3 KB) inline made every request's
         // future 1 KB larger, copied each time it is moved and boxed (`-Zprint-type-sizes`:
-        // `serve_graph` 3,056 → ~2,040 bytes; callgrind, eleventh round: ~1 k instructions of
+        // `serve_graph` 3,056 → 2,040 bytes; callgrind, twelfth round: ~1 k instructions of
         // `memcpy` per point read went to moving these futures).
         let out = Box::pin(batch::run(state, version, (&tenant, app), base, body.as_ref(), &check, &ids)).await?;
         return Ok((StatusCode::OK, json_body(&out)).into_response());
