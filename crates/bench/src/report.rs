@@ -330,7 +330,7 @@ impl Report {
                     format!("token validation: {} with a bearer token", p.workload),
                     format!(" (target ≥ -{token_cost:.0} %)"),
                 ),
-                AGAINST => ("A/B", format!("{} on {AGAINST} (the --against build)", p.workload), String::new()),
+                "enrollgraph" => ("A/B", format!("{} on this build", p.workload), String::new()),
                 _ => ("INFO", format!("A/A control: {} on a second plain enrollgraph", p.workload), String::new()),
             };
             lines.push((
@@ -540,7 +540,7 @@ impl Report {
             // one kind in the same run, whose difference is the tail's noise on this
             // machine (twelfth round: the same binary read a shape factor of 0.88–1.88
             // against itself on the eleventh round's machine).
-            let against = self.find("eg-against", id);
+            let against = self.find(AGAINST, id);
             for m in [Some(c), Some(e), against].into_iter().flatten() {
                 let t = &m.tail;
                 let _ = writeln!(

@@ -266,7 +266,7 @@ async fn serve_graph(state: &AppState, req: Request, base: &str) -> Result<Respo
         // Boxed: `$batch` is rare, and its future (2.3 KB) inline made every request's
         // future 1 KB larger, copied each time it is moved and boxed (`-Zprint-type-sizes`:
         // `serve_graph` 3,056 → 2,040 bytes; callgrind, twelfth round: ~1 k instructions of
-        // `memcpy` per point read went to moving these futures).
+        // `memcpy` per point read moved these futures, ~0.3 k fewer with both boxed).
         let out = Box::pin(batch::run(state, version, (&tenant, app), base, body.as_ref(), &check, &ids)).await?;
         return Ok((StatusCode::OK, json_body(&out)).into_response());
     }
