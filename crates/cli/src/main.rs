@@ -569,6 +569,34 @@ async fn load_keys(service: &Service, file: Option<&Path>) -> Result<KeySet, Str
     KeySet::from_json(&json).map_err(|e| format!("the signing keys are unusable: {e}"))
 }
 
+/// The persisted key set, or `file`'s (stored when the database has none); `None` when the
+/// database has none and no file is given: [`make_first_keys`] makes it.
+async fn stored_keys(service: &Service, file: Option<&Path>) -> Result<Option<KeySet>, String> {
+    if file.is_some() {
+        return load_keys(service, file).await.map(Some);
+    }
+    match service.keys().map_err(|e| format!("cannot read the signing keys: {e}"))? {
+        Some(json) => KeySet::from_json(&json).map(Some).map_err(|e| format!("the signing keys are unusable: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// A new data dir's first signing key: the RSA prime search (0.2–0.9 s) runs on the
+/// blocking pool, outside the write transaction (the writer thread stays free for Graph's
+/// writes meanwhile), and is then stored unless another process (a replica, the CLI)
+/// stored one first: the stored set is the one returned, so every process signs with it.
+async fn make_first_keys(service: Service) -> Result<KeySet, String> {
+    let made = tokio::task::spawn_blocking(KeySet::generate)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|k| k.map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot make a signing key: {e}"))?;
+    let json = made.to_json();
+    let stored =
+        service.load_or_create_keys(move || json).await.map_err(|e| format!("cannot store the signing keys: {e}"))?;
+    KeySet::from_json(&stored).map_err(|e| format!("the signing keys are unusable: {e}"))
+}
+
 async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut args: ServeArgs) -> Result<(), String> {
     args.tenant = enrollgraph_service::canonical_tenant_id(&args.tenant).map_err(|e| format!("--tenant: {e}"))?;
     if args.auth == AuthMode::Off && !args.address.is_loopback() {
@@ -580,7 +608,10 @@ async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut arg
         max_answer_bytes: args.max_answer_bytes,
     });
     service.provision_tenant(&args.tenant).await.map_err(|e| e.to_string())?;
-    let keys = load_keys(&service, args.signing_keys_file.as_deref()).await?;
+    let keys = stored_keys(&service, args.signing_keys_file.as_deref()).await?;
+    // None yet (a new data dir): made off the async workers while the server starts and
+    // answers; only the token endpoint and the JWKS wait for it (`Identity::pending`).
+    let first_keys = keys.is_none().then(|| tokio::spawn(make_first_keys(service.clone())));
     let loopback = args.address.is_loopback();
     let dev_secret = devapp::ensure(&service, &args.tenant, DEV_CLIENT_ID, DEV_CLIENT_SECRET, loopback).await?;
     let (controls, admin_banner) = admin::controls(&service, args.admin, args.address.is_loopback()).await?;
@@ -599,15 +630,20 @@ async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut arg
         service,
         default_tenant: args.tenant.clone().into(),
         public_url: args.public_url.map(Into::into),
-        identity: Arc::new(if loopback {
-            Identity::new(&keys)
-        } else {
-            Identity::new(&keys).refusing_secret(DEV_CLIENT_SECRET)
+        identity: Arc::new({
+            let identity = keys.as_ref().map_or_else(Identity::pending, Identity::new);
+            if loopback { identity } else { identity.refusing_secret(DEV_CLIENT_SECRET) }
         }),
         auth_required: args.auth == AuthMode::On,
         scheme,
         controls: Arc::new(controls),
     };
+    if let Some(making) = first_keys {
+        let identity = state.identity.clone();
+        tokio::spawn(async move {
+            identity.keys_made(making.await.unwrap_or_else(|e| Err(format!("cannot make a signing key: {e}"))));
+        });
+    }
     // The first line is machine-readable: tests and scripts wait for it.
     let mut banner = format!(
         "enrollgraph listening on {scheme}://{host}\n  tenant:        {}\n  client id:     {DEV_CLIENT_ID}\n  client secret: {dev_secret}\n  authority:     {scheme}://{host}   (token endpoint: {scheme}://{host}/{}/oauth2/v2.0/token)\n  auth:          {}\n  data:          {}",

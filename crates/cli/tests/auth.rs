@@ -1180,3 +1180,53 @@ fn auth_off_is_refused_unless_on_loopback() {
     assert!(stderr.contains("--auth off") && stderr.contains("loopback"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "it printed a listening banner");
 }
+
+// --- a new data dir's first key (thirteenth round of issue 17) ---------------------------
+
+/// The `kid` in a JWT's header.
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let v: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    v["kid"].as_str().unwrap().to_owned()
+}
+
+/// The `kid`s the JWKS publishes.
+fn published_kids(s: &Server) -> Vec<String> {
+    let r = s.raw().get(s.url(&format!("/{TENANT}/discovery/v2.0/keys"))).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    v["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_new_data_dir_answers_at_once_and_signs_only_with_the_key_it_stored() {
+    // The server answers before its RSA key is made (`Identity::pending`); the harness's
+    // first token request, sent right after the banner, waits for the key. The attack: a
+    // token signed by a key that is not the stored one (or by an empty set) would be
+    // refused after a restart, or the JWKS would not hold its kid.
+    let mut s = Server::start_making_keys(&[]);
+    let token = s.token.clone();
+    let kid = kid_of(&token);
+    assert_eq!(published_kids(&s), vec![kid.clone()], "the JWKS publishes the key that signed");
+    let ok = s.get(CFG);
+    assert_eq!(ok.status(), 200, "the token opens Graph: {}", ok.text().unwrap());
+    // Several token requests at once on a second new server: each waits, all get one key.
+    let t = Server::start_making_keys(&["--auth", "off"]);
+    assert_eq!(t.get("/health").status(), 200);
+    assert_eq!(t.get(CFG).status(), 200, "--auth off never waits for the key");
+    let kids: Vec<String> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| kid_of(&t.client_credentials_token(TENANT, DEV_CLIENT_ID, DEV_CLIENT_SECRET))))
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    assert!(kids.iter().all(|k| *k == kids[0]), "one key signs every token: {kids:?}");
+    assert_eq!(published_kids(&t), vec![kids[0].clone()]);
+    assert_ne!(kids[0], kid, "each data dir makes its own key");
+    // The key was stored: after a restart the same key is published and the first token
+    // still opens Graph (a key made but not stored would be replaced by a new one).
+    s.kill_and_restart();
+    assert_eq!(published_kids(&s), vec![kid]);
+    let again = s.raw().get(s.url(CFG)).bearer_auth(&token).send().unwrap();
+    assert_eq!(again.status(), 200, "the token of the first start after a restart");
+}

@@ -318,3 +318,34 @@ fn a_replica_killed_mid_load_loses_nothing_it_acknowledged() {
 fn victim_pid(s: &Server) -> String {
     s.pid().to_string()
 }
+
+#[test]
+fn replicas_making_their_first_key_at_once_agree_on_one() {
+    // Each replica of a new database makes an RSA key off its workers while it answers;
+    // the first stored wins and every replica signs with that one (`make_first_keys`). The
+    // attack: two replicas each signing with their own key would refuse each other's
+    // tokens, and their JWKS would differ.
+    let Some(cluster) = enrollgraph_testpg::cluster_or_skip("replicas_making_their_first_key_at_once_agree_on_one")
+    else {
+        return;
+    };
+    let db = cluster.create_database();
+    let servers: Vec<Server> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            (0..3).map(|_| scope.spawn(|| Server::start_making_keys_on(Some(db.clone()), &[]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let jwks: Vec<Value> = servers
+        .iter()
+        .map(|s| s.raw().get(s.url(&format!("/{TENANT}/discovery/v2.0/keys"))).send().unwrap().json().unwrap())
+        .collect();
+    assert_eq!(jwks[0]["keys"].as_array().map(Vec::len), Some(1), "{}", jwks[0]);
+    assert!(jwks.iter().all(|j| *j == jwks[0]), "the replicas publish different keys: {jwks:?}");
+    // Every replica's token (the harness asked each for one) opens every replica.
+    for (i, issuer) in servers.iter().enumerate() {
+        for (j, other) in servers.iter().enumerate() {
+            let r = other.raw().get(other.url(CFG)).bearer_auth(&issuer.token).send().unwrap();
+            assert_eq!(r.status(), 200, "replica {j} refused replica {i}'s token: {}", r.text().unwrap());
+        }
+    }
+}

@@ -51,6 +51,20 @@ pub struct Identity {
     /// Secrets the token endpoint refuses whatever app holds them (the well-known
     /// development secret off loopback: issue 18 item 5).
     refused_secrets: Vec<String>,
+    /// Whether the signing keys are here: a server on a new data dir answers at once and
+    /// makes its first key meanwhile ([`Identity::pending`]); signing and publishing wait.
+    keys_state: tokio::sync::watch::Sender<KeysState>,
+}
+
+/// Where the signing keys are (see [`Identity::pending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeysState {
+    /// Being made: the token endpoint and the JWKS wait.
+    Pending,
+    /// Installed.
+    Ready,
+    /// Making or storing them failed: the token endpoint answers `500` (the JWKS, empty).
+    Failed(String),
 }
 
 /// Now, in Unix seconds.
@@ -75,6 +89,55 @@ impl Identity {
             hashing: Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)),
             failed_sign_ins: FailedSignIns::default(),
             refused_secrets: Vec::new(),
+            keys_state: tokio::sync::watch::Sender::new(if keys.is_empty() {
+                KeysState::Pending
+            } else {
+                KeysState::Ready
+            }),
+        }
+    }
+
+    /// The identity of a server whose first signing key is still being made: it validates
+    /// nothing of its own yet (a token signed by another process's key is found by the
+    /// reload in [`Identity::validate`]), and the token endpoint and the JWKS wait for
+    /// [`Identity::keys_made`]. The RSA-2048 prime search takes 0.2–0.9 s, which a start on
+    /// a new data dir used to spend before it answered (docs/performance.md, thirteenth
+    /// round); a suite that starts a server per test and never asks for a token
+    /// (`--auth off`) now never waits for it.
+    #[must_use]
+    pub fn pending() -> Identity {
+        Identity::new(&KeySet::empty())
+    }
+
+    /// Installs the key set made (and stored) for a [`Identity::pending`] identity, or
+    /// records why there is none: the token endpoint then answers `500` in Entra's shape.
+    pub fn keys_made(&self, made: Result<KeySet, String>) {
+        match made {
+            Ok(keys) => {
+                self.validator.update_keys(&keys);
+                self.issuer.write().unwrap_or_else(std::sync::PoisonError::into_inner).set_keys(keys);
+                self.keys_state.send_replace(KeysState::Ready);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the signing keys could not be made: the token endpoint answers 500");
+                self.keys_state.send_replace(KeysState::Failed(e));
+            }
+        }
+    }
+
+    /// Waits until the signing keys are installed ([`Identity::pending`]).
+    ///
+    /// # Errors
+    /// Why they could not be made.
+    pub async fn keys_ready(&self) -> Result<(), String> {
+        if *self.keys_state.borrow() == KeysState::Ready {
+            return Ok(());
+        }
+        let mut state = self.keys_state.subscribe();
+        let settled = state.wait_for(|s| *s != KeysState::Pending).await.map_err(|e| e.to_string())?;
+        match &*settled {
+            KeysState::Failed(e) => Err(e.clone()),
+            KeysState::Ready | KeysState::Pending => Ok(()),
         }
     }
 
@@ -271,6 +334,9 @@ pub async fn openid_configuration(
 
 /// `GET /{tenant}/discovery/v2.0/keys`
 pub async fn keys(State(state): State<AppState>) -> Response {
+    // A new server's first key may still be being made (`Identity::pending`). If that
+    // failed, the set stays empty: `{"keys":[]}`, and the token endpoint says why.
+    let _ = state.identity.keys_ready().await;
     json(StatusCode::OK, &state.identity.issuer().jwks())
 }
 
@@ -367,7 +433,13 @@ pub async fn token(
                 let (state, tenant, headers, body) = (state.clone(), tenant.clone(), headers.clone(), body.clone());
                 move || issue(&state, &authority, &tenant, &headers, &body, peer)
             };
-            let issued = match off_workers(&state.identity.hashing, work).await.unwrap_or_else(|e| Err(internal(e))) {
+            // A new server's first key may still be being made (`Identity::pending`).
+            let ready = state.identity.keys_ready().await;
+            let signed = match ready {
+                Ok(()) => off_workers(&state.identity.hashing, work).await.unwrap_or_else(|e| Err(internal(e))),
+                Err(e) => Err(internal(e)),
+            };
+            let issued = match signed {
                 Ok((v, Some((tenant, assertion)))) => {
                     // Remembered in the database, so a replica that did not see the first
                     // use refuses the replay too.
@@ -687,7 +759,36 @@ mod tests {
 
     use tokio::sync::Semaphore;
 
-    use super::{off_workers, password_user};
+    use super::{Identity, off_workers, password_user};
+
+    #[test]
+    fn a_pending_identity_waits_for_its_keys_and_reports_a_failure() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            // Waiting until the keys come: nothing is signed or published before.
+            let identity = Arc::new(Identity::pending());
+            assert_eq!(identity.issuer().jwks()["keys"], serde_json::json!([]));
+            let waiting = {
+                let identity = Arc::clone(&identity);
+                tokio::spawn(async move { identity.keys_ready().await })
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!waiting.is_finished(), "keys_ready returned before any key was made");
+            let keys = enrollgraph_auth::KeySet::generate().expect("keys");
+            identity.keys_made(Ok(keys.clone()));
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("woken").expect("task"),
+                Ok(())
+            );
+            assert_eq!(identity.issuer().jwks(), keys.jwks(), "the installed set is published");
+            assert_eq!(identity.keys_ready().await, Ok(()));
+            // A failure is reported to every waiter, now and later (the token endpoint's 500).
+            let failed = Identity::pending();
+            failed.keys_made(Err("no entropy".into()));
+            assert_eq!(failed.keys_ready().await, Err("no entropy".into()));
+            assert_eq!(failed.issuer().jwks()["keys"], serde_json::json!([]));
+        });
+    }
 
     #[test]
     fn hashing_runs_off_the_async_workers_and_bounded() {

@@ -21,6 +21,8 @@ pub struct Server {
     /// The PostgreSQL database (URL) when the suite runs on PostgreSQL ([`test_database`]).
     pub database: Option<String>,
     extra: Vec<String>,
+    /// Without `--signing-keys-file`: the server makes its own key, as for a user.
+    own_keys: bool,
     client: reqwest::blocking::Client,
     /// A token of the development app (DeviceManagementServiceConfig.ReadWrite.All), sent by
     /// `client` on every request; empty when the server runs with `--auth off`.
@@ -74,12 +76,28 @@ impl Server {
     /// A server on `database` (a PostgreSQL URL; `None` = SQLite in its data dir): several
     /// servers on one database are replicas of one service.
     pub fn start_on(database: Option<String>, extra: &[&str]) -> Server {
+        Server::start_keys(database, extra, false)
+    }
+
+    /// A server without `--signing-keys-file`, on a new data dir: it answers before its
+    /// first signing key is made (`Identity::pending`), as a user's first start does.
+    pub fn start_making_keys(extra: &[&str]) -> Server {
+        Server::start_keys(test_database(), extra, true)
+    }
+
+    /// [`Server::start_making_keys`] on `database` (replicas making their first key at once).
+    pub fn start_making_keys_on(database: Option<String>, extra: &[&str]) -> Server {
+        Server::start_keys(database, extra, true)
+    }
+
+    fn start_keys(database: Option<String>, extra: &[&str], own_keys: bool) -> Server {
         let mut s = Server {
             child: None,
             base: String::new(),
             data_dir: temp_dir(),
             database,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            own_keys,
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             token: String::new(),
         };
@@ -91,8 +109,11 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_enrollgraph"))
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(&self.data_dir)
-            .arg("--signing-keys-file")
-            .arg(keys_file())
+            .args(if self.own_keys {
+                Vec::new()
+            } else {
+                vec![std::ffi::OsString::from("--signing-keys-file"), keys_file().into_os_string()]
+            })
             .args(&self.extra)
             .env_remove("ENROLLGRAPH_DATABASE")
             .envs(self.database.iter().map(|d| ("ENROLLGRAPH_DATABASE", d)))
