@@ -585,6 +585,8 @@ async fn stored_keys(service: &Service, file: Option<&Path>) -> Result<Option<Ke
 /// blocking pool, outside the write transaction (the writer thread stays free for Graph's
 /// writes meanwhile), and is then stored unless another process (a replica, the CLI)
 /// stored one first: the stored set is the one returned, so every process signs with it.
+/// A store that fails (a PostgreSQL server restarting) is tried again, from 1 s up to every
+/// 30 s: the server answers meanwhile, and token requests wait (bounded) for the key.
 async fn make_first_keys(service: Service) -> Result<KeySet, String> {
     let made = tokio::task::spawn_blocking(KeySet::generate)
         .await
@@ -592,8 +594,18 @@ async fn make_first_keys(service: Service) -> Result<KeySet, String> {
         .and_then(|k| k.map_err(|e| e.to_string()))
         .map_err(|e| format!("cannot make a signing key: {e}"))?;
     let json = made.to_json();
-    let stored =
-        service.load_or_create_keys(move || json).await.map_err(|e| format!("cannot store the signing keys: {e}"))?;
+    let mut pause = std::time::Duration::from_secs(1);
+    let stored = loop {
+        let offered = json.clone();
+        match service.load_or_create_keys(move || offered).await {
+            Ok(stored) => break stored,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_secs = pause.as_secs(), "cannot store the signing keys");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    };
     KeySet::from_json(&stored).map_err(|e| format!("the signing keys are unusable: {e}"))
 }
 

@@ -31,6 +31,11 @@ const INCARNATION_TTL: Duration = Duration::from_secs(1);
 /// (the 2 MB default of a body extractor let unauthenticated clients pin memory: issue 18).
 pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 
+/// How long a token request waits for a new server's first signing key
+/// ([`Identity::pending`]): the RSA search takes 0.2–0.9 s; longer means its store is out
+/// of reach, and the request is answered `500` (Entra's `server_error`) rather than held.
+const KEYS_WAIT: Duration = Duration::from_secs(30);
+
 /// Token lifetime, as Entra's default (about an hour).
 const TOKEN_LIFETIME: i64 = 3599;
 
@@ -134,7 +139,12 @@ impl Identity {
             return Ok(());
         }
         let mut state = self.keys_state.subscribe();
-        let settled = state.wait_for(|s| *s != KeysState::Pending).await.map_err(|e| e.to_string())?;
+        // Bounded: a database out of reach keeps the first key from being stored (its maker
+        // retries), and a token request must not hang on it.
+        let settled = tokio::time::timeout(KEYS_WAIT, state.wait_for(|s| *s != KeysState::Pending))
+            .await
+            .map_err(|_| format!("the signing keys were not ready within {} s", KEYS_WAIT.as_secs()))?
+            .map_err(|e| e.to_string())?;
         match &*settled {
             KeysState::Failed(e) => Err(e.clone()),
             KeysState::Ready | KeysState::Pending => Ok(()),
