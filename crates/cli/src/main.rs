@@ -566,7 +566,12 @@ async fn load_keys(service: &Service, file: Option<&Path>) -> Result<KeySet, Str
         })
         .await
         .map_err(|e| e.to_string())?;
-    KeySet::from_json(&json).map_err(|e| format!("the signing keys are unusable: {e}"))
+    parse_keys(&json)
+}
+
+/// A stored key set, read back.
+fn parse_keys(json: &str) -> Result<KeySet, String> {
+    KeySet::from_json(json).map_err(|e| format!("the signing keys are unusable: {e}"))
 }
 
 /// The persisted key set, or `file`'s (stored when the database has none); `None` when the
@@ -576,7 +581,7 @@ async fn stored_keys(service: &Service, file: Option<&Path>) -> Result<Option<Ke
         return load_keys(service, file).await.map(Some);
     }
     match service.keys().map_err(|e| format!("cannot read the signing keys: {e}"))? {
-        Some(json) => KeySet::from_json(&json).map(Some).map_err(|e| format!("the signing keys are unusable: {e}")),
+        Some(json) => parse_keys(&json).map(Some),
         None => Ok(None),
     }
 }
@@ -606,7 +611,7 @@ async fn make_first_keys(service: Service) -> Result<KeySet, String> {
             }
         }
     };
-    KeySet::from_json(&stored).map_err(|e| format!("the signing keys are unusable: {e}"))
+    parse_keys(&stored)
 }
 
 async fn serve(service: Service, store: Arc<dyn Store>, data_dir: &Path, mut args: ServeArgs) -> Result<(), String> {

@@ -119,8 +119,7 @@ impl Identity {
     pub fn keys_made(&self, made: Result<KeySet, String>) {
         match made {
             Ok(keys) => {
-                self.validator.update_keys(&keys);
-                self.issuer.write().unwrap_or_else(std::sync::PoisonError::into_inner).set_keys(keys);
+                self.install(keys);
                 self.keys_state.send_replace(KeysState::Ready);
             }
             Err(e) => {
@@ -128,6 +127,13 @@ impl Identity {
                 self.keys_state.send_replace(KeysState::Failed(e));
             }
         }
+    }
+
+    /// Verifies and signs with `keys` from now on (the first key made, or a reload after
+    /// another process rotated them).
+    fn install(&self, keys: KeySet) {
+        self.validator.update_keys(&keys);
+        self.issuer.write().unwrap_or_else(std::sync::PoisonError::into_inner).set_keys(keys);
     }
 
     /// Waits until the signing keys are installed ([`Identity::pending`]).
@@ -269,10 +275,7 @@ impl Identity {
                 if let Ok(Some(json)) = service.keys()
                     && let Ok(keys) = KeySet::from_json(&json)
                 {
-                    self.validator.update_keys(&keys);
-                    if let Ok(mut issuer) = self.issuer.write() {
-                        issuer.set_keys(keys);
-                    }
+                    self.install(keys);
                 }
                 self.validator.validate_shared(token, now())
             }
